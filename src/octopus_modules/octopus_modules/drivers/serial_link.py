@@ -1,0 +1,190 @@
+"""Shared request/reply line I/O over a serial port, with timeouts and reconnect.
+
+Both real serial back ends talk in strict request/reply pairs, so one small class
+owns the port: it opens it through pyserial (exactly as a USB/RS-232 port), sends a
+request, reads until the protocol's terminator or a deadline, and turns every
+transport failure into a ``DeviceError`` that names the device and the action.
+
+Reconnect policy: a lost port (unplugged adapter, instrument power-cycled,
+emulator restarted, fd closed) is noticed on the next I/O. A failure while
+*writing* means nothing reached the instrument, so the link reopens the port
+(bounded attempts) and sends again. A failure while *reading* is reported
+(the instrument may have acted on the request) and the port is reopened on the
+next request.
+"""
+
+from __future__ import annotations
+
+import termios
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+from octopus_modules.drivers.backend import DeviceError
+
+# What a vanished port raises: pyserial wraps most errors, but termios calls
+# (flush, reconfigure) on a hung-up tty raise termios.error directly.
+_PORT_ERRORS = (serial.SerialException, OSError, termios.error)
+
+
+class DeviceTimeout(DeviceError):
+    """The instrument did not answer within the reply timeout."""
+
+
+class DeviceDisconnected(DeviceError):
+    """The serial port is gone and could not be reopened."""
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """How to open the port; the defaults of each instrument live in its driver."""
+
+    port: str
+    baudrate: int = 9600
+    bytesize: int = serial.EIGHTBITS
+    parity: str = serial.PARITY_NONE
+    stopbits: float = serial.STOPBITS_ONE
+    timeout_s: float = 1.0
+    reconnect_attempts: int = 3
+    reconnect_delay_s: float = 0.2
+
+
+SerialFactory = Callable[..., serial.Serial]
+
+
+class SerialLink:
+    """One serial port used for request/reply exchanges; thread-safe."""
+
+    def __init__(
+        self,
+        device: str,
+        settings: SerialSettings,
+        serial_factory: SerialFactory = serial.Serial,
+    ) -> None:
+        self.device = device
+        self.settings = settings
+        self._serial_factory = serial_factory
+        self._port: serial.Serial | None = None
+        self._lock = threading.RLock()
+        self.opens = 0  # how many times the port was (re)opened: observable reconnects
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None and self._port.is_open
+
+    def open(self, action: str = "connect", retry: bool = True) -> None:
+        """Open the port if needed, retrying a bounded number of times."""
+        with self._lock:
+            if self.is_open:
+                return
+            attempts = max(1, self.settings.reconnect_attempts) if retry else 1
+            last_error: Exception | None = None
+            for attempt in range(attempts):
+                if attempt:
+                    time.sleep(self.settings.reconnect_delay_s)  # give a replug time to settle
+                try:
+                    self._port = self._serial_factory(
+                        self.settings.port,
+                        self.settings.baudrate,
+                        bytesize=self.settings.bytesize,
+                        parity=self.settings.parity,
+                        stopbits=self.settings.stopbits,
+                        timeout=self.settings.timeout_s,
+                        write_timeout=self.settings.timeout_s,
+                    )
+                    self.opens += 1
+                    return
+                except (*_PORT_ERRORS, ValueError) as exc:
+                    last_error = exc
+            raise DeviceDisconnected(
+                self.device,
+                action,
+                f"cannot open serial port {self.settings.port} after {attempts} attempt(s): "
+                f"{last_error}",
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            port, self._port = self._port, None
+            if port is not None:
+                try:
+                    port.close()
+                except _PORT_ERRORS:
+                    pass  # already dead; closing is best effort
+
+    def exchange(
+        self,
+        request: bytes,
+        terminator: bytes,
+        action: str,
+        timeout_s: float | None = None,
+    ) -> bytes:
+        """Send ``request`` and return the reply up to and including ``terminator``."""
+        with self._lock:
+            self._write_with_reconnect(request, action)
+            return self._read_reply(request, terminator, action, timeout_s)
+
+    def send(self, request: bytes, action: str, retry: bool = True) -> None:
+        """Send a request that the instrument does not answer.
+
+        ``retry=False`` makes a single attempt (no reopen delays): for safe_state,
+        which must return quickly even when the port is gone.
+        """
+        with self._lock:
+            self._write_with_reconnect(request, action, retry)
+
+    def _write_with_reconnect(self, request: bytes, action: str, retry: bool = True) -> None:
+        attempts = max(1, self.settings.reconnect_attempts) if retry else 1
+        last_error: Exception | None = None
+        for _ in range(attempts):
+            self.open(action, retry)
+            port = self._port
+            assert port is not None
+            try:
+                port.reset_input_buffer()  # drop late replies of an earlier, timed-out request
+                port.write(request)
+                port.flush()
+                return
+            except _PORT_ERRORS as exc:
+                last_error = exc
+                self.close()  # nothing was delivered: safe to reopen and send again
+        raise DeviceDisconnected(
+            self.device,
+            action,
+            f"serial port {self.settings.port} lost while sending {_show(request)}: {last_error}",
+        )
+
+    def _read_reply(
+        self, request: bytes, terminator: bytes, action: str, timeout_s: float | None
+    ) -> bytes:
+        port = self._port
+        assert port is not None
+        wait_s = self.settings.timeout_s if timeout_s is None else timeout_s
+        try:
+            if port.timeout != wait_s:  # setting it reconfigures the port: only when it changes
+                port.timeout = wait_s
+            reply = port.read_until(terminator)
+        except _PORT_ERRORS as exc:
+            self.close()  # the next request reopens the port
+            raise DeviceDisconnected(
+                self.device,
+                action,
+                f"serial port {self.settings.port} lost while waiting for the reply to "
+                f"{_show(request)}: {exc}",
+            ) from exc
+        if not reply.endswith(terminator):
+            partial = f" (partial reply {_show(reply)})" if reply else ""
+            raise DeviceTimeout(
+                self.device,
+                action,
+                f"no reply to {_show(request)} within {wait_s:g} s on {self.settings.port}"
+                f"{partial}",
+            )
+        return reply
+
+
+def _show(data: bytes) -> str:
+    """Printable form of wire bytes for error messages (control characters escaped)."""
+    return repr(data.decode("ascii", errors="backslashreplace"))

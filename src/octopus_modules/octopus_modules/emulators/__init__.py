@@ -1,0 +1,1 @@
+"""Serial instrument emulators on pseudo-terminals: test doubles for real hardware."""
