@@ -31,11 +31,29 @@ class DeviceCancelled(DeviceError):
         super().__init__(device, action, "cancelled")
 
 
+class DeviceDisconnected(DeviceError):
+    """The connection to the device is lost; the runtime calls ``connect()`` before reuse.
+
+    Added after the first version of this contract (backwards compatible): back ends
+    may raise it, or a subclass; the runtime also recognises any exception class
+    named ``DeviceDisconnected`` in the MRO (e.g. the serial link's own).
+    """
+
+    def __init__(self, device: str, action: str, reason: str = "connection lost") -> None:
+        super().__init__(device, action, reason)
+
+
 class DeviceBackend(ABC):
     """One device. Implementations must be safe to call from one thread at a time."""
 
     #: kind of device: "robot_arm", "pump", "stirrer", "spectrometer", "actuator", ...
+    #: (the catalogue of kinds and their actions is ``drivers/kinds.py``)
     kind: str = "generic"
+
+    #: True if the back end wants the runtime to pass the description's expected
+    #: duration of the action as ``params["expected_duration_s"]`` (simulated back
+    #: ends do; real ones need not). Added later; default False keeps old back ends as they were.
+    uses_expected_duration: bool = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -58,8 +76,8 @@ class DeviceBackend(ABC):
     def safe_state(self) -> None:
         """Stop motion, heating, flow; must not raise and must return quickly."""
 
-    def connect(self) -> None:  # noqa: B027 - optional hook
+    def connect(self) -> None:  # noqa: B027 (optional hook)
         """Open the connection (serial port, ...); idempotent."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the connection; idempotent."""

@@ -1,0 +1,1 @@
+"""Simulated chemistry: what is in each sample, and the spectra it gives."""
