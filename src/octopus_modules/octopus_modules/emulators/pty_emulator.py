@@ -122,6 +122,7 @@ class PtyEmulator(ABC):
 
     # ---- protocol hooks ------------------------------------------------
 
+    @abstractmethod
     def on_power_up(self) -> None:
         """Reset the instrument state as after switching it on."""
 
