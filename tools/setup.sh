@@ -70,6 +70,10 @@ envfile="$root/env.sh"
     echo "export AMENT_PREFIX_PATH=\"$venv\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}\""
     echo "export CMAKE_PREFIX_PATH=\"$venv\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}\""
   fi
+  if [ "$mode" = system ]; then
+    distro_setup=$(dirname "$(command -v ros2 || echo /opt/ros/$ROS_DISTRO/bin/ros2)")/../setup.bash
+    echo "if [ -f \"$distro_setup\" ]; then . \"$distro_setup\"; fi"
+  fi
   echo "export COLCON_DEFAULTS_FILE=\"$defaults\""
   echo "if [ -f \"$root/install/local_setup.bash\" ]; then . \"$root/install/local_setup.bash\"; fi"
   echo "# Discovery stays on this machine unless the user chose a range (a multi-PC lab sets SUBNET)."
