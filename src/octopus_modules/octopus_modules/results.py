@@ -1,0 +1,48 @@
+"""What a task execution reports: feedback while it runs, a result when it ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ActionTiming:
+    """One device action as it ran (wall-clock times, seconds since the epoch)."""
+
+    device: str
+    action: str
+    start: float
+    end: float
+    step: str = ""
+    sample: str = ""
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class TaskFeedback:
+    goal_id: str
+    task: str
+    #: action_started | action_finished | standby_started | standby_finished | waiting_for_devices
+    event: str
+    step_index: int
+    step: str
+    sample: str = ""
+    device: str = ""
+    action: str = ""
+    #: share of the expected duration done so far, 0..1
+    progress: float = 0.0
+
+
+@dataclass
+class TaskResult:
+    goal_id: str
+    task: str
+    success: bool
+    #: "<Device>.<action>" (per batch) or "<sample>/<Device>.<action>" (per sample) -> data
+    measured_data: dict[str, Any] = field(default_factory=dict)
+    timings: list[ActionTiming] = field(default_factory=list)
+    #: empty on success; otherwise names the step, device and action
+    error: str = ""
+    #: "succeeded", "failed", "cancelled", "aborted" (emergency stop)
+    outcome: str = "succeeded"
