@@ -18,11 +18,13 @@ from __future__ import annotations
 import termios
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import serial
-from octopus_modules.drivers.backend import DeviceError
+
+from octopus_modules.drivers.backend import DeviceCancelled, DeviceError
 
 # What a vanished port raises: pyserial wraps most errors, but termios calls
 # (flush, reconfigure) on a hung-up tty raise termios.error directly.
@@ -35,6 +37,25 @@ class DeviceTimeout(DeviceError):
 
 class DeviceDisconnected(DeviceError):
     """The serial port is gone and could not be reopened."""
+
+
+@contextmanager
+def as_action(device: str, action: str) -> Iterator[None]:
+    """Re-label DeviceErrors raised by inner steps with the task-level action.
+
+    ``stir`` runs set_speed, start_stirring, ...: the runtime (and the user) must see
+    ``hotplate1.stir: set_speed: ...``, not only the inner step. The error type is kept.
+    """
+    try:
+        yield
+    except DeviceCancelled:
+        raise DeviceCancelled(device, action) from None
+    except DeviceError as exc:
+        if exc.action == action:
+            raise
+        relabelled = type(exc).__new__(type(exc))
+        DeviceError.__init__(relabelled, device, action, f"{exc.action}: {exc.reason}")
+        raise relabelled from exc
 
 
 @dataclass(frozen=True)
@@ -120,10 +141,11 @@ class SerialLink:
         terminator: bytes,
         action: str,
         timeout_s: float | None = None,
+        retry: bool = True,
     ) -> bytes:
         """Send ``request`` and return the reply up to and including ``terminator``."""
         with self._lock:
-            self._write_with_reconnect(request, action)
+            self._write_with_reconnect(request, action, retry)
             return self._read_reply(request, terminator, action, timeout_s)
 
     def send(self, request: bytes, action: str, retry: bool = True) -> None:

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import serial
+
 from octopus_modules.drivers.backend import DeviceBackend, DeviceCancelled, DeviceError
-from octopus_modules.drivers.serial_link import SerialLink, SerialSettings
+from octopus_modules.drivers.serial_link import SerialLink, SerialSettings, as_action
 from octopus_modules.drivers.serial_params import (
     check_duration,
     check_range,
@@ -103,6 +104,12 @@ class NamurStirrer(DeviceBackend):
         self.link.close()
 
     def execute(
+        self, action: str, params: Mapping[str, Any], cancel: threading.Event
+    ) -> dict[str, Any]:
+        with as_action(self.name, action):
+            return self._execute(action, params, cancel)
+
+    def _execute(
         self, action: str, params: Mapping[str, Any], cancel: threading.Event
     ) -> dict[str, Any]:
         if action == "stir":

@@ -20,7 +20,7 @@ from typing import Any
 import serial
 
 from octopus_modules.drivers.backend import DeviceBackend, DeviceCancelled, DeviceError
-from octopus_modules.drivers.serial_link import SerialLink, SerialSettings
+from octopus_modules.drivers.serial_link import SerialLink, SerialSettings, as_action
 from octopus_modules.drivers.serial_ne1000_protocol import (
     ALARMS,
     ERRORS,
@@ -39,6 +39,7 @@ from octopus_modules.drivers.serial_ne1000_protocol import (
 from octopus_modules.drivers.serial_params import check_range, number_param, optional_number_param
 
 _log = logging.getLogger(__name__)
+SAFE_STATE_TIMEOUT_S = 0.5
 _DISPENSED = re.compile(r"^I(?P<infused>[0-9.]+)W(?P<withdrawn>[0-9.]+)(?P<units>UL|ML)$")
 
 
@@ -107,6 +108,12 @@ class Ne1000Pump(DeviceBackend):
     def execute(
         self, action: str, params: Mapping[str, Any], cancel: threading.Event
     ) -> dict[str, Any]:
+        with as_action(self.name, action):
+            return self._execute(action, params, cancel)
+
+    def _execute(
+        self, action: str, params: Mapping[str, Any], cancel: threading.Event
+    ) -> dict[str, Any]:
         if action in ("dispense", "withdraw"):
             volume = number_param(self, action, params, "volume_ul")
             rate = number_param(self, action, params, "rate_ul_s")
@@ -125,12 +132,20 @@ class Ne1000Pump(DeviceBackend):
         )
 
     def safe_state(self) -> None:
-        """Stop the plunger: STP twice (pause, then stop); one attempt, never raises."""
+        """Stop the plunger: STP until the pump says stopped (the first STP only pauses).
+
+        One attempt per request and a short reply timeout, so it returns quickly even
+        with the port gone; never raises.
+        """
+        request = encode_request(self.address, "STP")
+        timeout_s = min(self.settings.timeout_s, SAFE_STATE_TIMEOUT_S)
         for _ in range(2):
             try:
-                self.link.send(encode_request(self.address, "STP"), "safe_state", retry=False)
+                frame = self.link.exchange(request, ETX, "safe_state", timeout_s, retry=False)
+                if decode_reply(frame).prompt == "S":
+                    return
             except Exception as exc:  # noqa: BLE001 - safe_state must never raise
-                _log.warning("%s: safe_state could not send STP: %s", self.name, exc)
+                _log.warning("%s: safe_state could not stop the pump: %s", self.name, exc)
                 return
 
     # ---- typed front end ------------------------------------------------
