@@ -1,0 +1,659 @@
+"""The event-driven, deterministic scheduler core.
+
+``SchedulerCore.handle(events)`` is the only mutating entry point: it applies stamped events,
+runs one dispatch round and returns decisions. Hard rules live here and no policy can break them:
+atomic all-or-nothing device acquisition, slot capacities, step precedence, and deadlock
+avoidance for slots (a banker's check: a chunk enters a module only if every admitted chunk can
+still finish afterwards). Policies only order candidates, veto them or size chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import decisions as dc
+from . import events as ev
+from .jobscript import JobSpec
+from .lab import Lab
+from .policies import make_policy
+from .policies.base import Admission
+from .proposer import Proposer
+from .runtime import (
+    ABORTED,
+    DONE,
+    PENDING,
+    READY,
+    RUNNING,
+    ChunkRun,
+    GroupRun,
+    JobRun,
+    Sample,
+    StepRun,
+    build_chunk,
+)
+
+SlotKey = tuple[str, str]
+LEARN_RATE = 0.3
+
+
+@dataclass(frozen=True)
+class EventRejected(dc.Decision):
+    """An event was invalid (unknown step, job already ended...) and was ignored, not logged."""
+
+    event_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class JobView:
+    job_id: str
+    name: str
+    owner: str
+    priority: int
+    state: str
+    submit_time: float
+    start_time: float | None
+    end_time: float | None
+    cycle: int
+    cycles: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepView:
+    step_id: str
+    job_id: str
+    module: str
+    task: str
+    step: str
+    kind: str
+    devices: tuple[str, ...]
+    samples: tuple[str, ...]
+    state: str
+    start: float | None
+    end: float | None
+    expected_s: float
+
+
+class SchedulerCore:
+    """One lab, one policy, a clock; decisions come only out of events."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        policy: str = "planner",
+        *,
+        clock: Callable[[], float] = time.time,
+        policy_options: Mapping[str, Any] | None = None,
+        proposer: Proposer | None = None,
+    ) -> None:
+        self.lab = lab
+        self.policy_name = policy
+        self.policy_options = dict(policy_options or {})
+        self.policy = make_policy(policy, self.policy_options)
+        self.clock = clock
+        self.proposer = proposer
+        self.now: float = float("-inf")
+        self.event_log: list[ev.Event] = []
+        self._jobs: dict[str, JobRun] = {}
+        self._steps: dict[str, StepRun] = {}
+        self._ready: dict[str, StepRun] = {}
+        self._running: dict[str, StepRun] = {}
+        self._holder: dict[str, StepRun | None] = dict.fromkeys(lab.device_module)
+        self._cap: dict[SlotKey, int] = {
+            (m.name, s.name): s.capacity for m in lab.modules.values() for s in m.slots.values()
+        }
+        self._used: dict[SlotKey, int] = dict.fromkeys(self._cap, 0)
+        self._down: set[str] = set()
+        self._stock: dict[SlotKey, int] = {
+            (m.name, c.name): c.stock for m in lab.modules.values() for c in m.consumables.values()
+        }
+        self._chunks: list[ChunkRun] = []  # admitted chunks that still hold or need slots
+        self._groups: list[GroupRun] = []  # groups with samples not yet admitted
+        self._ratio: dict[tuple[str, str, str], float] = {}
+        self._seq = 0
+        self._out: list[dc.Decision] = []
+        self.logging = True
+
+    # ------------------------------------------------------------------ public API
+    @classmethod
+    def replay(
+        cls,
+        lab: Lab,
+        policy: str,
+        events: Iterable[ev.Event],
+        *,
+        clock: Callable[[], float] = time.time,
+        policy_options: Mapping[str, Any] | None = None,
+        proposer: Proposer | None = None,
+    ) -> SchedulerCore:
+        """Rebuild a core from its persisted, stamped events (decisions are discarded)."""
+        core = cls(lab, policy, clock=clock, policy_options=policy_options, proposer=proposer)
+        for event in events:
+            if event.time is None:
+                raise ValueError("replay needs stamped events (time set)")
+            core.handle(event)
+        return core
+
+    def handle(self, events: ev.Event | Sequence[ev.Event]) -> list[dc.Decision]:
+        """Apply one event (or several simultaneous ones), dispatch, return the decisions."""
+        batch = [events] if isinstance(events, ev.Event) else list(events)
+        self._out = []
+        for event in batch:
+            t = event.time if event.time is not None else float(self.clock())
+            t = max(t, self.now)
+            event = dataclasses.replace(event, time=t)
+            self.now = t
+            reason = self._validate(event)
+            if reason:
+                self._out.append(EventRejected(t, type(event).__name__, reason))
+                continue
+            if self.logging:
+                self.event_log.append(event)
+            self._apply(event)
+        self._dispatch()
+        out, self._out = self._out, []
+        return out
+
+    def jobs(self) -> list[JobView]:
+        return [self._job_view(j) for j in self._jobs.values()]
+
+    def job(self, job_id: str) -> JobView:
+        return self._job_view(self._jobs[job_id])
+
+    def step(self, step_id: str) -> StepView:
+        return _step_view(self._steps[step_id])
+
+    def running_steps(self) -> list[StepView]:
+        return [_step_view(s) for s in self._running.values()]
+
+    def devices(self) -> dict[str, str | None]:
+        return {d: (s.id if s else None) for d, s in self._holder.items()}
+
+    def slots(self) -> dict[SlotKey, tuple[int, int]]:
+        return {k: (self._used[k], self._cap[k]) for k in self._cap}
+
+    def stock(self) -> dict[SlotKey, int]:
+        return dict(self._stock)
+
+    def plan(self, horizon_s: float | None = None) -> list[Any]:
+        from .projection import project
+
+        return project(self, horizon_s)
+
+    # ------------------------------------------------------------------ internals used by policies
+    def all_jobs(self) -> list[JobRun]:
+        return list(self._jobs.values())
+
+    def ready_steps(self) -> list[StepRun]:
+        return list(self._ready.values())
+
+    def running(self) -> list[StepRun]:
+        return list(self._running.values())
+
+    def pending_groups(self) -> list[GroupRun]:
+        return list(self._groups)
+
+    def holder(self, device: str) -> StepRun | None:
+        return self._holder[device]
+
+    def free_slots(self, keys: Iterable[SlotKey]) -> int | None:
+        frees = [self._cap[k] - self._used[k] for k in keys]
+        return min(frees) if frees else None
+
+    def entry_keys(self, job: JobRun) -> list[SlotKey]:
+        module = job.spec.route[0].module
+        return [(module, s) for s in self.lab.modules[module].sample_slots]
+
+    def estimate(self, module: str, task: str, step: str, seconds: float) -> float:
+        return seconds * self._ratio.get((module, task, step), 1.0)
+
+    # ------------------------------------------------------------------ events
+    def _validate(self, e: ev.Event) -> str:
+        if isinstance(e, ev.JobSubmitted):
+            return f"job '{e.job_id}' already exists" if e.job_id in self._jobs else ""
+        if isinstance(e, ev.StepStarted | ev.StepFinished | ev.StepFailed):
+            step = self._steps.get(e.step_id)
+            if step is None:
+                return f"unknown step '{e.step_id}'"
+            return "" if step.state == RUNNING else f"step '{e.step_id}' is not running"
+        if isinstance(e, ev.ModuleDown | ev.ModuleUp):
+            return "" if e.module in self.lab.modules else f"unknown module '{e.module}'"
+        if isinstance(e, ev.CancelJob | ev.HoldJob | ev.ResumeJob | ev.SetPriority):
+            job = self._jobs.get(e.job_id)
+            if job is None:
+                return f"unknown job '{e.job_id}'"
+            if job.finished or job.ending:
+                return f"job '{e.job_id}' has ended"
+            return ""
+        if isinstance(e, ev.ProposalsReady):
+            job = self._jobs.get(e.job_id)
+            if job is None or not job.awaiting_proposals or job.cycle != e.cycle:
+                return f"job '{e.job_id}' is not waiting for proposals of cycle {e.cycle}"
+            if not e.parameter_sets:
+                return "no parameter sets"
+            for p in e.parameter_sets:
+                unknown = set(p) - set(job.spec.campaign.space)
+                if unknown:
+                    return f"unknown parameters {sorted(unknown)}"
+            return ""
+        if isinstance(e, ev.Restock):
+            ok = (e.module, e.item) in self._stock and e.amount > 0
+            return "" if ok else f"unknown consumable {e.module}.{e.item} or bad amount"
+        return ""
+
+    def _apply(self, e: ev.Event) -> None:
+        if isinstance(e, ev.JobSubmitted):
+            self._submit(e.job_id, e.spec)
+        elif isinstance(e, ev.StepStarted):
+            self._steps[e.step_id].start = self.now
+        elif isinstance(e, ev.StepFinished):
+            self._step_ended(self._steps[e.step_id], ok=True)
+        elif isinstance(e, ev.StepFailed):
+            self._step_ended(self._steps[e.step_id], ok=False, reason=e.reason)
+        elif isinstance(e, ev.ModuleDown):
+            self._down.add(e.module)
+        elif isinstance(e, ev.ModuleUp):
+            self._down.discard(e.module)
+        elif isinstance(e, ev.CancelJob):
+            self._end_job(self._jobs[e.job_id], "cancelled", "cancelled")
+        elif isinstance(e, ev.HoldJob):
+            job = self._jobs[e.job_id]
+            job.held, job.state = True, "held"
+        elif isinstance(e, ev.ResumeJob):
+            job = self._jobs[e.job_id]
+            job.held = False
+            job.state = "running" if job.started else "queued"
+        elif isinstance(e, ev.SetPriority):
+            self._jobs[e.job_id].priority = e.priority
+        elif isinstance(e, ev.ProposalsReady):
+            job = self._jobs[e.job_id]
+            self._add_group(job, job.cycle, [dict(p) for p in e.parameter_sets])
+        elif isinstance(e, ev.Restock):
+            self._stock[(e.module, e.item)] += e.amount
+
+    def _submit(self, job_id: str, spec: JobSpec) -> None:
+        job = JobRun(
+            id=job_id,
+            spec=spec,
+            submit=self.now,
+            order=len(self._jobs),
+            priority=spec.metadata.priority,
+            retries_left=spec.metadata.retries,
+        )
+        self._jobs[job_id] = job
+        camp = spec.campaign
+        if camp.sequential:
+            self._request_proposals(job)
+        else:
+            start = 0
+            for gi, size in enumerate(camp.group_sizes()):
+                self._add_group(job, gi, list(camp.experiments[start : start + size]))
+                start += size
+
+    def _request_proposals(self, job: JobRun) -> None:
+        job.awaiting_proposals = True
+        count = job.spec.campaign.batch
+        if self.proposer is not None:
+            self._add_group(job, job.cycle, self.proposer(job.id, job.spec, job.cycle, count))
+        else:
+            self._out.append(
+                dc.NeedProposals(self.now, job.id, job.cycle, count, dict(job.spec.campaign.space))
+            )
+
+    def _add_group(self, job: JobRun, index: int, params: list[dict[str, float]]) -> None:
+        job.awaiting_proposals = False
+        samples = [Sample(f"{job.id}/g{index}s{i}", p) for i, p in enumerate(params)]
+        group = GroupRun(job=job, index=index, pending=samples, ready_time=self.now)
+        job.groups.append(group)
+        self._groups.append(group)
+
+    # ------------------------------------------------------------------ step life cycle
+    def _release_devices(self, step: StepRun) -> None:
+        for d in step.devices:
+            if self._holder[d] is step:
+                self._holder[d] = None
+
+    def _step_ended(self, step: StepRun, ok: bool, reason: str = "") -> None:
+        job = step.job
+        self._running.pop(step.id, None)
+        self._release_devices(step)
+        step.end = self.now
+        if job.ending:
+            step.state = DONE if ok else ABORTED
+            self._after_step(step)
+            if not self._job_running(job):
+                self._finalize(job)
+            return
+        if not ok:
+            if job.retries_left > 0:
+                job.retries_left -= 1
+                step.attempts += 1
+                step.state, step.start, step.end = READY, None, None
+                step.ready_time = self.now
+                self._ready[step.id] = step
+                return
+            step.state = ABORTED
+            self._after_step(step)
+            self._end_job(job, "failed", f"step {step.id} failed: {reason}".rstrip(": "))
+            return
+        step.state = DONE
+        if step.start is not None:
+            measured = self.now - step.start
+            if step.expected > 0 and measured > 0:
+                key = step.duration_key
+                old = self._ratio.get(key, 1.0)
+                self._ratio[key] = old + LEARN_RATE * (old * measured / step.expected - old)
+        self._after_step(step)
+        for succ in step.succs:
+            succ.missing -= 1
+            if succ.missing == 0 and succ.state == PENDING:
+                succ.state, succ.ready_time = READY, self.now
+                self._ready[succ.id] = succ
+        if step.chunk.steps_left == 0:
+            self._release_chunk(step.chunk)
+            self._progress(job)
+
+    def _after_step(self, step: StepRun) -> None:
+        chunk = step.chunk
+        chunk.steps_left -= 1
+        visit = chunk.visits[step.visit]
+        visit.steps_left -= 1
+        self._maybe_release(chunk, step.visit)
+
+    def _maybe_release(self, chunk: ChunkRun, v: int) -> None:
+        """Samples leave a module when done there and entered the next module (or finished)."""
+        visit = chunk.visits[v]
+        if not visit.entered or visit.released or visit.steps_left > 0:
+            return
+        if v + 1 < len(chunk.visits) and not chunk.visits[v + 1].entered:
+            return
+        visit.released = True
+        for key, n in visit.demand.items():
+            self._used[key] -= n
+
+    def _release_chunk(self, chunk: ChunkRun) -> None:
+        for visit in chunk.visits:
+            if visit.entered and not visit.released:
+                visit.released = True
+                for key, n in visit.demand.items():
+                    self._used[key] -= n
+        if chunk in self._chunks:
+            self._chunks.remove(chunk)
+
+    def _progress(self, job: JobRun) -> None:
+        if any(not g.done for g in job.groups) or job.awaiting_proposals:
+            return
+        camp = job.spec.campaign
+        if camp.sequential and job.cycle + 1 < camp.cycles:
+            job.cycle += 1
+            self._request_proposals(job)
+            return
+        job.ending, job.end_reason = "succeeded", ""
+        self._finalize(job)
+
+    def _job_running(self, job: JobRun) -> bool:
+        return any(s.job is job for s in self._running.values())
+
+    def _end_job(self, job: JobRun, state: str, reason: str) -> None:
+        job.ending, job.end_reason = state, reason
+        job.awaiting_proposals = False
+        for group in job.groups:
+            group.pending.clear()
+            if group in self._groups:
+                self._groups.remove(group)
+            for chunk in group.chunks:
+                for step in chunk.steps:
+                    if step.state == RUNNING:
+                        if not step.abort_requested:
+                            step.abort_requested = True
+                            self._out.append(dc.AbortStep(self.now, step.id, job.id, state))
+                    elif step.state in (PENDING, READY):
+                        step.state = ABORTED
+                        self._ready.pop(step.id, None)
+        if not self._job_running(job):
+            self._finalize(job)
+
+    def _finalize(self, job: JobRun) -> None:
+        for group in job.groups:
+            for chunk in group.chunks:
+                self._release_chunk(chunk)
+            if group in self._groups:
+                self._groups.remove(group)
+        job.state = job.ending or "succeeded"
+        job.end = self.now
+        self._out.append(dc.JobEnded(self.now, job.id, job.state, job.end_reason))
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self) -> None:
+        self.policy.begin_round(self)
+        for _ in range(64):  # admissions add ready steps; a few rounds always suffice
+            cands: list[StepRun | Admission] = [s for s in self._ready.values() if not s.job.held]
+            cands += [Admission(g) for g in self._groups if g.pending and not g.job.held]
+            if not cands:
+                return
+            cands.sort(key=lambda c: self.policy.rank(self, c))
+            admitted = False
+            for cand in cands:
+                if isinstance(cand, Admission):
+                    admitted |= self._try_admit(cand)
+                else:
+                    self._try_start(cand)
+            if not admitted:
+                return
+
+    def why_blocked(self, step: StepRun) -> str:
+        """Empty string if ``step`` could start now, else what it waits for."""
+        if step.job.held:
+            return "job held"
+        if step.module in self._down:
+            return f"module {step.module} down"
+        for d in step.devices:
+            holder = self._holder[d]
+            if holder is not None:
+                until = (holder.start or self.now) + holder.expected
+                return f"devices {d} held by {holder.id} until {until:.0f}"
+            if self.lab.device_module[d] in self._down:
+                return f"module {self.lab.device_module[d]} down"
+        for (module, item), n in step.consumes.items():
+            if self._stock.get((step.module, item), 0) < n:
+                return f"consumable {step.module}.{item} out of stock"
+        if step.enters_visit:
+            visit = step.chunk.visits[step.visit]
+            for key, n in visit.demand.items():
+                free = self._cap[key] - self._used[key]
+                if free < n:
+                    return f"slots {key[0]}.{key[1]} ({free} free, needs {n})"
+            if not self._safe(step.chunk, step.visit):
+                return "slots held back to avoid a deadlock"
+        return ""
+
+    def _try_start(self, step: StepRun) -> bool:
+        reason = self.why_blocked(step)
+        if not reason and not self.policy.allow(self, step):
+            reason = "policy: reserved for higher-ranked work"
+        step.blocked = reason or step.blocked
+        if reason:
+            return False
+        self._start(step)
+        return True
+
+    def _try_admit(self, adm: Admission) -> bool:
+        group, job = adm.group, adm.job
+        if not self.policy.allow(self, adm):
+            return False
+        keys = self.entry_keys(job)
+        entry = job.spec.route[0]
+        if entry.module in self._down:
+            return False
+        devices = self._entry_devices(job)
+        for d in devices:
+            if self._holder[d] is not None or self.lab.device_module[d] in self._down:
+                return False
+        free = self.free_slots(keys)
+        size = min(self.policy.admit_size(self, adm, free), len(group.pending))
+        if size <= 0:
+            return False
+        while size > 0:
+            chunk = build_chunk(
+                self.lab,
+                job,
+                group,
+                group.pending[:size],
+                merge_task_steps=self.policy.merge_task_steps,
+                estimate=self.estimate,
+            )
+            first = chunk.steps[0]
+            if not self._entry_ok(chunk, first):
+                if not self.policy.splits_batches:
+                    return False
+                size -= 1
+                continue
+            del group.pending[:size]
+            if not group.pending and group in self._groups:
+                self._groups.remove(group)
+            group.chunks.append(chunk)
+            self._chunks.append(chunk)
+            job.n_chunks += 1
+            for step in chunk.steps:
+                self._seq += 1
+                step.seq = self._seq
+                self._steps[step.id] = step
+            first.state, first.ready_time = READY, self.now
+            self._start(first)
+            return True
+        return False
+
+    def _entry_ok(self, chunk: ChunkRun, first: StepRun) -> bool:
+        for (_, item), n in first.consumes.items():
+            if self._stock.get((first.module, item), 0) < n:
+                return False
+        for key, n in chunk.visits[0].demand.items():
+            if self._cap[key] - self._used[key] < n:
+                return False
+        return self._safe(chunk, 0, new=True)
+
+    def _entry_devices(self, job: JobRun) -> frozenset[str]:
+        entry = job.spec.route[0]
+        if self.policy.merge_task_steps:
+            return self.lab.task_devices(entry.module, entry.task)
+        first = self.lab.task(entry.module, entry.task).steps[0]
+        return self.lab.step_devices(entry.module, entry.task, first)
+
+    def _safe(self, chunk: ChunkRun, visit: int, new: bool = False) -> bool:
+        """Banker's check: after ``chunk`` enters ``visit``, can every chunk still finish?"""
+        entering = chunk.visits[visit]
+        free = {k: self._cap[k] - self._used[k] for k in self._cap}
+        for key, n in entering.demand.items():
+            free[key] -= n
+        table: list[tuple[dict[SlotKey, int], dict[SlotKey, int]]] = []
+        others = list(self._chunks)
+        if new:
+            others.append(chunk)
+        for c in others:
+            alloc = c.alloc()
+            need: dict[SlotKey, int] = {}
+            for i, v in enumerate(c.visits):
+                if v.entered or (c is chunk and i == visit):
+                    continue
+                for key, n in v.demand.items():
+                    need[key] = max(need.get(key, 0), n)
+            if c is chunk:
+                for key, n in entering.demand.items():
+                    alloc[key] = alloc.get(key, 0) + n
+            if need:
+                table.append((alloc, need))
+            else:  # it can always finish: give its slots back right away
+                for key, n in alloc.items():
+                    free[key] += n
+        while table:
+            for i, (alloc, need) in enumerate(table):
+                if all(free[k] >= n for k, n in need.items()):
+                    for key, n in alloc.items():
+                        free[key] += n
+                    del table[i]
+                    break
+            else:
+                return False
+        return True
+
+    def _start(self, step: StepRun) -> None:
+        job, chunk = step.job, step.chunk
+        for d in step.devices:
+            self._holder[d] = step
+        slots: tuple[dc.SlotUse, ...] = ()
+        if step.enters_visit:
+            visit = chunk.visits[step.visit]
+            visit.entered = True
+            for key, n in visit.demand.items():
+                self._used[key] += n
+            slots = tuple(dc.SlotUse(k[0], k[1], n) for k, n in visit.demand.items())
+            if step.visit > 0:
+                self._maybe_release(chunk, step.visit - 1)
+        for (_, item), n in [((step.module, k), v) for k, v in step.consumes.items()]:
+            key = (step.module, item)
+            before = self._stock[key]
+            self._stock[key] = before - n
+            low = self.lab.modules[step.module].consumables[item].low
+            if before > low >= self._stock[key]:
+                self._out.append(dc.LowStock(self.now, step.module, item, self._stock[key]))
+        self._ready.pop(step.id, None)
+        self._running[step.id] = step
+        step.state, step.start, step.blocked = RUNNING, self.now, step.blocked
+        if job.start is None:
+            job.start = self.now
+        if job.state == "queued":
+            job.state = "running"
+        self._out.append(
+            dc.StartStep(
+                time=self.now,
+                step_id=step.id,
+                job_id=job.id,
+                module=step.module,
+                task=step.task,
+                step=step.name,
+                kind=step.kind,
+                devices=tuple(sorted(step.devices)),
+                slots=slots,
+                samples=tuple(s.id for s in step.samples),
+                params=step.params,
+                expected_s=step.expected,
+            )
+        )
+
+    def _job_view(self, j: JobRun) -> JobView:
+        camp = j.spec.campaign
+        return JobView(
+            job_id=j.id,
+            name=j.spec.metadata.name,
+            owner=j.owner,
+            priority=j.priority,
+            state=j.state,
+            submit_time=j.submit,
+            start_time=j.start,
+            end_time=j.end,
+            cycle=j.cycle,
+            cycles=camp.cycles,
+            reason=j.end_reason,
+        )
+
+
+def _step_view(s: StepRun) -> StepView:
+    return StepView(
+        step_id=s.id,
+        job_id=s.job.id,
+        module=s.module,
+        task=s.task,
+        step=s.name,
+        kind=s.kind,
+        devices=tuple(sorted(s.devices)),
+        samples=tuple(x.id for x in s.samples),
+        state=s.state,
+        start=s.start,
+        end=s.end,
+        expected_s=s.expected,
+    )

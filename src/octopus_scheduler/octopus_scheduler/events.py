@@ -1,0 +1,141 @@
+"""Events: the only inputs of the scheduler core. Each carries its clock time once stamped."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .jobscript import JobSpec
+    from .lab import Lab
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class JobSubmitted(Event):
+    job_id: str
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    step_id: str
+
+
+@dataclass(frozen=True)
+class StepFinished(Event):
+    step_id: str
+    results: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StepFailed(Event):
+    step_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleDown(Event):
+    module: str
+
+
+@dataclass(frozen=True)
+class ModuleUp(Event):
+    module: str
+
+
+@dataclass(frozen=True)
+class CancelJob(Event):
+    job_id: str
+
+
+@dataclass(frozen=True)
+class HoldJob(Event):
+    job_id: str
+
+
+@dataclass(frozen=True)
+class ResumeJob(Event):
+    job_id: str
+
+
+@dataclass(frozen=True)
+class SetPriority(Event):
+    job_id: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class ProposalsReady(Event):
+    job_id: str
+    cycle: int
+    parameter_sets: tuple[Mapping[str, float], ...]
+
+
+@dataclass(frozen=True)
+class Restock(Event):
+    module: str
+    item: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Tick(Event):
+    pass
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        JobSubmitted,
+        StepStarted,
+        StepFinished,
+        StepFailed,
+        ModuleDown,
+        ModuleUp,
+        CancelJob,
+        HoldJob,
+        ResumeJob,
+        SetPriority,
+        ProposalsReady,
+        Restock,
+        Tick,
+    )
+}
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-safe mapping; a JobSubmitted carries its job script source mapping."""
+    out: dict[str, Any] = {"type": type(event).__name__}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name == "spec":
+            value = dict(value.source)
+        elif f.name == "parameter_sets":
+            value = [dict(p) for p in value]
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[f.name] = value
+    return out
+
+
+def from_dict(data: Mapping[str, Any], lab: Lab) -> Event:
+    """Inverse of :func:`to_dict`; job scripts are re-validated against ``lab``."""
+    from .jobscript import parse_job_script
+
+    kind = data.get("type")
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"type: unknown event type {kind!r}")
+    cls = EVENT_TYPES[kind]
+    kwargs = {k: v for k, v in data.items() if k != "type"}
+    if cls is JobSubmitted:
+        kwargs["spec"] = parse_job_script(kwargs["spec"], lab)
+    if cls is ProposalsReady:
+        kwargs["parameter_sets"] = tuple(kwargs["parameter_sets"])
+    return cls(**kwargs)

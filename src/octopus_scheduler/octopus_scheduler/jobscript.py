@@ -1,0 +1,415 @@
+"""Job scripts: parse and strictly validate a user's job against the lab.
+
+Every error is a :class:`JobScriptError` whose ``field`` is the path of the bad entry, e.g.
+``process.Synthesis.BatchSynthesis.sequence[2]``. The format is documented in JOB_SCRIPT.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from .errors import JobScriptError
+from .lab import Lab, ParamSpec
+from .units import UNITS, parse_duration_s, to_canonical
+
+STAGES = ("Synthesis", "Preprocess", "Characterization", "Evaluation")
+KINDS = ("manual", "sweep", "bayesian")
+SAMPLINGS = ("latin", "grid", "random")
+ACQUISITIONS = ("ucb", "ei", "pi")
+NON_NEGATIVE_DIMS = {"time", "volume", "mass", "concentration", "speed", "flow", "count", "length"}
+
+
+@dataclass(frozen=True)
+class RouteTask:
+    """One task of the process, in order: stage -> module -> task with its fixed parameters."""
+
+    stage: str
+    module: str
+    task: str
+    params: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    owner: str
+    priority: int = 0
+    deadline: float | None = None  # absolute clock time (ISO input) ...
+    deadline_after_s: float | None = None  # ... or relative to submission
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class Campaign:
+    kind: str
+    experiments: tuple[Mapping[str, float], ...]  # manual/sweep: every parameter set
+    batch: int  # samples per group (a BO cycle, or a chunk of a manual list)
+    cycles: int  # BO: sequential cycles; manual/sweep: number of independent groups
+    space: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+    initial_sampling: str = "latin"
+    acquisition: Mapping[str, Any] = field(default_factory=dict)
+    loss: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    @property
+    def sequential(self) -> bool:
+        """True when cycle k needs the results of cycle k-1 (closed loop)."""
+        return self.kind == "bayesian"
+
+    def group_sizes(self) -> list[int]:
+        if self.sequential:
+            return [self.batch] * self.cycles
+        n = len(self.experiments)
+        return [min(self.batch, n - i) for i in range(0, n, self.batch)]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    metadata: Metadata
+    campaign: Campaign
+    route: tuple[RouteTask, ...]
+    source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def modules(self) -> list[str]:
+        return list(dict.fromkeys(r.module for r in self.route))
+
+
+def _err(path: str, message: str) -> JobScriptError:
+    return JobScriptError(path, message)
+
+
+def _mapping(data: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise _err(path, f"expected a mapping, got {type(data).__name__}")
+    return data
+
+
+def _check_keys(data: Mapping[str, Any], allowed: set[str], path: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise _err(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _int(data: Any, path: str, low: int) -> int:
+    if isinstance(data, bool) or not isinstance(data, int):
+        raise _err(path, f"expected an integer, got {data!r}")
+    if data < low:
+        raise _err(path, f"must be at least {low}")
+    return data
+
+
+def _number(data: Any, path: str) -> float:
+    if isinstance(data, bool) or not isinstance(data, int | float) or not math.isfinite(data):
+        raise _err(path, f"expected a number, got {data!r}")
+    return float(data)
+
+
+def _value(raw: Any, spec: ParamSpec, path: str) -> float:
+    value = to_canonical(raw, spec.unit, path, _err)
+    dim = UNITS[spec.unit][0]
+    if dim in NON_NEGATIVE_DIMS and value < 0:
+        raise _err(path, f"must not be negative (got {raw!r})")
+    if spec.min is not None and value < spec.min - 1e-9:
+        raise _err(path, f"below the minimum {spec.min:g} (canonical {spec.unit or 'units'})")
+    if spec.max is not None and value > spec.max + 1e-9:
+        raise _err(path, f"above the maximum {spec.max:g} (canonical {spec.unit or 'units'})")
+    return value
+
+
+def _load_text(text: str) -> Any:
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _err("<document>", f"invalid JSON: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise _err("<document>", f"invalid YAML: {exc}") from None
+
+
+def _metadata(data: Any) -> Metadata:
+    m = _mapping(data, "metadata")
+    _check_keys(m, {"name", "owner", "priority", "deadline", "retries", "description"}, "metadata")
+    for key in ("name", "owner"):
+        if not isinstance(m.get(key), str) or not m[key].strip():
+            raise _err(f"metadata.{key}", "required, a non-empty string")
+    priority = m.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+        raise _err("metadata.priority", "an integer between -100 and 100")
+    deadline = deadline_after = None
+    if m.get("deadline") is not None:
+        raw = m["deadline"]
+        if isinstance(raw, datetime):
+            deadline = raw.timestamp()
+        elif isinstance(raw, str) and "T" in raw:
+            try:
+                deadline = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise _err("metadata.deadline", f"not an ISO-8601 time: {raw!r}") from None
+        else:
+            deadline_after = parse_duration_s(raw, "metadata.deadline", _err)
+            if deadline_after <= 0:
+                raise _err("metadata.deadline", "must be after submission")
+    retries = _int(m.get("retries", 0), "metadata.retries", 0)
+    return Metadata(
+        name=m["name"].strip(),
+        owner=m["owner"].strip(),
+        priority=priority,
+        deadline=deadline,
+        deadline_after_s=deadline_after,
+        retries=retries,
+    )
+
+
+def _route(data: Any, lab: Lab) -> tuple[RouteTask, ...]:
+    proc = _mapping(data, "process")
+    if not proc:
+        raise _err("process", "needs at least one stage")
+    route: list[RouteTask] = []
+    last_stage = -1
+    for stage, modules in proc.items():
+        sp = f"process.{stage}"
+        if stage not in STAGES:
+            raise _err(sp, f"unknown stage (known: {', '.join(STAGES)})")
+        if STAGES.index(stage) < last_stage:
+            raise _err(sp, f"stages must follow the order {' -> '.join(STAGES)}")
+        last_stage = STAGES.index(stage)
+        for module, body in _mapping(modules, sp).items():
+            mp = f"{sp}.{module}"
+            if module not in lab.modules:
+                raise _err(mp, f"unknown module '{module}' (known: {', '.join(lab.modules)})")
+            mod = lab.modules[module]
+            b = _mapping(body, mp)
+            _check_keys(b, {"sequence", "fixedParams"}, mp)
+            seq = b.get("sequence")
+            if not isinstance(seq, list) or not seq:
+                raise _err(f"{mp}.sequence", "expected a non-empty list of tasks")
+            fixed = _mapping(b.get("fixedParams", {}) or {}, f"{mp}.fixedParams")
+            used_fixed: set[str] = set()
+            for i, item in enumerate(seq):
+                ip = f"{mp}.sequence[{i}]"
+                inline: Mapping[str, Any] = {}
+                if isinstance(item, str):
+                    tname = item
+                elif isinstance(item, Mapping):
+                    _check_keys(item, {"task", "params"}, ip)
+                    tname = item.get("task")
+                    inline = _mapping(item.get("params", {}) or {}, f"{ip}.params")
+                else:
+                    raise _err(ip, "expected a task name or {task, params}")
+                if not isinstance(tname, str) or tname not in mod.tasks:
+                    raise _err(
+                        ip, f"unknown task '{tname}' (module {module} has: {', '.join(mod.tasks)})"
+                    )
+                spec = mod.tasks[tname]
+                params: dict[str, float] = {
+                    n: p.default for n, p in spec.params.items() if p.default is not None
+                }
+                for pname, raw in fixed.items():
+                    short = pname.split(".", 1)[1] if "." in pname else pname
+                    owner = pname.split(".", 1)[0] if "." in pname else None
+                    if owner not in (None, tname) or short not in spec.params:
+                        continue
+                    params[short] = _value(raw, spec.params[short], f"{mp}.fixedParams.{pname}")
+                    used_fixed.add(pname)
+                for pname, raw in inline.items():
+                    if pname not in spec.params:
+                        raise _err(f"{ip}.params.{pname}", f"unknown parameter of task {tname}")
+                    params[pname] = _value(raw, spec.params[pname], f"{ip}.params.{pname}")
+                route.append(RouteTask(stage, module, tname, params))
+            for pname in fixed:
+                if pname not in used_fixed:
+                    raise _err(
+                        f"{mp}.fixedParams.{pname}",
+                        "unknown parameter: no task in the sequence takes it",
+                    )
+    return tuple(route)
+
+
+def _param_owners(name: str, route: Sequence[RouteTask], lab: Lab) -> list[ParamSpec]:
+    owner = name.split(".", 1)[0] if "." in name else None
+    short = name.split(".", 1)[1] if "." in name else name
+    return [
+        lab.task(r.module, r.task).params[short]
+        for r in route
+        if owner in (None, r.task) and short in lab.task(r.module, r.task).params
+    ]
+
+
+def _experiment(raw: Any, path: str, route: Sequence[RouteTask], lab: Lab) -> dict[str, float]:
+    exp = _mapping(raw, path)
+    out: dict[str, float] = {}
+    for name, value in exp.items():
+        owners = _param_owners(name, route, lab)
+        if not owners:
+            raise _err(f"{path}.{name}", "unknown parameter: no task in the process takes it")
+        out[name] = _value(value, owners[0], f"{path}.{name}")
+        for spec in owners[1:]:
+            _value(value, spec, f"{path}.{name}")
+    return out
+
+
+def _campaign(data: Any, route: Sequence[RouteTask], lab: Lab) -> Campaign:
+    c = _mapping(data, "campaign")
+    kind = c.get("kind")
+    if kind not in KINDS:
+        raise _err("campaign.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+    capacity = _max_batch(route, lab)
+    if kind == "manual":
+        _check_keys(c, {"kind", "experiments", "batch"}, "campaign")
+        raw = c.get("experiments")
+        if not isinstance(raw, list) or not raw:
+            raise _err("campaign.experiments", "expected a non-empty list of parameter sets")
+        exps = [_experiment(e, f"campaign.experiments[{i}]", route, lab) for i, e in enumerate(raw)]
+    elif kind == "sweep":
+        _check_keys(c, {"kind", "grid", "list", "batch"}, "campaign")
+        if ("grid" in c) == ("list" in c):
+            raise _err("campaign", "a sweep needs exactly one of 'grid' or 'list'")
+        if "list" in c:
+            raw = c["list"]
+            if not isinstance(raw, list) or not raw:
+                raise _err("campaign.list", "expected a non-empty list of parameter sets")
+            exps = [_experiment(e, f"campaign.list[{i}]", route, lab) for i, e in enumerate(raw)]
+        else:
+            grid = _mapping(c["grid"], "campaign.grid")
+            if not grid:
+                raise _err("campaign.grid", "needs at least one parameter")
+            axes: list[list[tuple[str, Any]]] = []
+            for name, values in grid.items():
+                if not isinstance(values, list) or not values:
+                    raise _err(f"campaign.grid.{name}", "expected a non-empty list of values")
+                axes.append([(name, v) for v in values])
+            exps = []
+            for combo in itertools.product(*axes):
+                exps.append(_experiment(dict(combo), "campaign.grid", route, lab))
+            if len(exps) > 100_000:
+                raise _err("campaign.grid", f"{len(exps)} experiments is too many (max 100000)")
+    else:
+        return _bayesian(c, route, lab, capacity)
+    batch = c.get("batch")
+    if batch is None:
+        batch = min(len(exps), capacity) if capacity else len(exps)
+    else:
+        batch = _int(batch, "campaign.batch", 1)
+        _check_batch(batch, capacity, route, lab)
+    return Campaign(
+        kind=kind, experiments=tuple(exps), batch=batch, cycles=math.ceil(len(exps) / batch)
+    )
+
+
+def _bayesian(c: Mapping[str, Any], route: Sequence[RouteTask], lab: Lab, cap: int) -> Campaign:
+    allowed = {"kind", "batch", "cycles", "initial_sampling", "acquisition", "space", "loss"}
+    _check_keys(c, allowed, "campaign")
+    batch = _int(c.get("batch"), "campaign.batch", 1)
+    _check_batch(batch, cap, route, lab)
+    cycles = _int(c.get("cycles"), "campaign.cycles", 1)
+    sampling = c.get("initial_sampling", "latin")
+    if sampling not in SAMPLINGS:
+        raise _err("campaign.initial_sampling", f"must be one of {', '.join(SAMPLINGS)}")
+    acq = _mapping(c.get("acquisition", {"function": "ucb"}), "campaign.acquisition")
+    _check_keys(acq, {"function", "kappa", "xi"}, "campaign.acquisition")
+    fn = acq.get("function")
+    if fn not in ACQUISITIONS:
+        raise _err("campaign.acquisition.function", f"must be one of {', '.join(ACQUISITIONS)}")
+    if "kappa" in acq and fn != "ucb":
+        raise _err("campaign.acquisition.kappa", "only for the ucb acquisition")
+    if "xi" in acq and fn == "ucb":
+        raise _err("campaign.acquisition.xi", "only for the ei and pi acquisitions")
+    acquisition: dict[str, Any] = {"function": fn}
+    for key in ("kappa", "xi"):
+        if key in acq:
+            acquisition[key] = _number(acq[key], f"campaign.acquisition.{key}")
+            if acquisition[key] < 0:
+                raise _err(f"campaign.acquisition.{key}", "must not be negative")
+    space_raw = _mapping(c.get("space"), "campaign.space")
+    if not space_raw:
+        raise _err("campaign.space", "needs at least one parameter")
+    space: dict[str, tuple[float, float, float]] = {}
+    for name, raw in space_raw.items():
+        sp = f"campaign.space.{name}"
+        owners = _param_owners(name, route, lab)
+        if not owners:
+            raise _err(sp, "unknown parameter: no task in the process takes it")
+        unit = owners[0].unit
+        rng = raw
+        if isinstance(raw, Mapping):
+            _check_keys(raw, {"range", "unit"}, sp)
+            rng, unit = raw.get("range"), str(raw.get("unit", unit))
+        if not isinstance(rng, list) or len(rng) != 3:
+            raise _err(sp, "expected [min, max, step]")
+        lo, hi, step = (
+            _value({"value": rng[i], "unit": unit}, owners[0], f"{sp}[{i}]") if i < 2 else None
+            for i in range(3)
+        )
+        step_v = _number(rng[2], f"{sp}[2]") * UNITS[unit][1] if unit in UNITS else None
+        if step_v is None or step_v <= 0:
+            raise _err(f"{sp}[2]", "step must be positive")
+        assert lo is not None and hi is not None
+        if lo >= hi:
+            raise _err(sp, "min must be below max")
+        space[name] = (lo, hi, step_v)
+    loss_raw = _mapping(c.get("loss"), "campaign.loss")
+    if not loss_raw:
+        raise _err("campaign.loss", "needs at least one measured property")
+    loss: dict[str, dict[str, float]] = {}
+    for prop, raw in loss_raw.items():
+        lp = f"campaign.loss.{prop}"
+        term = _mapping(raw, lp)
+        _check_keys(term, {"target", "weight"}, lp)
+        if "target" not in term:
+            raise _err(f"{lp}.target", "required")
+        weight = _number(term.get("weight", 1.0), f"{lp}.weight")
+        if weight < 0:
+            raise _err(f"{lp}.weight", "must not be negative")
+        loss[prop] = {"target": _number(term["target"], f"{lp}.target"), "weight": weight}
+    return Campaign(
+        kind="bayesian",
+        experiments=(),
+        batch=batch,
+        cycles=cycles,
+        space=space,
+        initial_sampling=sampling,
+        acquisition=acquisition,
+        loss=loss,
+    )
+
+
+def _max_batch(route: Sequence[RouteTask], lab: Lab) -> int:
+    """Largest batch every module of the route can hold at once (0: unlimited)."""
+    caps = [lab.modules[m].capacity() for m in dict.fromkeys(r.module for r in route)]
+    known = [c for c in caps if c is not None]
+    return min(known) if known else 0
+
+
+def _check_batch(batch: int, cap: int, route: Sequence[RouteTask], lab: Lab) -> None:
+    if cap and batch > cap:
+        tight = [
+            m for m in dict.fromkeys(r.module for r in route) if lab.modules[m].capacity() == cap
+        ]
+        raise _err(
+            "campaign.batch",
+            f"batch {batch} can never be placed: module {tight[0]} holds at most {cap} samples",
+        )
+
+
+def parse_job_script(data: Mapping[str, Any] | str, lab: Lab) -> JobSpec:
+    """Validate a job script (YAML/JSON text or a mapping) against ``lab``."""
+    doc = _load_text(data) if isinstance(data, str) else data
+    root = _mapping(doc, "<document>")
+    _check_keys(root, {"metadata", "campaign", "process"}, "<document>")
+    for key in ("metadata", "campaign", "process"):
+        if key not in root:
+            raise _err(key, "required")
+    metadata = _metadata(root["metadata"])
+    route = _route(root["process"], lab)
+    campaign = _campaign(root["campaign"], route, lab)
+    return JobSpec(metadata=metadata, campaign=campaign, route=route, source=root)

@@ -1,0 +1,57 @@
+"""The reference system's admission rules, done right: fcfs, backfill, closed packing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Admission, Policy
+
+if TYPE_CHECKING:
+    from ..core import SchedulerCore
+    from ..runtime import StepRun
+
+
+class Fcfs(Policy):
+    """First come, first served without standby sharing (the published serial baseline).
+
+    ``scope: platform`` (default): one job at a time on the whole lab (Fig. 8 FCFS).
+    ``scope: module``: a module serves one job step at a time for the step's whole duration, jobs
+    queue per module in arrival order (the Fig. 5d "serial" rule).
+    """
+
+    name = "fcfs"
+    merge_task_steps = True
+
+    def __init__(self, options: dict | None = None) -> None:
+        super().__init__(options)
+        scope = self.options.get("scope", "platform")
+        if scope not in ("platform", "module"):
+            raise ValueError(f"policy_options.scope: must be 'platform' or 'module', got {scope!r}")
+        self.scope = scope
+
+    def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
+        if self.scope == "module" or not isinstance(cand, Admission):
+            return True
+        head = min(
+            (j for j in core.all_jobs() if not j.finished),
+            key=lambda j: j.order,
+            default=None,
+        )
+        return head is cand.job
+
+
+class Backfill(Policy):
+    """Admit a waiting job's whole batch whenever it fits (standby time is shared)."""
+
+    name = "backfill"
+
+
+class ClosedPacking(Policy):
+    """Like backfill, but a batch that does not fit is split into chunks sized to free slots."""
+
+    name = "closed_packing"
+    splits_batches = True
+
+    def admit_size(self, core: SchedulerCore, adm: Admission, free: int | None) -> int:
+        pending = len(adm.group.pending)
+        return pending if free is None else min(pending, free)
