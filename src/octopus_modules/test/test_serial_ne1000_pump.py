@@ -108,6 +108,18 @@ def test_dispense_runs_until_the_pump_reports_done(
     assert set(sent[7:]) == {"3DIS"}
 
 
+def test_first_dispense_without_connect_configures_the_syringe(
+    emulator: Ne1000PumpEmulator,
+) -> None:
+    driver = make_pump(emulator.port, syringe_diameter_mm=4.78)  # a 1 mL syringe
+    try:
+        result = driver.dispense(5.0, 1.0)
+        assert result["volume_ul"] == pytest.approx(5.0)
+        assert emulator.diameter_mm == 4.78
+    finally:
+        driver.close()
+
+
 def test_withdraw_and_prime(pump: Ne1000Pump, emulator: Ne1000PumpEmulator) -> None:
     emulator.content_ul = 5000.0  # half full: room to withdraw
     withdrawn = pump.execute(
@@ -291,6 +303,7 @@ def test_reconnects_after_the_pump_is_power_cycled(
     assert result["volume_ul"] == pytest.approx(50.0, abs=0.1)
     assert pump.link.opens == 2
     assert pump.power_cycles_seen == 2  # connect + after the restart
+    assert emulator.received.count(b"3DIA14.57\r") == 2  # syringe re-sent on the new link
     assert time.monotonic() - started < 1.0
 
 

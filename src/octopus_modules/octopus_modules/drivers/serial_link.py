@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import serial
 
-from octopus_modules.drivers.backend import DeviceCancelled, DeviceError
+from octopus_modules.drivers.backend import DeviceCancelled, DeviceDisconnected, DeviceError
+
+__all__ = ["DeviceDisconnected", "DeviceTimeout", "SerialLink", "SerialSettings", "as_action"]
 
 # What a vanished port raises: pyserial wraps most errors, but termios calls
 # (flush, reconfigure) on a hung-up tty raise termios.error directly.
@@ -33,10 +35,6 @@ _PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 class DeviceTimeout(DeviceError):
     """The instrument did not answer within the reply timeout."""
-
-
-class DeviceDisconnected(DeviceError):
-    """The serial port is gone and could not be reopened."""
 
 
 @contextmanager

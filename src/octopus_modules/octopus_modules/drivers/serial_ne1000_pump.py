@@ -91,6 +91,7 @@ class Ne1000Pump(DeviceBackend):
         self.overrun_factor = overrun_factor
         self.overrun_margin_s = overrun_margin_s
         self.power_cycles_seen = 0  # reset alarms cleared: the pump lost power that often
+        self._configured_on_open = -1  # link.opens when the diameter was last sent
 
     # ---- DeviceBackend -------------------------------------------------
 
@@ -100,7 +101,13 @@ class Ne1000Pump(DeviceBackend):
     def connect(self) -> None:
         self.link.open()
         self.read_prompt()  # clears the power-up reset alarm
-        self.set_diameter(self.syringe_diameter_mm)
+        self._ensure_configured("connect")
+
+    def _ensure_configured(self, action: str) -> None:
+        """(Re)send the syringe diameter on a fresh connection: the pump may have been swapped."""
+        if self._configured_on_open != self.link.opens:
+            self.set_diameter(self.syringe_diameter_mm)
+            self._configured_on_open = self.link.opens
 
     def close(self) -> None:
         self.link.close()
@@ -213,7 +220,8 @@ class Ne1000Pump(DeviceBackend):
         self._check_volume(action, volume_ul)
         self._check_rate(action, rate_ul_s)
         cancel = cancel or threading.Event()
-        prompt = self.read_prompt()
+        prompt = self.read_prompt()  # also reopens a lost port
+        self._ensure_configured(action)
         if prompt in ("I", "W", "X"):
             raise DeviceError(self.name, action, f"pump is busy ({PROMPTS[prompt]})")
         if prompt == "P":
