@@ -352,9 +352,11 @@ class _Parser:
         names = {p.name for p in params} | BATCH_BUILTINS
         if scope == "per_sample":
             names |= SAMPLE_BUILTINS
-        clash = sorted({p.name for p in params} & (BATCH_BUILTINS | SAMPLE_BUILTINS))
-        if clash:
-            raise DescriptionError(f"{where}.parameters: '{clash[0]}' is a reserved name")
+        for i, p in enumerate(params):
+            if p.name in BATCH_BUILTINS | SAMPLE_BUILTINS:
+                raise DescriptionError(
+                    f"{where}.parameters[{i}].name: '{p.name}' is a reserved name"
+                )
         mask = self.mask(d.get("mask", []), f"{where}.mask")
         slots = []
         for i, s in enumerate(_list(d.get("slots", []), f"{where}.slots")):

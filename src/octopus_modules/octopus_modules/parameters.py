@@ -40,9 +40,13 @@ class ParameterSpec:
             if isinstance(item, (int, float)) and not isinstance(item, bool):
                 unit = f" {self.unit}" if self.unit else ""
                 if self.minimum is not None and item < self.minimum:
-                    raise ParameterError(f"{where}: {item}{unit} is below minimum {self.minimum}")
+                    raise ParameterError(
+                        f"{where}: {item:g}{unit} is below minimum {self.minimum:g}"
+                    )
                 if self.maximum is not None and item > self.maximum:
-                    raise ParameterError(f"{where}: {item}{unit} is above maximum {self.maximum}")
+                    raise ParameterError(
+                        f"{where}: {item:g}{unit} is above maximum {self.maximum:g}"
+                    )
         return converted
 
 

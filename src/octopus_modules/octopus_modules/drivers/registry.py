@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 DRIVERS: dict[str, str] = {
     "simulated": "octopus_modules.drivers.simulated:create_simulated_backend",
     "namur_stirrer": "octopus_modules.drivers.serial_namur_stirrer:NamurStirrer",
-    "syringe_pump": "octopus_modules.drivers.serial_syringe_pump:SyringePump",
+    "syringe_pump": "octopus_modules.drivers.serial_ne1000_pump:Ne1000Pump",
 }
 
 
