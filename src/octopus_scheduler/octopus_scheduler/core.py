@@ -459,7 +459,7 @@ class SchedulerCore:
                 return f"devices {d} held by {holder.id} until {until:.0f}"
             if self.lab.device_module[d] in self._down:
                 return f"module {self.lab.device_module[d]} down"
-        for (module, item), n in step.consumes.items():
+        for item, n in step.consumes.items():
             if self._stock.get((step.module, item), 0) < n:
                 return f"consumable {step.module}.{item} out of stock"
         if step.enters_visit:
@@ -529,7 +529,7 @@ class SchedulerCore:
         return False
 
     def _entry_ok(self, chunk: ChunkRun, first: StepRun) -> bool:
-        for (_, item), n in first.consumes.items():
+        for item, n in first.consumes.items():
             if self._stock.get((first.module, item), 0) < n:
                 return False
         for key, n in chunk.visits[0].demand.items():
@@ -594,7 +594,7 @@ class SchedulerCore:
             slots = tuple(dc.SlotUse(k[0], k[1], n) for k, n in visit.demand.items())
             if step.visit > 0:
                 self._maybe_release(chunk, step.visit - 1)
-        for (_, item), n in [((step.module, k), v) for k, v in step.consumes.items()]:
+        for item, n in step.consumes.items():
             key = (step.module, item)
             before = self._stock[key]
             self._stock[key] = before - n

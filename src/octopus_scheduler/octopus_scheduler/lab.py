@@ -199,7 +199,9 @@ def _params(data: Any, path: str) -> dict[str, ParamSpec]:
             raise _err(f"{p}.unit", f"unknown unit '{unit}'")
         factor = canonical_factor(unit)
 
-        def num(key: str, p: str = p, spec: Mapping[str, Any] = spec) -> float | None:
+        def num(
+            key: str, p: str = p, spec: Mapping[str, Any] = spec, factor: float = factor
+        ) -> float | None:
             if key not in spec or spec[key] is None:
                 return None
             try:
