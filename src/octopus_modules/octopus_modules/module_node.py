@@ -1,0 +1,265 @@
+"""The generic module node: one workstation, configured by its module description.
+
+A thin adapter over :class:`~octopus_modules.runtime.ModuleRuntime`:
+
+- ``~/execute_task`` (action ExecuteTask): goals are checked against the description and the live
+  state at goal time (rejected before anything moves); feedback per device action; cancel stops
+  the devices safely. Goals run concurrently when they use different devices.
+- ``~/describe`` (service DescribeModule) and ``~/description`` (latched topic): the module
+  describes itself, so a scheduler discovers it at any time.
+- ``~/status`` (ModuleStatus): every ``heartbeat_period`` seconds (the heartbeat) and on change.
+- ``/octopus/emergency_stop`` (latched EmergencyStop): engaged -> abort all goals, devices safe,
+  refuse goals until reset.
+
+Run: ``module_node --ros-args -p description:=batch_synthesis -p time_scale:=600``
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from octopus_interfaces.action import ExecuteTask
+from octopus_interfaces.msg import EmergencyStop, ModuleDescription, ModuleStatus
+from octopus_interfaces.srv import DescribeModule
+from octopus_modules.description import (
+    builtin_description_names,
+    load_builtin_description,
+    load_description,
+)
+from octopus_modules.drivers.registry import DriverContext, create_backends
+from octopus_modules.goals import GoalRejected
+from octopus_modules.ros_conversions import (
+    description_message,
+    goal_parameters,
+    goal_slots,
+    node_name_for,
+    result_message,
+    status_message,
+)
+from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.status import ModuleStatus as RuntimeStatus
+
+# Late joiners (a scheduler started after the module) must get the last description / e-stop.
+LATCHED = QoSProfile(
+    depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+)
+STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+ESTOP_TOPIC = "/octopus/emergency_stop"
+# Results of finished task ids kept to answer a repeated goal (a restarted scheduler reconciling).
+FINISHED_KEPT = 1000
+
+
+class ModuleNode(Node):
+    def __init__(
+        self, node_name: str = "module", namespace: str = "/octopus/modules", **kwargs: Any
+    ) -> None:
+        super().__init__(node_name, namespace=namespace, **kwargs)
+        description_ref = self._declare(
+            "description",
+            "",
+            "Module description: a YAML file path or a built-in name "
+            f"({', '.join(builtin_description_names())}).",
+        )
+        time_scale = self._declare(
+            "time_scale", 1.0, "Simulated seconds per wall second for simulated devices."
+        )
+        seed = self._declare("seed", 0, "Seed of simulated noise and fault injection.")
+        self._heartbeat_period = self._declare(
+            "heartbeat_period", 1.0, "Seconds between status publications (the heartbeat)."
+        )
+        if not description_ref:
+            raise ValueError("parameter 'description' is required (a file or a built-in name)")
+        self.description = load_module_description(description_ref)
+        context = DriverContext(time_scale=time_scale, seed=seed)
+        self.runtime = ModuleRuntime(
+            self.description, create_backends(self.description, context), time_scale=time_scale
+        )
+        self._finished: OrderedDict[str, ExecuteTask.Result] = OrderedDict()
+        self._finished_lock = threading.Lock()
+
+        self._status_pub = self.create_publisher(ModuleStatus, "~/status", STATUS_QOS)
+        self._description_pub = self.create_publisher(ModuleDescription, "~/description", LATCHED)
+        action_name = self.resolve_topic_name("~/execute_task")
+        self._description_msg = description_message(self.description, action_name)
+        self._description_pub.publish(self._description_msg)
+        self.create_service(DescribeModule, "~/describe", self._describe)
+
+        # Goals run in parallel (different devices); the e-stop must get through while they run.
+        self._action_server = ActionServer(
+            self,
+            ExecuteTask,
+            "~/execute_task",
+            execute_callback=self._execute,
+            goal_callback=self._check_goal,
+            cancel_callback=self._cancel,
+            callback_group=ReentrantCallbackGroup(),
+        )
+        self.create_subscription(
+            EmergencyStop,
+            ESTOP_TOPIC,
+            self._on_estop,
+            LATCHED,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self.runtime.add_change_listener(self._publish_status)
+        self.create_timer(self._heartbeat_period, self._heartbeat)
+        self.get_logger().info(
+            f"module {self.description.module} ready: {len(self.description.devices)} devices, "
+            f"{len(self.description.tasks)} tasks, action {action_name}"
+        )
+
+    def _declare(self, name: str, default: Any, description: str) -> Any:
+        return self.declare_parameter(
+            name, default, ParameterDescriptor(description=description)
+        ).value
+
+    # ---- ExecuteTask ---------------------------------------------------------------------------
+
+    def _check_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
+        """Reserve at goal time, so a goal that cannot run is rejected before anything moves."""
+        if not goal.task_id:
+            goal.task_id = f"goal-{time.monotonic_ns()}"  # the handle carries this same object
+        with self._finished_lock:
+            if goal.task_id in self._finished:
+                return GoalResponse.ACCEPT  # answered from the stored result
+        try:
+            task = self.description.task(goal.task)
+            if task is None:
+                known = ", ".join(t.name for t in self.description.tasks)
+                raise GoalRejected("task", f"unknown task '{goal.task}' (known: {known})")
+            slots, samples = goal_slots(goal.slots, goal.experiment_id)
+            self.runtime.accept(
+                goal.task_id, goal.task, goal_parameters(task, goal.parameters), slots, samples
+            )
+        except GoalRejected as error:
+            self.get_logger().warning(f"rejected goal {goal.task_id} ({goal.task}): {error}")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _cancel(self, handle: ServerGoalHandle) -> CancelResponse:
+        self.runtime.cancel(handle.request.task_id)
+        return CancelResponse.ACCEPT
+
+    def _execute(self, handle: ServerGoalHandle) -> ExecuteTask.Result:
+        task_id = handle.request.task_id
+        with self._finished_lock:
+            stored = self._finished.get(task_id)
+        if stored is not None:
+            handle.succeed() if stored.success else handle.abort()
+            return stored
+
+        def feedback(event: Any) -> None:
+            handle.publish_feedback(
+                ExecuteTask.Feedback(
+                    step_index=event.step_index,
+                    current_action=f"{event.device}.{event.action}"
+                    if event.device
+                    else event.event,
+                    progress=float(event.progress),
+                )
+            )
+
+        result = self.runtime.run(task_id, feedback)
+        message = result_message(result)
+        if result.outcome == "cancelled":
+            handle.canceled()
+        elif result.success:
+            handle.succeed()
+        else:
+            handle.abort()
+        if result.outcome in ("succeeded", "failed"):
+            with self._finished_lock:
+                self._finished[task_id] = message
+                while len(self._finished) > FINISHED_KEPT:
+                    self._finished.popitem(last=False)
+        return message
+
+    # ---- description, status, e-stop -----------------------------------------------------------
+
+    def _describe(
+        self, _request: DescribeModule.Request, response: DescribeModule.Response
+    ) -> DescribeModule.Response:
+        response.description = self._description_msg
+        return response
+
+    def _heartbeat(self) -> None:
+        self._publish_status(self.runtime.heartbeat())
+
+    def _publish_status(self, status: RuntimeStatus) -> None:
+        self._status_pub.publish(status_message(status, time.time()))
+
+    def _on_estop(self, message: EmergencyStop) -> None:
+        if message.engaged and not self.runtime.estop_engaged:
+            report = self.runtime.engage_estop(f"{message.reason} (from {message.source})")
+            latency = "timed out" if report.latency_s is None else f"{report.latency_s:.4f} s"
+            self.get_logger().warning(
+                f"EMERGENCY STOP: {message.reason}; aborted {len(report.aborted_goals)} goal(s) "
+                f"in {latency}"
+            )
+        elif not message.engaged and self.runtime.estop_engaged:
+            self.runtime.reset_estop()
+            self.get_logger().info(f"emergency stop reset by {message.source}")
+
+    def destroy_node(self) -> None:
+        self.runtime.close()
+        super().destroy_node()
+
+
+def action_label(event: Any) -> str:
+    """ "Device.action" while an action runs, else the event ("standby_started", ...)."""
+    return f"{event.device}.{event.action}" if event.device else event.event
+
+
+def load_module_description(reference: str) -> Any:
+    """A built-in description by name, else a YAML file."""
+    if reference in builtin_description_names():
+        return load_builtin_description(reference)
+    return load_description(reference)
+
+
+def description_argument(argv: list[str]) -> str:
+    """The value of ``-p description:=...`` among ROS arguments ("" if absent)."""
+    for arg in argv:
+        if arg.startswith("description:="):
+            return arg.split(":=", 1)[1]
+    return ""
+
+
+def main(args: list[str] | None = None) -> None:
+    argv = list(sys.argv if args is None else args)
+    rclpy.init(args=argv)
+    try:
+        # Named after its module (REP 144), unless the caller remaps __node.
+        reference = description_argument(argv)
+        name = node_name_for(load_module_description(reference).module) if reference else "module"
+        node = ModuleNode(node_name=name)
+    except Exception as error:  # a bad description or driver: say which, exit non-zero
+        rclpy.logging.get_logger("module").fatal(str(error))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
+    executor = MultiThreadedExecutor(num_threads=8)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The module node in its own process over real DDS: describe, execute with feedback, cancel,
+reject bad goals, concurrent goals on different devices, refusal on the same device, e-stop."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from octopus_interfaces.action import ExecuteTask
+from octopus_interfaces.msg import EmergencyStop, ModuleStatus, SlotAssignment, TaskParameter
+from octopus_interfaces.srv import DescribeModule
+from octopus_testing.futures import call_with_retry, wait_for_future, wait_until
+
+NAMESPACE = "/octopus/modules/batch_synthesis"
+TIME_SCALE = 100.0  # PrepareContainer (57 s) takes 0.57 s, Mix (318 s) 3.2 s
+LATCHED = QoSProfile(
+    depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+)
+
+
+@pytest.fixture
+def module(ros, node_processes) -> Iterator[ActionClient]:
+    process = node_processes.start(
+        "batch_synthesis",
+        [
+            sys.executable,
+            "-m",
+            "octopus_modules.module_node",
+            "--ros-args",
+            "-p",
+            "description:=batch_synthesis",
+            "-p",
+            f"time_scale:={TIME_SCALE}",
+            "-p",
+            "heartbeat_period:=0.2",
+        ],
+    )
+    process.wait_for_output("module BatchSynthesis ready", timeout=30)
+    client = ActionClient(ros.node, ExecuteTask, f"{NAMESPACE}/execute_task")
+    assert client.wait_for_server(timeout_sec=20)
+    yield client
+    client.destroy()
+
+
+def goal(task: str, task_id: str, experiment: str, position: int, **params: float) -> object:
+    return ExecuteTask.Goal(
+        job_id="J1",
+        experiment_id=experiment,
+        task_id=task_id,
+        task=task,
+        parameters=[TaskParameter(name=k, value=float(v)) for k, v in params.items()],
+        slots=[SlotAssignment(slot_type="stirrer", index=position, experiment_id=experiment)],
+    )
+
+
+def send(client: ActionClient, message: object, feedback: list | None = None) -> object:
+    """Send a goal; returns the goal handle (accepted or not). Retries unanswered sends."""
+    sink = feedback if feedback is not None else []
+    return call_with_retry(
+        lambda: client.send_goal_async(message, feedback_callback=sink.append), timeout=5.0
+    )
+
+
+def result_of(handle: object, timeout: float = 20.0) -> object:
+    return wait_for_future(handle.get_result_async(), timeout)
+
+
+def test_describe_service_and_latched_description(ros, module) -> None:
+    client = ros.node.create_client(DescribeModule, f"{NAMESPACE}/describe")
+    assert client.wait_for_service(timeout_sec=10)
+    described = call_with_retry(lambda: client.call_async(DescribeModule.Request()), 5.0)
+    description = described.description
+    assert description.name == "BatchSynthesis"
+    assert description.execute_task_action == f"{NAMESPACE}/execute_task"
+    assert {t.name for t in description.tasks} >= {"PrepareContainer", "AddSolution", "React"}
+    assert {(s.slot_type, s.total) for s in description.slots} >= {("stirrer", 8)}
+    assert "module: BatchSynthesis" in description.description_yaml
+
+    from octopus_interfaces.msg import ModuleDescription
+
+    latched: list = []
+    ros.node.create_subscription(
+        ModuleDescription, f"{NAMESPACE}/description", latched.append, LATCHED
+    )
+    wait_until(lambda: latched, timeout=10)  # published before we subscribed: latched
+    assert latched[0].name == "BatchSynthesis"
+
+
+def test_execute_with_feedback_and_status_heartbeat(ros, module) -> None:
+    statuses: list = []
+    ros.node.create_subscription(ModuleStatus, f"{NAMESPACE}/status", statuses.append, 10)
+    feedback: list = []
+    handle = send(module, goal("PrepareContainer", "T1", "E1", 0), feedback)
+    assert handle.accepted
+    outcome = result_of(handle)
+    assert outcome.status == GoalStatus.STATUS_SUCCEEDED, outcome.result.error
+    result = outcome.result
+    assert result.success and not result.error
+    devices = [t.device for t in result.timings]
+    assert devices[:2] == ["Batch_LinearActuator", "Batch_VialStorage"]
+    assert all(t.success for t in result.timings)
+    assert feedback and all(f.feedback.current_action for f in feedback)
+    # heartbeat: sequence numbers increase; the occupied stirrer position shows as taken
+    wait_until(lambda: len({s.heartbeat for s in statuses}) >= 3, timeout=10)
+    beats = [s.heartbeat for s in statuses]
+    assert beats == sorted(beats)
+    stirrer = next(s for s in statuses[-1].slots if s.slot_type == "stirrer")
+    assert (stirrer.free, stirrer.total) == (7, 8)
+
+
+def test_bad_goals_are_rejected_before_anything_moves(module) -> None:
+    assert not send(module, goal("Reactt", "T2", "E1", 0)).accepted  # unknown task
+    assert not send(module, goal("PrepareContainer", "T3", "E1", 8)).accepted  # slot 8 of 8
+    negative = goal("AddSolution", "T4", "E1", 0, Volume=-5)
+    negative.parameters.append(TaskParameter(name="Solution", text="AgNO3"))
+    assert not send(module, negative).accepted
+    unknown_param = goal("PrepareContainer", "T5", "E1", 0, Colour=3)
+    assert not send(module, unknown_param).accepted
+
+
+def test_cancel_stops_a_running_task(module) -> None:
+    assert result_of(send(module, goal("PrepareContainer", "P1", "E1", 0))).result.success
+    feedback: list = []
+    handle = send(module, goal("Mix", "M1", "E1", 0, Time=600), feedback)
+    assert handle.accepted
+    wait_until(lambda: feedback, timeout=10)
+    started = time.monotonic()
+    wait_for_future(handle.cancel_goal_async(), 5.0)
+    outcome = result_of(handle)
+    assert outcome.status == GoalStatus.STATUS_CANCELED
+    assert outcome.result.success is False
+    assert time.monotonic() - started < 2.0  # the 6 s (scaled) stir did not run on
+
+
+def test_concurrent_goals_on_different_devices_and_refusal_on_the_same(module) -> None:
+    assert result_of(send(module, goal("PrepareContainer", "P1", "E1", 0))).result.success
+    mix = send(module, goal("Mix", "M1", "E1", 0, Time=200))  # Batch_Stirrer, 2.2 s
+    assert mix.accepted
+    # a second Mix needs the same stirrer device: refused while the first runs
+    assert not send(module, goal("Mix", "M2", "E1", 0, Time=200)).accepted
+    # PrepareContainer of another sample uses the arm, storage and actuator: runs alongside
+    other = send(module, goal("PrepareContainer", "P2", "E2", 1))
+    assert other.accepted
+    mix_result = result_of(mix).result
+    other_result = result_of(other).result
+    assert mix_result.success and other_result.success
+
+    def span(result: object) -> tuple[float, float]:
+        starts = [t.start.sec + t.start.nanosec * 1e-9 for t in result.timings]
+        ends = [t.end.sec + t.end.nanosec * 1e-9 for t in result.timings]
+        return min(starts), max(ends)
+
+    (mix_start, mix_end), (other_start, other_end) = span(mix_result), span(other_result)
+    assert other_start < mix_end and mix_start < other_end  # they overlapped in time
+
+
+def test_emergency_stop_aborts_refuses_and_resets(ros, module) -> None:
+    assert result_of(send(module, goal("PrepareContainer", "P1", "E1", 0))).result.success
+    estop = ros.node.create_publisher(EmergencyStop, "/octopus/emergency_stop", LATCHED)
+    feedback: list = []
+    handle = send(module, goal("Mix", "M1", "E1", 0, Time=1200), feedback)
+    assert handle.accepted
+    wait_until(lambda: feedback, timeout=10)
+    result_future = handle.get_result_async()
+    engaged_at = time.monotonic()
+    estop.publish(EmergencyStop(engaged=True, reason="test spill", source="pytest"))
+    outcome = wait_for_future(result_future, 10.0)
+    latency = time.monotonic() - engaged_at
+    print(f"e-stop latency, publish -> aborted result received: {latency * 1000:.1f} ms")
+    assert outcome.status == GoalStatus.STATUS_ABORTED
+    assert "emergency stop" in outcome.result.error
+    assert latency < 1.0
+    assert not send(module, goal("Mix", "M2", "E1", 0, Time=10)).accepted  # refused while engaged
+    estop.publish(EmergencyStop(engaged=False, reason="cleaned", source="pytest"))
+    wait_until(
+        lambda: send(module, goal("Mix", f"M{time.monotonic_ns()}", "E1", 0, Time=10)).accepted,
+        timeout=10,
+        interval=0.2,
+    )
