@@ -177,7 +177,17 @@ def test_silent_instrument_times_out_after_the_reply_timeout(
     assert TIMEOUT_S <= elapsed < TIMEOUT_S + 0.2
     assert info.value.device == "hotplate1"
     hotplate.silent = False
-    assert stirrer.read_speed_rpm() == 0.0  # the late reply was not mistaken for this one
+    assert stirrer.read_speed_rpm() == 0.0
+
+
+def test_a_reply_arriving_after_the_timeout_is_not_taken_for_the_next_one(
+    stirrer: NamurStirrer, hotplate: NamurHotplateEmulator
+) -> None:
+    hotplate.reply_delay_s = TIMEOUT_S * 1.5
+    with pytest.raises(DeviceTimeout):
+        stirrer.read_name()  # "C-MAG HS 7" arrives 0.1 s too late
+    hotplate.reply_delay_s = 0.0
+    assert stirrer.read_speed_rpm() == 0.0  # not "unexpected reply 'C-MAG HS 7'"
 
 
 def test_slow_replies_within_the_timeout_are_fine(

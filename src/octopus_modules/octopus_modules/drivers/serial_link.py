@@ -18,7 +18,7 @@ from __future__ import annotations
 import termios
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -70,23 +70,15 @@ class SerialSettings:
     reconnect_delay_s: float = 0.2
 
 
-SerialFactory = Callable[..., serial.Serial]
-
-
 class SerialLink:
     """One serial port used for request/reply exchanges; thread-safe."""
 
-    def __init__(
-        self,
-        device: str,
-        settings: SerialSettings,
-        serial_factory: SerialFactory = serial.Serial,
-    ) -> None:
+    def __init__(self, device: str, settings: SerialSettings) -> None:
         self.device = device
         self.settings = settings
-        self._serial_factory = serial_factory
         self._port: serial.Serial | None = None
         self._lock = threading.RLock()
+        self._late_reply: bytes | None = None  # terminator of a reply that timed out
         self.opens = 0  # how many times the port was (re)opened: observable reconnects
 
     @property
@@ -104,7 +96,7 @@ class SerialLink:
                 if attempt:
                     time.sleep(self.settings.reconnect_delay_s)  # give a replug time to settle
                 try:
-                    self._port = self._serial_factory(
+                    self._port = serial.Serial(
                         self.settings.port,
                         self.settings.baudrate,
                         bytesize=self.settings.bytesize,
@@ -126,6 +118,7 @@ class SerialLink:
 
     def close(self) -> None:
         with self._lock:
+            self._late_reply = None
             port, self._port = self._port, None
             if port is not None:
                 try:
@@ -159,11 +152,11 @@ class SerialLink:
         attempts = max(1, self.settings.reconnect_attempts) if retry else 1
         last_error: Exception | None = None
         for _ in range(attempts):
-            self.open(action, retry)
+            self.open(action, retry)  # raises DeviceDisconnected if the port stays gone
             port = self._port
             assert port is not None
             try:
-                port.reset_input_buffer()  # drop late replies of an earlier, timed-out request
+                self._discard_late_reply(port)
                 port.write(request)
                 port.flush()
                 return
@@ -175,6 +168,17 @@ class SerialLink:
             action,
             f"serial port {self.settings.port} lost while sending {_show(request)}: {last_error}",
         )
+
+    def _discard_late_reply(self, port: serial.Serial) -> None:
+        """Keep the reply to an earlier, timed-out request from answering this one.
+
+        After a timeout the instrument may still answer; wait up to one more timeout
+        for that late reply, then drop whatever input is pending.
+        """
+        if self._late_reply is not None:
+            terminator, self._late_reply = self._late_reply, None
+            port.read_until(terminator)
+        port.reset_input_buffer()
 
     def _read_reply(
         self, request: bytes, terminator: bytes, action: str, timeout_s: float | None
@@ -195,6 +199,7 @@ class SerialLink:
                 f"{_show(request)}: {exc}",
             ) from exc
         if not reply.endswith(terminator):
+            self._late_reply = terminator
             partial = f" (partial reply {_show(reply)})" if reply else ""
             raise DeviceTimeout(
                 self.device,

@@ -182,7 +182,11 @@ class NamurStirrer(DeviceBackend):
                 self.safe_state()
                 raise DeviceCancelled(self.name, action)
             remaining -= step
-            self.read_speed_rpm()  # keeps the watch on the link during long holds
+            try:
+                self.read_speed_rpm()  # keeps the watch on the link during long holds
+            except DeviceError:
+                self.safe_state()  # a hold we cannot supervise must not keep heating
+                raise
 
     # ---- typed front end ------------------------------------------------
 

@@ -101,9 +101,9 @@ class Ne1000Pump(DeviceBackend):
     def connect(self) -> None:
         self.link.open()
         self.read_prompt()  # clears the power-up reset alarm
-        self._ensure_configured("connect")
+        self._ensure_configured()
 
-    def _ensure_configured(self, action: str) -> None:
+    def _ensure_configured(self) -> None:
         """(Re)send the syringe diameter on a fresh connection: the pump may have been swapped."""
         if self._configured_on_open != self.link.opens:
             self.set_diameter(self.syringe_diameter_mm)
@@ -128,9 +128,8 @@ class Ne1000Pump(DeviceBackend):
             return pump(volume, rate, cancel)
         if action == "prime":
             volume = optional_number_param(self, action, params, "volume_ul")
-            return self._pump(
-                "prime", "INF", volume or self.prime_volume_ul, self.prime_rate_ul_s, cancel
-            )
+            volume = self.prime_volume_ul if volume is None else volume
+            return self._pump("prime", "INF", volume, self.prime_rate_ul_s, cancel)
         if action == "stop":
             self.stop()
             return {"prompt": self.read_prompt()}
@@ -221,7 +220,7 @@ class Ne1000Pump(DeviceBackend):
         self._check_rate(action, rate_ul_s)
         cancel = cancel or threading.Event()
         prompt = self.read_prompt()  # also reopens a lost port
-        self._ensure_configured(action)
+        self._ensure_configured()
         if prompt in ("I", "W", "X"):
             raise DeviceError(self.name, action, f"pump is busy ({PROMPTS[prompt]})")
         if prompt == "P":
@@ -231,8 +230,14 @@ class Ne1000Pump(DeviceBackend):
         volume_set = self.set_volume(volume_ul)
         self._command(f"CLD{direction}", action)
         started = time.monotonic()
-        self._command("RUN", action)
-        moved = self._wait_until_done(action, direction, volume_set, rate_set, cancel, started)
+        try:
+            self._command("RUN", action)
+            moved = self._wait_until_done(action, direction, volume_set, rate_set, cancel, started)
+        except DeviceCancelled:
+            raise  # already stopped
+        except DeviceError:
+            self.safe_state()  # whatever went wrong, do not leave the plunger moving
+            raise
         elapsed = time.monotonic() - started
         if moved < volume_set * 0.995 - 0.01:
             raise DeviceError(
