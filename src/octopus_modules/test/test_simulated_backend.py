@@ -52,8 +52,8 @@ def test_noise_is_seeded_and_bounded() -> None:
 def test_cancel_is_honoured_promptly() -> None:
     backend = pump(time_scale=1.0)  # a 100 s action, really
     cancel = threading.Event()
-    threading.Timer(0.05, cancel.set).start()
     t0 = time.perf_counter()
+    threading.Timer(0.05, cancel.set).start()
     with pytest.raises(DeviceCancelled):
         backend.execute("dispense", DISPENSE, cancel)
     latency = time.perf_counter() - t0 - 0.05
@@ -81,8 +81,8 @@ def test_failure_rate_is_respected_and_names_device_and_action() -> None:
 def test_hang_waits_for_cancel() -> None:
     backend = pump(hang_actions=frozenset({"dispense"}))
     cancel = threading.Event()
-    threading.Timer(0.1, cancel.set).start()
     t0 = time.perf_counter()
+    threading.Timer(0.1, cancel.set).start()
     with pytest.raises(DeviceCancelled):
         backend.execute("dispense", {**DISPENSE, "expected_duration_s": 1.0}, cancel)
     assert time.perf_counter() - t0 >= 0.1  # 1 s / 1000 would have been 1 ms

@@ -1,0 +1,185 @@
+"""Cancel, emergency stop, device faults and timeouts leave devices safe and say why."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from octopus_modules.description import ModuleDescription
+from octopus_modules.drivers.simulated import FaultSettings, SimulatedBackend
+from octopus_modules.goals import GoalRejected
+from octopus_modules.results import TaskFeedback, TaskResult
+from octopus_modules.runtime import ModuleRuntime
+
+TIMEOUT_S = 5.0
+LONG = {"Seconds": 10_000}  # 10 s wall at 1000x: only ever ends by cancel / e-stop
+
+
+def start(
+    runtime: ModuleRuntime,
+    goal_id: str,
+    task: str,
+    params: dict[str, Any],
+    slots: dict[str, list[int]] | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[threading.Event, dict[str, TaskResult], threading.Thread]:
+    """Accept and run in a thread; returns (first action started, results, thread)."""
+    started = threading.Event()
+    results: dict[str, TaskResult] = {}
+
+    def feedback(fb: TaskFeedback) -> None:
+        if fb.event == "action_started":
+            started.set()
+
+    runtime.accept(goal_id, task, params, slots or {}, cancel_event=cancel)
+    thread = threading.Thread(
+        target=lambda: results.update({goal_id: runtime.run(goal_id, feedback)})
+    )
+    thread.start()
+    assert started.wait(TIMEOUT_S)
+    return started, results, thread
+
+
+def sim(runtime: ModuleRuntime, device: str) -> SimulatedBackend:
+    backend = runtime.backends[device]
+    assert isinstance(backend, SimulatedBackend)
+    return backend
+
+
+def test_cancel_stops_the_device_promptly_and_leaves_it_safe(runtime: ModuleRuntime) -> None:
+    _, results, thread = start(runtime, "g", "Move", LONG)
+    assert runtime.status().device("Arm").state == "busy"
+    t0 = time.perf_counter()
+    assert runtime.cancel("g")
+    thread.join(TIMEOUT_S)
+    latency = time.perf_counter() - t0
+    result = results["g"]
+    assert result.outcome == "cancelled" and not result.success
+    assert latency < 0.05, latency
+    assert sim(runtime, "Arm").safe_state_calls == 1
+    assert sim(runtime, "Arm").state == "safe"
+    assert not result.timings[0].ok
+    assert runtime.status().device("Arm").state == "idle"
+    assert runtime.execute_task("next", "Move", {"Seconds": 1}).success
+
+
+def test_client_cancel_event_works_too(runtime: ModuleRuntime) -> None:
+    cancel = threading.Event()
+    _, results, thread = start(runtime, "g", "Move", LONG, cancel=cancel)
+    cancel.set()
+    thread.join(TIMEOUT_S)
+    assert results["g"].outcome == "cancelled"
+
+
+def test_emergency_stop_aborts_everything_and_refuses_until_reset(
+    runtime: ModuleRuntime,
+) -> None:
+    _, arm_results, arm_thread = start(runtime, "arm", "Move", LONG)
+    _, pump_results, pump_thread = start(
+        runtime, "pump", "Dose", {"Volume": 1000, "Rate": 1}, {"rack": [0]}
+    )
+    report = runtime.engage_estop("operator pressed the red button")
+    arm_thread.join(TIMEOUT_S)
+    pump_thread.join(TIMEOUT_S)
+    assert set(report.aborted_goals) == {"arm", "pump"}
+    assert report.latency_s is not None and report.latency_s < 0.1, report
+    for result in (arm_results["arm"], pump_results["pump"]):
+        assert result.outcome == "aborted"
+        assert "operator pressed the red button" in result.error
+    for name in ("Arm", "Pump", "Spec"):  # every device, also the idle one
+        assert sim(runtime, name).safe_state_calls >= 1
+    status = runtime.status()
+    assert status.estop_engaged and not status.running_goals
+    with pytest.raises(GoalRejected, match=r"^estop: emergency stop engaged: operator"):
+        runtime.accept("late", "Move", {"Seconds": 1})
+    runtime.reset_estop()
+    assert runtime.execute_task("late", "Move", {"Seconds": 1}).success
+    print(f"\ne-stop latency, engage -> 2 goals aborted: {report.latency_s * 1000:.2f} ms")
+
+
+def test_emergency_stop_latency_over_repeats(runtime: ModuleRuntime) -> None:
+    latencies = []
+    for i in range(20):
+        threads = [
+            start(runtime, f"a{i}", "Move", LONG)[2],
+            start(runtime, f"p{i}", "Dose", {"Volume": 1000, "Rate": 1}, {"rack": [0]})[2],
+        ]
+        report = runtime.engage_estop("drill")
+        for thread in threads:
+            thread.join(TIMEOUT_S)
+        assert report.latency_s is not None
+        latencies.append(report.latency_s)
+        runtime.reset_estop()
+        runtime.free_slots("rack", [0])
+        runtime.restock("tip", 1)
+    latencies.sort()
+    print(
+        f"\ne-stop latency over 20 runs: median {latencies[10] * 1000:.2f} ms, "
+        f"max {latencies[-1] * 1000:.2f} ms"
+    )
+    assert latencies[-1] < 0.1
+
+
+def test_device_failure_names_device_and_action_and_blocks_until_cleared(
+    runtime: ModuleRuntime,
+) -> None:
+    sim(runtime, "Pump").faults = FaultSettings(fail_actions=frozenset({"dispense"}))
+    result = runtime.execute_task("g", "Dose", {"Volume": 10}, {"rack": [0]}, samples=["s1"])
+    assert result.outcome == "failed"
+    assert result.error == "Dose.steps[0] active (sample s1): Pump.dispense: simulated device fault"
+    assert sim(runtime, "Pump").safe_state_calls == 1
+    status = runtime.status()
+    assert status.device("Pump").state == "error"
+    assert status.slot("rack").occupied == ((0, "s1"),)  # the vial may be there: kept
+    with pytest.raises(GoalRejected, match=r"^devices: device Pump is error: simulated"):
+        runtime.accept("g2", "Dose", {"Volume": 10}, {"rack": [1]})
+    sim(runtime, "Pump").faults = FaultSettings()
+    runtime.clear_device_error("Pump")
+    assert runtime.execute_task("g2", "Dose", {"Volume": 10}, {"rack": [1]}).success
+
+
+def test_hung_device_times_out(
+    make_runtime: Callable[..., ModuleRuntime], description: ModuleDescription
+) -> None:
+    runtime = make_runtime(description, action_timeout_factor=2.0, action_timeout_margin_s=0.05)
+    sim(runtime, "Arm").faults = FaultSettings(hang_actions=frozenset({"move"}))
+    t0 = time.perf_counter()
+    result = runtime.execute_task("g", "Move", {"Seconds": 20})  # 20 ms expected, 90 ms limit
+    elapsed = time.perf_counter() - t0
+    assert result.outcome == "failed"
+    assert "Arm.move: no answer within 0.09 s (timeout)" in result.error
+    assert 0.09 <= elapsed < 0.2
+    assert runtime.status().device("Arm").state == "error"
+    assert sim(runtime, "Arm").safe_state_calls == 1
+
+
+def test_lost_connection_is_reported_and_reconnected(runtime: ModuleRuntime) -> None:
+    sim(runtime, "Arm").faults = FaultSettings(disconnect_actions=frozenset({"move"}))
+    result = runtime.execute_task("g", "Move", {"Seconds": 1})
+    assert result.outcome == "failed" and "Arm.move: connection lost" in result.error
+    status = runtime.status()
+    assert status.device("Arm").state == "disconnected"
+    assert any("Arm disconnected" in w for w in status.warnings)
+    sim(runtime, "Arm").faults = FaultSettings()
+    # the next goal that needs the arm reconnects it first
+    assert runtime.execute_task("g2", "Move", {"Seconds": 1}).success
+    assert runtime.status().device("Arm").state == "idle"
+
+
+def test_random_faults_never_leave_a_device_held(
+    make_runtime: Callable[..., ModuleRuntime], description: ModuleDescription
+) -> None:
+    runtime = make_runtime(description, time_scale=20_000.0)
+    for name in ("Arm", "Pump"):
+        sim(runtime, name).faults = FaultSettings(failure_rate=0.3)
+    outcomes = []
+    for i in range(40):
+        for name in ("Arm", "Pump"):
+            runtime.clear_device_error(name)
+        outcomes.append(runtime.execute_task(f"g{i}", "MoveAndDose", {"Seconds": 5}).outcome)
+        assert all(d.holder == "" for d in runtime.status().devices)
+    assert {"succeeded", "failed"} <= set(outcomes)
