@@ -6,7 +6,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -298,3 +298,23 @@ def test_cancel_during_a_timed_stir_stops_the_motor_promptly(
     assert time.monotonic() - started < 0.1 + 0.1
     stirrer.read_name()
     assert not hotplate.motor_on and not hotplate.heater_on
+
+
+def test_a_timed_hold_that_loses_the_instrument_switches_it_off(
+    stirrer: NamurStirrer, hotplate: NamurHotplateEmulator
+) -> None:
+    timer = threading.Timer(0.05, setattr, (hotplate, "silent", True))
+    timer.start()
+    try:
+        with pytest.raises(DeviceTimeout, match=r"hotplate1.heat: read IN_PV_4: no reply"):
+            stirrer.execute("heat", {"temperature_c": 60, "duration_s": 30}, threading.Event())
+    finally:
+        timer.join()
+    wait_until(lambda: not hotplate.heater_on)  # STOP_1 went out although replies did not come
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        threading.Event().wait(0.005)

@@ -336,3 +336,16 @@ def test_requests_for_another_address_get_no_reply(emulator: Ne1000PumpEmulator)
             driver.read_prompt()
     finally:
         driver.close()
+
+
+def test_a_dispense_that_loses_the_pump_stops_it(
+    pump: Ne1000Pump, emulator: Ne1000PumpEmulator
+) -> None:
+    timer = threading.Timer(0.05, setattr, (emulator, "silent", True))
+    timer.start()
+    try:
+        with pytest.raises(DeviceTimeout, match=r"pump1.dispense: no reply to '3DIS\\r'"):
+            pump.dispense(5000.0, 10.0)
+    finally:
+        timer.join()
+    wait_for(lambda: emulator.prompt in ("P", "S"))  # STP reached it; only replies were lost
