@@ -318,3 +318,16 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 2.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         threading.Event().wait(0.005)
+
+
+def test_safe_state_after_a_timeout_goes_out_at_once(
+    stirrer: NamurStirrer, hotplate: NamurHotplateEmulator
+) -> None:
+    stirrer.execute("stir", {"speed_rpm": 300}, threading.Event())
+    hotplate.silent = True
+    with pytest.raises(DeviceTimeout):
+        stirrer.read_speed_rpm()
+    started = time.monotonic()
+    stirrer.safe_state()  # does not wait for the late reply a normal request would drain
+    assert time.monotonic() - started < 0.05
+    wait_until(lambda: not hotplate.motor_on)

@@ -85,12 +85,12 @@ class SerialLink:
     def is_open(self) -> bool:
         return self._port is not None and self._port.is_open
 
-    def open(self, action: str = "connect", retry: bool = True) -> None:
-        """Open the port if needed, retrying a bounded number of times."""
+    def open(self, action: str = "connect", urgent: bool = False) -> None:
+        """Open the port if needed, retrying a bounded number of times (once if urgent)."""
         with self._lock:
             if self.is_open:
                 return
-            attempts = max(1, self.settings.reconnect_attempts) if retry else 1
+            attempts = 1 if urgent else max(1, self.settings.reconnect_attempts)
             last_error: Exception | None = None
             for attempt in range(attempts):
                 if attempt:
@@ -132,31 +132,31 @@ class SerialLink:
         terminator: bytes,
         action: str,
         timeout_s: float | None = None,
-        retry: bool = True,
+        urgent: bool = False,
     ) -> bytes:
-        """Send ``request`` and return the reply up to and including ``terminator``."""
-        with self._lock:
-            self._write_with_reconnect(request, action, retry)
-            return self._read_reply(request, terminator, action, timeout_s)
+        """Send ``request`` and return the reply up to and including ``terminator``.
 
-    def send(self, request: bytes, action: str, retry: bool = True) -> None:
-        """Send a request that the instrument does not answer.
-
-        ``retry=False`` makes a single attempt (no reopen delays): for safe_state,
-        which must return quickly even when the port is gone.
+        ``urgent`` (safe_state): one attempt, no reopen delays, no waiting for a late
+        reply to an earlier request, so a stop goes out at once or fails fast.
         """
         with self._lock:
-            self._write_with_reconnect(request, action, retry)
+            self._write_with_reconnect(request, action, urgent)
+            return self._read_reply(request, terminator, action, timeout_s)
 
-    def _write_with_reconnect(self, request: bytes, action: str, retry: bool = True) -> None:
-        attempts = max(1, self.settings.reconnect_attempts) if retry else 1
+    def send(self, request: bytes, action: str, urgent: bool = False) -> None:
+        """Send a request that the instrument does not answer (``urgent``: see exchange)."""
+        with self._lock:
+            self._write_with_reconnect(request, action, urgent)
+
+    def _write_with_reconnect(self, request: bytes, action: str, urgent: bool) -> None:
+        attempts = 1 if urgent else max(1, self.settings.reconnect_attempts)
         last_error: Exception | None = None
         for _ in range(attempts):
-            self.open(action, retry)  # raises DeviceDisconnected if the port stays gone
+            self.open(action, urgent)  # raises DeviceDisconnected if the port stays gone
             port = self._port
             assert port is not None
             try:
-                self._discard_late_reply(port)
+                self._discard_late_reply(port, wait=not urgent)
                 port.write(request)
                 port.flush()
                 return
@@ -169,7 +169,7 @@ class SerialLink:
             f"serial port {self.settings.port} lost while sending {_show(request)}: {last_error}",
         )
 
-    def _discard_late_reply(self, port: serial.Serial) -> None:
+    def _discard_late_reply(self, port: serial.Serial, wait: bool) -> None:
         """Keep the reply to an earlier, timed-out request from answering this one.
 
         After a timeout the instrument may still answer; wait up to one more timeout
@@ -177,7 +177,8 @@ class SerialLink:
         """
         if self._late_reply is not None:
             terminator, self._late_reply = self._late_reply, None
-            port.read_until(terminator)
+            if wait:
+                port.read_until(terminator)
         port.reset_input_buffer()
 
     def _read_reply(

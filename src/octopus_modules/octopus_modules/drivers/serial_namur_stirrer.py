@@ -136,7 +136,7 @@ class NamurStirrer(DeviceBackend):
         """Heater and motor off; one attempt each, errors swallowed (port may be gone)."""
         for command in ("STOP_1", "STOP_4"):
             try:
-                self.link.send(_frame(command), "safe_state", retry=False)
+                self.link.send(_frame(command), "safe_state", urgent=True)
             except Exception as exc:  # noqa: BLE001 - safe_state must never raise
                 _log.warning("%s: safe_state could not send %s: %s", self.name, command, exc)
 

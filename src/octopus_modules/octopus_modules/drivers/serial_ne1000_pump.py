@@ -147,7 +147,7 @@ class Ne1000Pump(DeviceBackend):
         timeout_s = min(self.settings.timeout_s, SAFE_STATE_TIMEOUT_S)
         for _ in range(2):
             try:
-                frame = self.link.exchange(request, ETX, "safe_state", timeout_s, retry=False)
+                frame = self.link.exchange(request, ETX, "safe_state", timeout_s, urgent=True)
                 if decode_reply(frame).prompt == "S":
                     return
             except Exception as exc:  # noqa: BLE001 - safe_state must never raise
