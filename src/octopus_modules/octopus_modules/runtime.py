@@ -50,6 +50,7 @@ from octopus_modules.goals import GoalRejected, PreparedGoal, prepare_goal
 from octopus_modules.module_state import DISCONNECTED, ERROR, OK, ModuleState
 from octopus_modules.results import ActionTiming, TaskFeedback, TaskResult
 from octopus_modules.status import ModuleStatus
+from octopus_modules.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class ModuleRuntime:
         self._heartbeat = 0
         self._revision = 0
         self._listeners: list[ChangeCallback] = []
+        self._watchdog = Watchdog(f"{description.module}-watchdog")
 
     # ---- goals ------------------------------------------------------------
 
@@ -436,13 +438,11 @@ class ModuleRuntime:
                     goal.stop_reason = "timeout"
                     goal.stop.set()
 
-        watchdog = threading.Timer(self._timeout_s(expected_s), expire)
-        watchdog.daemon = True
-        watchdog.start()
+        handle = self._watchdog.arm(self._timeout_s(expected_s), expire)
         try:
             return backend.execute(action, params, goal.stop) or {}
         finally:
-            watchdog.cancel()
+            self._watchdog.disarm(handle)
 
     def _timeout_s(self, expected_s: float) -> float:
         return (
