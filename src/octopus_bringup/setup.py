@@ -23,7 +23,6 @@ setup(
     description="Bring-up of an OCTOPUS lab: lab descriptions and lab.launch.py.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [
-        ],
+        "console_scripts": [],
     },
 )

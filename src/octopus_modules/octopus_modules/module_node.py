@@ -23,6 +23,7 @@ from collections import OrderedDict
 from typing import Any
 
 import rclpy
+import yaml
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
@@ -39,6 +40,7 @@ from octopus_modules.description import (
     load_builtin_description,
     load_description,
 )
+from octopus_modules.driver_overrides import apply_driver_overrides
 from octopus_modules.drivers.registry import DriverContext, create_backends
 from octopus_modules.goals import GoalRejected
 from octopus_modules.ros_conversions import (
@@ -80,9 +82,18 @@ class ModuleNode(Node):
         self._heartbeat_period = self._declare(
             "heartbeat_period", 1.0, "Seconds between status publications (the heartbeat)."
         )
+        overrides_yaml = self._declare(
+            "driver_overrides",
+            "",
+            "YAML mapping device -> {driver, settings}: real drivers for some devices.",
+        )
         if not description_ref:
             raise ValueError("parameter 'description' is required (a file or a built-in name)")
         self.description = load_module_description(description_ref)
+        if overrides_yaml:
+            self.description = apply_driver_overrides(
+                self.description, yaml.safe_load(overrides_yaml) or {}
+            )
         context = DriverContext(time_scale=time_scale, seed=seed)
         self.runtime = ModuleRuntime(
             self.description, create_backends(self.description, context), time_scale=time_scale

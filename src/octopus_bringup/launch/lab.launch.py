@@ -1,0 +1,61 @@
+"""Bring up an OCTOPUS lab: the scheduler and one node per module of a lab description.
+
+    ros2 launch octopus_bringup lab.launch.py [lab:=FILE] [time_scale:=600] [policy:=planner]
+        [namespace:=/octopus]
+
+Which nodes start, and with which parameters, is decided by octopus_bringup.lab_config.node_specs
+(tested without ROS); this file only turns its answer into launch_ros Node actions.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from octopus_bringup.lab_config import default_lab_file, load_lab_config, node_specs
+
+
+def _nodes(context, *args, **kwargs):
+    def argument(name):
+        return LaunchConfiguration(name).perform(context)
+
+    config = load_lab_config(argument("lab") or default_lab_file())
+    scale = argument("time_scale")
+    specs = node_specs(
+        config,
+        time_scale=float(scale) if scale else None,
+        policy=argument("policy") or None,
+        namespace=argument("namespace") or None,
+    )
+    return [
+        Node(
+            package=spec.package,
+            executable=spec.executable,
+            name=spec.name,
+            namespace=spec.namespace,
+            parameters=[dict(spec.parameters)],
+            output="screen",
+            emulate_tty=True,
+        )
+        for spec in specs
+    ]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("lab", default_value="", description="Lab description YAML"),
+            DeclareLaunchArgument(
+                "time_scale", default_value="", description="Override the lab's time scale"
+            ),
+            DeclareLaunchArgument(
+                "policy",
+                default_value="",
+                description="Override the policy: fcfs, backfill, closed_packing or planner",
+            ),
+            DeclareLaunchArgument(
+                "namespace", default_value="", description="Override the lab's ROS namespace"
+            ),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""TEST DOUBLE of launch_ros (see ../README.md)."""
