@@ -173,3 +173,8 @@ def test_an_empty_schedule_still_has_a_time_range() -> None:
     model = build_model([], now=1000.0)
     assert model.is_empty and model.rows == ()
     assert model.t_min == 1000.0 < model.t_max
+
+
+def test_the_legend_orders_numbered_jobs_naturally() -> None:
+    steps = [step(job, 0, 1) for job in ("10", "2", "J10", "J2", "0")]
+    assert [e.job_id for e in build_model(steps).jobs] == ["0", "2", "10", "J2", "J10"]

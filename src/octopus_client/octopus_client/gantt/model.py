@@ -12,6 +12,7 @@ which overlapping standby steps are stacked in thin lanes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -254,9 +255,15 @@ def _time_range(
     return t_min, t_max
 
 
+def _natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """'J2' before 'J10': digit runs compare as numbers."""
+    parts = re.split(r"(\d+)", text)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p)
+
+
 def _legend(steps: Sequence[GanttStep]) -> tuple[JobEntry, ...]:
     entries: dict[str, JobEntry] = {}
-    for step in sorted(steps, key=lambda s: s.job_id):
+    for step in sorted(steps, key=lambda s: _natural_key(s.job_id)):
         if step.job_id in entries:
             continue
         label = step.job_id
