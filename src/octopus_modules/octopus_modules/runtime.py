@@ -212,6 +212,21 @@ class ModuleRuntime:
             self._devices_freed.notify_all()
         return True
 
+    def discard(self, goal_id: str) -> bool:
+        """Drop an accepted goal that will never run (its client went away): frees everything."""
+        with self._lock:
+            goal = self._goals.get(goal_id)
+            if goal is None or goal.running:
+                return False
+            self._state.release_all(goal_id)
+            self._state.free_slots(goal.prepared, ("occupy",))
+            self._state.take_stock(goal.prepared, sign=-1)
+            del self._goals[goal_id]
+            self._devices_freed.notify_all()
+        goal.done.set()
+        self._changed()
+        return True
+
     def expected_duration_s(
         self, task: str, params: Mapping[str, Any], n_samples: int = 1
     ) -> float:

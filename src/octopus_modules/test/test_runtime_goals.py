@@ -143,3 +143,13 @@ def test_heartbeat_counts(runtime: ModuleRuntime) -> None:
     assert runtime.heartbeat().heartbeat == 1
     assert runtime.heartbeat().heartbeat == 2
     assert runtime.status().module == "TestBench"
+
+
+def test_discarding_an_accepted_goal_frees_everything(runtime: ModuleRuntime) -> None:
+    runtime.accept("g1", "Dose", {"Volume": 1}, {"rack": [0]})
+    assert runtime.status().device("Pump").holder == "g1"
+    assert runtime.discard("g1")
+    status = runtime.status()
+    assert status.device("Pump").state == "idle" and status.slot("rack").free == 4
+    assert status.consumable("tip").stock == 3 and not status.running_goals
+    assert not runtime.discard("g1")
