@@ -49,8 +49,6 @@ def build_module_runtime(
         description = resolve_description(description)
     context = DriverContext(time_scale=time_scale, seed=seed, ledger=SampleLedger(ledger_path))
     backends = create_backends(description, context)
-    for backend in backends.values():
-        backend.connect()
     return ModuleRuntime(
         description,
         backends,

@@ -93,6 +93,7 @@ class ModuleRuntime:
         time_scale: float = 1.0,
         action_timeout_factor: float = 3.0,
         action_timeout_margin_s: float = 10.0,
+        connect: bool = True,
     ) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale: must be positive, got {time_scale}")
@@ -112,6 +113,8 @@ class ModuleRuntime:
         self._revision = 0
         self._listeners: list[ChangeCallback] = []
         self._watchdog = Watchdog(f"{description.module}-watchdog")
+        if connect:
+            self.connect_all()
 
     # ---- goals ------------------------------------------------------------
 
@@ -152,6 +155,20 @@ class ModuleRuntime:
             self._state.occupy_slots(prepared)
             self._state.take_stock(prepared)
             self._goals[goal_id] = goal
+            low = [
+                c
+                for c in self._state.consumable_statuses()
+                if c.low and c.name in prepared.consumption and prepared.consumption[c.name]
+            ]
+        for c in low:
+            log.warning(
+                "%s: low stock of %s: %d %s left (threshold %d)",
+                self.description.module,
+                c.name,
+                c.stock,
+                c.unit,
+                c.low_stock,
+            )
         self._changed()
         return prepared
 
@@ -211,6 +228,23 @@ class ModuleRuntime:
             goal.stop.set()
             self._devices_freed.notify_all()
         return True
+
+    def connect_all(self) -> dict[str, str]:
+        """Open every device's connection; a device that fails is marked disconnected (the
+        module still comes up, and the next goal that needs the device retries). Returns
+        the failures by device name."""
+        failures: dict[str, str] = {}
+        for name, backend in self.backends.items():
+            try:
+                backend.connect()
+            except Exception as exc:  # a missing instrument must not keep the module down
+                failures[name] = str(exc)
+                log.warning("connecting %s failed: %s", name, exc)
+                with self._lock:
+                    self._state.health[name] = (DISCONNECTED, str(exc))
+        if failures:
+            self._changed()
+        return failures
 
     def discard(self, goal_id: str) -> bool:
         """Drop an accepted goal that will never run (its client went away): frees everything."""

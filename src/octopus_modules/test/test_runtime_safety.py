@@ -183,3 +183,34 @@ def test_random_faults_never_leave_a_device_held(
         outcomes.append(runtime.execute_task(f"g{i}", "MoveAndDose", {"Seconds": 5}).outcome)
         assert all(d.holder == "" for d in runtime.status().devices)
     assert {"succeeded", "failed"} <= set(outcomes)
+
+
+class UnpluggedPump(SimulatedBackend):
+    """A pump whose cable is out until ``plugged`` is set (a real back end's connect() raising)."""
+
+    plugged = False
+
+    def connect(self) -> None:
+        if not self.plugged:
+            raise OSError("could not open port /dev/ttyUSB7")
+        super().connect()
+
+
+def test_module_comes_up_with_a_missing_device_and_retries_it(
+    description: ModuleDescription,
+) -> None:
+    pump = UnpluggedPump("Pump", "pump", time_scale=1000.0)
+    backends = {
+        "Arm": SimulatedBackend("Arm", "robot_arm", time_scale=1000.0),
+        "Pump": pump,
+        "Spec": SimulatedBackend("Spec", "spectrometer", time_scale=1000.0),
+    }
+    runtime = ModuleRuntime(description, backends, time_scale=1000.0)
+    status = runtime.status()
+    assert status.device("Pump").state == "disconnected"
+    assert "/dev/ttyUSB7" in status.device("Pump").message
+    assert runtime.execute_task("arm", "Move", {"Seconds": 1}).success  # the rest works
+    with pytest.raises(GoalRejected, match=r"^devices: device Pump is disconnected: could not"):
+        runtime.accept("dose", "Dose", {"Volume": 1}, {"rack": [0]})
+    pump.plugged = True
+    assert runtime.execute_task("dose", "Dose", {"Volume": 1}, {"rack": [0]}).success
