@@ -331,3 +331,43 @@ def test_safe_state_after_a_timeout_goes_out_at_once(
     stirrer.safe_state()  # does not wait for the late reply a normal request would drain
     assert time.monotonic() - started < 0.05
     wait_until(lambda: not hotplate.motor_on)
+
+
+def test_watchdog_is_armed_and_kept_alive_while_the_driver_lives(
+    hotplate: NamurHotplateEmulator,
+) -> None:
+    driver = make_stirrer(hotplate.port, watchdog_s=20, watchdog_keepalive_s=0.02)
+    try:
+        driver.connect()
+        assert hotplate.watchdog_deadline_s == 20.0  # armed on connect, before any heating
+        wait_until(lambda: hotplate.received.count(b"OUT_WD1@20\r\n") >= 3)
+        driver.execute("heat", {"temperature_c": 50}, threading.Event())  # shares the link
+        assert hotplate.heater_on
+    finally:
+        driver.close()  # stops the keep-alive thread (checked by nothing_leaks)
+
+
+def test_watchdog_switches_the_hotplate_off_when_the_host_goes_quiet(
+    hotplate: NamurHotplateEmulator, clock: ManualClock
+) -> None:
+    driver = make_stirrer(hotplate.port, watchdog_s=20, watchdog_keepalive_s=3600)
+    try:
+        driver.execute("heat", {"temperature_c": 80}, threading.Event())  # arms lazily
+        driver.execute("stir", {"speed_rpm": 400}, threading.Event())
+        clock.now += 19.0
+        driver.read_speed_rpm()
+        assert hotplate.heater_on and not hotplate.watchdog_tripped
+        clock.now += 2.0  # 21 s without OUT_WD1: the host process is presumed dead
+        driver.read_speed_rpm()
+        assert not hotplate.heater_on and not hotplate.motor_on
+        assert hotplate.watchdog_tripped
+    finally:
+        driver.close()
+
+
+@pytest.mark.parametrize("watchdog_s", [5, 2000, 20.5])
+def test_watchdog_period_outside_the_device_range_is_refused(watchdog_s: float) -> None:
+    with pytest.raises(
+        ValueError, match="watchdog_s must be a whole number of seconds in 20..1500"
+    ):
+        NamurStirrer("hotplate1", "/dev/null", watchdog_s=watchdog_s)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ import serial
 
 from octopus_modules.drivers.backend import DeviceBackend, DeviceCancelled, DeviceError
 from octopus_modules.drivers.serial_link import SerialLink, SerialSettings, as_action
+from octopus_modules.drivers.serial_namur_watchdog import NamurWatchdog
 from octopus_modules.drivers.serial_params import (
     check_duration,
     check_range,
@@ -63,6 +64,8 @@ class NamurStirrer(DeviceBackend):
         max_speed_rpm: float = 1500.0,
         temperature_probe: str = "external",
         poll_interval_s: float = 1.0,
+        watchdog_s: int | None = None,
+        watchdog_keepalive_s: float | None = None,
     ) -> None:
         super().__init__(name)
         if temperature_probe not in ("external", "plate"):
@@ -90,6 +93,11 @@ class NamurStirrer(DeviceBackend):
         )
         self.poll_interval_s = poll_interval_s
         self.identity = ""
+        self.watchdog = (
+            None
+            if watchdog_s is None
+            else NamurWatchdog(self.link, watchdog_s, watchdog_keepalive_s)
+        )
 
     # ---- DeviceBackend -------------------------------------------------
 
@@ -99,14 +107,23 @@ class NamurStirrer(DeviceBackend):
     def connect(self) -> None:
         self.link.open()
         self.identity = self.read_name()
+        self._ensure_watchdog("connect")
 
     def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.link.close()
+
+    def _ensure_watchdog(self, action: str) -> None:
+        """With ``watchdog_s`` set, the device is supervised before it is told to heat."""
+        if self.watchdog is not None and not self.watchdog.running:
+            self.watchdog.start(action)
 
     def execute(
         self, action: str, params: Mapping[str, Any], cancel: threading.Event
     ) -> dict[str, Any]:
         with as_action(self.name, action):
+            self._ensure_watchdog(action)
             return self._execute(action, params, cancel)
 
     def _execute(

@@ -11,6 +11,9 @@ temperature approaches the setpoint (first order, ramp limited) while the heater
 runs and cools to ambient otherwise; the medium probe (IN_PV_1) follows the plate;
 the motor speed follows its setpoint while the motor runs.
 
+Watchdog mode 1 (``OUT_WD1@m``, echoed): without a new ``OUT_WD1@m`` within ``m``
+simulated seconds, heating and stirring switch off (``watchdog_tripped``, Er 2).
+
 Test switches besides the base ones: ``error_reply`` answers every query with a
 fixed text (e.g. ``"-84"``, the NAMUR STATUS code for "unknown instruction" on
 IKA devices that report one) to exercise the driver's error mapping.
@@ -62,6 +65,9 @@ class NamurHotplateEmulator(PtyEmulator):
         self.on_power_up()
 
     def on_power_up(self) -> None:
+        self.sim_time_s = 0.0
+        self.watchdog_deadline_s: float | None = None  # OUT_WD1 armed: trip at this time
+        self.watchdog_tripped = False  # "Er 2" on the display
         self.plate_c = AMBIENT_C
         self.medium_c = AMBIENT_C
         self.temperature_setpoint_c = 0.0
@@ -78,9 +84,26 @@ class NamurHotplateEmulator(PtyEmulator):
         now = self._clock()
         dt = max(0.0, now - self._last_s) * self.time_scale
         self._last_s = now
+        deadline = self.watchdog_deadline_s
+        if deadline is not None and self.sim_time_s + dt >= deadline:
+            self._integrate(deadline - self.sim_time_s)
+            self._trip_watchdog()
+            dt -= deadline - self.sim_time_s
+            self.sim_time_s = deadline
+        self._integrate(dt)
+        self.sim_time_s += dt
+
+    def _integrate(self, dt: float) -> None:
         steps = max(1, min(10_000, math.ceil(dt)))  # 1 s steps keep the ramp limit exact
         for _ in range(steps):
             self._step(dt / steps)
+
+    def _trip_watchdog(self) -> None:
+        """Watchdog mode 1: heating and stirring off, Er 2 on the display."""
+        self.heater_on = False
+        self.motor_on = False
+        self.watchdog_tripped = True
+        self.watchdog_deadline_s = None
 
     def _step(self, dt: float) -> None:
         target = self.temperature_setpoint_c if self.heater_on else AMBIENT_C
@@ -116,8 +139,18 @@ class NamurHotplateEmulator(PtyEmulator):
         if command in queries:
             text = self.error_reply if self.error_reply is not None else queries[command]()
             return text.encode("ascii") + b"\r\n"
+        if command.startswith("OUT_WD1@"):
+            return self._arm_watchdog(command.partition("@")[2])
         self._command(command, args)
         return None
+
+    def _arm_watchdog(self, text: str) -> bytes | None:
+        value = _number(text)
+        if value is None or not 20 <= value <= 1500:
+            return None  # refused silently, like any command the device does not accept
+        self.watchdog_deadline_s = self.sim_time_s + value
+        self.watchdog_tripped = False
+        return f"{value:g}".encode("ascii") + b"\r\n"  # echo of the watchdog time
 
     def _command(self, command: str, args: list[str]) -> None:
         if command == "OUT_SP_1" and args:
