@@ -440,9 +440,12 @@ class SchedulerCore:
             admitted = False
             for cand in cands:
                 if isinstance(cand, Admission):
-                    admitted |= self._try_admit(cand)
+                    ok = self._try_admit(cand)
+                    admitted |= ok
                 else:
-                    self._try_start(cand)
+                    ok = self._try_start(cand)
+                if not ok:
+                    self.policy.blocked(self, cand)
             if not admitted:
                 return
 

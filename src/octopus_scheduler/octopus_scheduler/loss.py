@@ -112,7 +112,9 @@ def make_loss(
             raise ValueError(f"{path}: expected {{target, weight}}")
         unknown = set(raw) - {"target", "weight"}
         if unknown:
-            raise ValueError(f"{path}.{sorted(unknown)[0]}: unknown field (allowed: target, weight)")
+            raise ValueError(
+                f"{path}.{sorted(unknown)[0]}: unknown field (allowed: target, weight)"
+            )
         if "target" not in raw:
             raise ValueError(f"{path}.target: required")
         target = _number(raw["target"], f"{path}.target")

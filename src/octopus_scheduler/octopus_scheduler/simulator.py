@@ -13,8 +13,11 @@ from typing import Any
 from . import decisions as dc
 from . import events as ev
 from .core import SchedulerCore
+from .invariants import InvariantError, check_invariants
 from .proposer import standin_proposer
 from .scenario import Scenario
+
+FINAL = ("succeeded", "failed", "cancelled")
 
 
 @dataclass
@@ -30,6 +33,7 @@ class SimReport:
     timeline: list[dict[str, Any]]
     latencies_s: list[float] = field(default_factory=list, repr=False)
     wall_s: float = 0.0
+    chunking: dict[str, dict[int, list[int]]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +48,7 @@ class SimReport:
             "timeline": self.timeline,
             "decision_latency_ms": latency_summary(self.latencies_s),
             "wall_s": self.wall_s,
+            "chunking": {j: {str(g): c for g, c in gs.items()} for j, gs in self.chunking.items()},
         }
 
 
@@ -66,10 +71,12 @@ def simulate(
     policy_options: Mapping[str, Any] | None = None,
     all_at_start: bool = False,
     timeline: bool = True,
+    check: bool = False,
 ) -> SimReport:
     """Run ``scenario`` under ``policy`` in virtual time and report.
 
     ``all_at_start`` submits every job at t = 0 in id order (the published FCFS protocol).
+    ``check`` verifies the core's invariants after every event (slower; for tests).
     """
     wall0 = time.perf_counter()
     rng = random.Random(scenario.seed if seed is None else seed)
@@ -111,6 +118,8 @@ def simulate(
         t0 = time.perf_counter()
         out = core.handle(batch)
         latencies.append(time.perf_counter() - t0)
+        if check:
+            check_invariants(core)
         slot_state = core.slots()
         for d in out:
             if isinstance(d, dc.StartStep):
@@ -125,6 +134,10 @@ def simulate(
                     push(t + dur, ev.StepFinished(d.step_id))
             elif isinstance(d, dc.AbortStep):
                 push(t, ev.StepFailed(d.step_id, "aborted"))
+    if check:
+        unfinished = [j.job_id for j in core.jobs() if j.state not in FINAL]
+        if unfinished:
+            raise InvariantError(f"jobs never ended (deadlock?): {unfinished}")
     for d_id, d in starts.items():
         step = core._steps[d_id]
         rows.append(
@@ -186,4 +199,8 @@ def simulate(
         timeline=sorted(rows, key=lambda r: (r["start"], r["step_id"])) if timeline else [],
         latencies_s=latencies,
         wall_s=time.perf_counter() - wall0,
+        chunking={
+            j.id: {g.index: [len(c.samples) for c in g.chunks] for g in j.groups}
+            for j in core.all_jobs()
+        },
     )

@@ -58,6 +58,9 @@ class Policy:
     def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
         return True
 
+    def blocked(self, core: SchedulerCore, cand: StepRun | Admission) -> None:
+        """Called for each candidate that could not start in this round (in rank order)."""
+
     def admit_size(self, core: SchedulerCore, adm: Admission, free: int | None) -> int:
         """How many pending samples to admit now (0: not now). ``free`` None = unlimited."""
         pending = len(adm.group.pending)
