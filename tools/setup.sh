@@ -76,6 +76,8 @@ envfile="$root/env.sh"
   fi
   echo "export COLCON_DEFAULTS_FILE=\"$defaults\""
   echo "if [ -f \"$root/install/local_setup.bash\" ]; then . \"$root/install/local_setup.bash\"; fi"
+  echo "# The octopus command (ROS keeps executables in lib/<package>, for ros2 run)."
+  echo "export PATH=\"$root/install/octopus_client/lib/octopus_client:\$PATH\""
   echo "# Discovery stays on this machine unless the user chose a range (a multi-PC lab sets SUBNET)."
   echo "export ROS_AUTOMATIC_DISCOVERY_RANGE=\"\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}\""
   echo "export FASTDDS_DEFAULT_PROFILES_FILE=\"\${FASTDDS_DEFAULT_PROFILES_FILE:-$root/tools/fastdds_profile.xml}\""

@@ -21,6 +21,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "octopus = octopus_client.cli:main",
         ],
     },
 )
