@@ -75,6 +75,7 @@ class _Goal:
     stop: threading.Event
     held: frozenset[str] = frozenset()
     stop_reason: str = ""  # "" (client cancel), "estop", "timeout"
+    stop_message: str = ""  # the e-stop's reason
     moved: bool = False  # an action has started: slots/stock are no longer refunded
     done: threading.Event = field(default_factory=threading.Event)
     running: bool = False
@@ -186,11 +187,15 @@ class ModuleRuntime:
         except _Stopped:
             result.outcome = "aborted" if goal.stop_reason == "estop" else "cancelled"
             if goal.stop_reason == "estop":
-                result.error = f"aborted by emergency stop: {self._estop_reason}"
+                result.error = f"aborted by emergency stop: {goal.stop_message}"
             else:
                 result.error = result.error or "cancelled"
         except _TaskFailed as exc:
             result.outcome, result.error = "failed", str(exc)
+        except Exception as exc:  # a bug must end the goal cleanly, not the caller's thread
+            log.exception("goal %s: unexpected error", goal_id)
+            result.outcome = "failed"
+            result.error = f"{goal.prepared.task.name}: internal error: {type(exc).__name__}: {exc}"
         finally:
             self._finish(goal, result)
         return result
@@ -280,7 +285,7 @@ class ModuleRuntime:
             self._estop, self._estop_reason = True, reason or "engaged"
             goals = list(self._goals.values())
             for goal in goals:
-                goal.stop_reason = "estop"
+                goal.stop_reason, goal.stop_message = "estop", self._estop_reason
                 goal.stop.set()
             self._devices_freed.notify_all()
         failures = tuple(

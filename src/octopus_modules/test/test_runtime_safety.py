@@ -60,6 +60,7 @@ def test_cancel_stops_the_device_promptly_and_leaves_it_safe(runtime: ModuleRunt
     result = results["g"]
     assert result.outcome == "cancelled" and not result.success
     assert latency < 0.05, latency
+    print(f"\ncancel latency (cancel() -> run() returned, device safe): {latency * 1000:.2f} ms")
     assert sim(runtime, "Arm").safe_state_calls == 1
     assert sim(runtime, "Arm").state == "safe"
     assert not result.timings[0].ok
