@@ -179,7 +179,13 @@ class Ne1000Pump(DeviceBackend):
         self.syringe_diameter_mm = diameter_mm
 
     def read_diameter_mm(self) -> float:
-        return float(self._command("DIA", "read_diameter").data)
+        data = self._command("DIA", "read_diameter").data
+        try:
+            return float(data)
+        except ValueError:
+            raise DeviceError(
+                self.name, "read_diameter", f"unexpected DIA reply {data!r}"
+            ) from None
 
     def set_rate(self, rate_ul_s: float) -> float:
         """Set the pumping rate; returns the rate actually set (4-digit rounding)."""
