@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from octopus_modules.description import DescriptionError
 from octopus_modules.drivers.frontends import Pump, RobotArm, Spectrometer, front_end
 from octopus_modules.drivers.simulated import SimulatedBackend
+from octopus_modules.goals import GoalRejected
 from octopus_modules.module_factory import build_module_runtime, resolve_description
 from octopus_modules.runtime import ModuleRuntime
 from octopus_modules.sim.spectrum import SilverSynthesis, silver_peak_model
@@ -128,3 +130,44 @@ def test_typed_front_ends_drive_any_back_end() -> None:
     assert "absorbance" in spectrometer.measure(samples=["nothing"])
     with pytest.raises(TypeError, match="Pump needs a 'pump' back end; A is a 'robot_arm'"):
         Pump(SimulatedBackend("A", "robot_arm"))
+
+
+def test_another_job_doses_while_a_batch_reacts(lab: tuple[ModuleRuntime, ModuleRuntime]) -> None:
+    """Standby parallelisation inside BatchSynthesis, as on the published platform day."""
+    batch, _ = lab
+    in_standby = threading.Event()
+    results = {}
+
+    def react() -> None:
+        results["react"] = batch.execute_task(
+            "job0-react",
+            "React",
+            {"Time": 60},
+            {"stirrer": [0]},
+            lambda fb: in_standby.set() if fb.event == "standby_started" else None,
+            samples=["job0-s0"],
+        )
+
+    thread = threading.Thread(target=react)
+    thread.start()
+    assert in_standby.wait(5.0)
+    # job 1 uses the linear actuator that React holds only while moving vials in and out
+    dose = batch.execute_task(
+        "job1-add",
+        "AddSolution",
+        {"Solution": "AgNO3", "Volume": 100},
+        {"stirrer": [1]},
+        samples=["job1-s0"],
+    )
+    assert dose.success
+    # a second doser while job 2 doses: refused, the actuator and the pump are busy
+    batch.accept("job2-add", "AddSolution", {"Solution": "AgNO3", "Volume": 100}, {"stirrer": [2]})
+    with pytest.raises(GoalRejected, match="^devices: device Batch_LinearActuator is busy"):
+        batch.accept(
+            "job3-add", "AddSolution", {"Solution": "AgNO3", "Volume": 100}, {"stirrer": [3]}
+        )
+    assert batch.run("job2-add").success
+    thread.join(5.0)
+    assert results["react"].success
+    react_end = results["react"].timings[-1].start
+    assert dose.timings[-1].end < react_end  # dosing happened inside the reaction time
