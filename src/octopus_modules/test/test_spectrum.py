@@ -81,3 +81,21 @@ def test_spectrometer_measures_what_the_pump_dosed(tmp_path: Path) -> None:
     assert len(data["wavelength_nm"]) == len(data["absorbance"]) == len(WAVELENGTHS_NM)
     blank = spectrometer.execute("measure", {"samples": ["unknown"]}, cancel)
     assert not blank["peak_found"]
+
+
+def test_repeated_measurements_differ_but_lab_reruns_repeat() -> None:
+    def measure_twice(seed: int) -> list[list[float]]:
+        ledger = SampleLedger()
+        ledger.add_liquid("v", "AgNO3", 300, 20)
+        ledger.add_liquid("v", "NaBH4", 100, 20)
+        spectrometer = SimulatedBackend(
+            "S", "spectrometer", time_scale=1e6, seed=seed, ledger=ledger
+        )
+        return [
+            spectrometer.execute("measure", {"samples": ["v"]}, threading.Event())["absorbance"]
+            for _ in range(2)
+        ]
+
+    first, second = measure_twice(3)
+    assert first != second and np.allclose(first, second, atol=0.03)
+    assert measure_twice(3) == [first, second]

@@ -42,7 +42,7 @@ def measured_data(
         target = float(params.get("target_mg", 0.0))
         return {"mass_mg": target + float(rng.normal(0.0, 0.1))}
     if kind == "spectrometer" and action == "measure":
-        return _spectra(device, samples)
+        return _spectra(device, samples, int(rng.integers(2**31)))
     if kind == "spectrometer" and action == "reference":
         return {"reference_counts": float(50000 + rng.normal(0.0, 50.0))}
     if kind == "stirrer":
@@ -52,11 +52,14 @@ def measured_data(
     return {}
 
 
-def _spectra(device: SimulatedBackend, samples: list[str]) -> dict[str, Any]:
-    """Spectrum and main peak of the (first) sample; blank if the sample is unknown."""
+def _spectra(device: SimulatedBackend, samples: list[str], seed: int) -> dict[str, Any]:
+    """Spectrum and main peak of the (first) sample; blank if the sample is unknown.
+
+    The noise seed comes from the device's seeded generator: a repeated measurement
+    of one sample differs, a re-run of the same lab day gives the same numbers."""
     sample = samples[0] if samples else ""
     synthesis = SilverSynthesis.from_record(device.ledger.record(sample))
-    absorbance = silver_spectrum(synthesis, seed=device.seed, sample=sample)
+    absorbance = silver_spectrum(synthesis, seed=seed, sample=sample)
     peak = extract_peak(WAVELENGTHS_NM, absorbance)
     return {
         "sample": sample,
