@@ -9,6 +9,7 @@ import pytest
 from octopus_modules.description import DeviceSpec, load_builtin_description
 from octopus_modules.drivers import registry
 from octopus_modules.drivers.backend import DeviceBackend
+from octopus_modules.drivers.kinds import KINDS
 from octopus_modules.drivers.registry import (
     DriverContext,
     DriverError,
@@ -87,3 +88,14 @@ def test_back_end_must_accept_the_described_actions(drivers: dict[str, str]) -> 
         r"back end of 'Batch_Stirrer' does not accept 'heat'",
     ):
         check_backends(description, backends)
+
+
+@pytest.mark.parametrize(
+    ("driver", "kind"), [("namur_stirrer", "stirrer"), ("syringe_pump", "pump")]
+)
+def test_serial_drivers_are_registered_and_accept_their_kind(driver: str, kind: str) -> None:
+    """Building the back end opens no port; its actions are the kind's catalogue actions."""
+    spec = DeviceSpec("D", kind, driver, {"port": "/tmp/no-such-port", "baudrate": 9600})
+    backend = create_backend(spec)
+    assert backend.kind == kind
+    assert backend.actions() <= set(KINDS[kind])
