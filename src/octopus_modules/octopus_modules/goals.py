@@ -28,6 +28,19 @@ class GoalRejected(ValueError):
 
 
 @dataclass(frozen=True)
+class StepEstimate:
+    """One step of a goal as a planner sees it."""
+
+    sample: str  # "" for per-batch tasks
+    step_index: int
+    name: str
+    mode: str  # active | standby
+    duration_s: float  # expected, unscaled
+    #: devices the step holds: this module's by name, other modules' as "Module/Device"
+    mask: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PreparedGoal:
     goal_id: str
     task: TaskSpec
@@ -59,6 +72,25 @@ class PreparedGoal:
                 sample_index=sample_index,
             )
         return env
+
+    def step_estimates(self) -> list[StepEstimate]:
+        """Every step in execution order with its expected duration and mask (for planners)."""
+        out = []
+        for sample_index, step_index, step in self.schedule():
+            env = self.environment(sample_index)
+            if step.mode == "standby":
+                mask: tuple[str, ...] = ()
+            else:
+                declared = self.task.mask if step.mask is None else step.mask
+                foreign = tuple(m for m in declared if "/" in m)
+                mask = tuple(sorted(self.step_devices[step_index])) + foreign
+            sample = self.samples[sample_index] if sample_index is not None else ""
+            out.append(
+                StepEstimate(
+                    sample, step_index, step.name, step.mode, step.expected_duration_s(env), mask
+                )
+            )
+        return out
 
     def schedule(self) -> list[tuple[int | None, int, StepSpec]]:
         """(sample index or None for the batch, step index, step) in execution order."""

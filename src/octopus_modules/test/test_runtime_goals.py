@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from octopus_modules.description import load_builtin_description
 from octopus_modules.drivers.simulated import SimulatedBackend
-from octopus_modules.goals import GoalRejected
+from octopus_modules.goals import GoalRejected, prepare_goal
 from octopus_modules.results import TaskFeedback
 from octopus_modules.runtime import ModuleRuntime
 from octopus_modules.status import ModuleStatus
@@ -153,3 +154,19 @@ def test_discarding_an_accepted_goal_frees_everything(runtime: ModuleRuntime) ->
     assert status.device("Pump").state == "idle" and status.slot("rack").free == 4
     assert status.consumable("tip").stock == 3 and not status.running_goals
     assert not runtime.discard("g1")
+
+
+def test_step_estimates_for_planners() -> None:
+    batch = load_builtin_description("batch_synthesis")
+    goal = prepare_goal(batch, "g", "React", {"Time": 30}, {"stirrer": [0, 1]}, ["a", "b"])
+    steps = goal.step_estimates()
+    assert [(s.name, s.mode) for s in steps] == [
+        ("close_reactor", "active"),
+        ("react", "standby"),
+        ("open_reactor", "active"),
+    ]
+    assert steps[1].duration_s == 1800 and steps[1].mask == ()
+    assert steps[0].mask == ("Batch_LinearActuator", "Batch_RobotArm", "UV-Vis/UV_RobotArm")
+    assert sum(s.duration_s for s in steps) == pytest.approx(goal.expected_duration_s)
+    per_sample = prepare_goal(batch, "h", "PrepareContainer", {}, {"stirrer": [3, 4]}, ["a", "b"])
+    assert [s.sample for s in per_sample.step_estimates()] == ["a", "b"]
