@@ -241,3 +241,38 @@ def test_plugin_xml_names_the_plugin_class() -> None:
     assert source.is_file()
     assert f"class {class_name}(Plugin)" in source.read_text()
     assert entry.find("qtgui/label") is not None
+
+
+def test_run_live_with_real_rclpy_spins_until_the_window_closes(app: QApplication) -> None:
+    pytest.importorskip("rclpy")
+    from python_qt_binding.QtCore import QTimer
+
+    from octopus_client.gantt import live
+
+    subscribe = RecordingSubscribe()
+    seen: dict[str, Any] = {}
+
+    def close_when_drawn() -> None:
+        windows = [w for w in app.topLevelWidgets() if isinstance(w, LiveGanttWindow)]
+        if not windows:
+            QTimer.singleShot(20, close_when_drawn)
+            return
+        window = windows[0]
+        if subscribe.callback is not None and "fed" not in seen:
+            subscribe.callback(snapshot())
+            seen["fed"] = True
+        if window.view.gantt.model.is_empty:
+            QTimer.singleShot(20, close_when_drawn)
+            return
+        seen["jobs"] = {j.job_id for j in window.view.gantt.model.jobs}
+        seen["node"] = subscribe.calls[0][0].get_name()  # a real rclpy node, alive meanwhile
+        window.close()
+
+    QTimer.singleShot(0, close_when_drawn)
+    code = live.run_live("/gantt_live_test", subscribe=subscribe)
+    assert code == 0
+    assert seen["jobs"] == {"J0001", "J0002"}
+    assert subscribe.calls[0][1] == "/gantt_live_test"
+    assert seen["node"] == live.NODE_NAME
+    with pytest.raises(Exception, match="destruction"):  # torn down when the window closed
+        subscribe.calls[0][0].get_name()

@@ -184,3 +184,18 @@ def test_a_late_subscriber_gets_the_latched_schedule(ros: Any) -> None:
     finally:
         ros.node.destroy_subscription(subscription)
         ros.node.destroy_publisher(publisher)
+
+
+def test_capture_schedule_gets_the_current_schedule_once(ros: Any) -> None:
+    schedule = build_real_schedule()
+    from octopus_client.gantt.ros_io import SCHEDULE_TOPIC, capture_schedule, schedule_qos
+
+    topic = SCHEDULE_TOPIC + "_capture_test"
+    publisher = ros.node.create_publisher(type(schedule), topic, schedule_qos())
+    try:
+        publisher.publish(schedule)
+        snapshot = capture_schedule(topic, timeout_s=10.0)
+        assert snapshot is not None and snapshot.policy == "backfill"
+        assert capture_schedule(topic + "_nobody", timeout_s=0.3) is None
+    finally:
+        ros.node.destroy_publisher(publisher)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from python_qt_binding.QtCore import QTimer
+from python_qt_binding.QtCore import QTimer, Signal
 from python_qt_binding.QtGui import QCloseEvent
 from python_qt_binding.QtWidgets import QApplication, QMainWindow, QWidget
 
@@ -26,6 +26,8 @@ Subscribe = Callable[..., Any]  # (node, on_snapshot, topic) -> subscription
 
 class LiveGanttWindow(QMainWindow):
     """A window showing the live schedule of ``node``'s lab; spins ``executor`` from a timer."""
+
+    closed = Signal()
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class LiveGanttWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self.stop()
         super().closeEvent(event)
+        self.closed.emit()
 
 
 def run_live(
@@ -71,17 +74,27 @@ def run_live(
     *,
     module_devices: Mapping[str, Sequence[str]] | None = None,
     argv: Sequence[str] | None = None,
+    subscribe: Subscribe = subscribe_schedule,
 ) -> int:
-    """Open the live Gantt window until it is closed (or Ctrl-C); returns the exit code."""
+    """Open the live Gantt window until it is closed (or Ctrl-C); returns the exit code.
+
+    ``module_devices`` orders the rows (e.g. from the lab description); ``subscribe`` is
+    replaceable for tests.
+    """
     import rclpy
+    from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
 
-    rclpy.init()
-    node = rclpy.create_node(NODE_NAME)
-    executor = SingleThreadedExecutor()
+    context = Context()  # our own: nothing global is left behind when the window closes
+    rclpy.init(context=context)
+    node = rclpy.create_node(NODE_NAME, context=context)
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
-    window = LiveGanttWindow(node, executor, topic=topic, module_devices=module_devices)
+    window = LiveGanttWindow(
+        node, executor, topic=topic, module_devices=module_devices, subscribe=subscribe
+    )
+    window.closed.connect(app.quit)
     # Python handles SIGINT between Qt events; the spin timer wakes the loop often enough.
     previous = signal.signal(signal.SIGINT, lambda *_: window.close())
     try:
@@ -93,4 +106,4 @@ def run_live(
         window.deleteLater()
         executor.shutdown()
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=context)

@@ -90,6 +90,7 @@ class ScheduleView(QWidget):
 
     def show_snapshot(self, snapshot: ScheduleSnapshot) -> None:
         self._snapshot = snapshot
+        self.gantt.empty_text = "The schedule is empty: no job has steps planned or running."
         jobs = len({s.job_id for s in snapshot.steps})
         when = format_time(snapshot.stamp) if snapshot.stamp is not None else "unstamped"
         policy = f"policy {snapshot.policy}, " if snapshot.policy else ""

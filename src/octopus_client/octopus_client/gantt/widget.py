@@ -155,7 +155,7 @@ class GanttWidget(QWidget):
     # -- painting ------------------------------------------------------------------------------
     def _paint(self, painter: QPainter) -> None:
         painter.fillRect(self.rect(), QColor(BACKGROUND_COLOR))
-        if self._model.is_empty and self._model.now is None:
+        if not self._model.rows:
             painter.setPen(QColor(TEXT_COLOR))
             painter.drawText(self.rect(), Qt.AlignCenter, self.empty_text)
             return
