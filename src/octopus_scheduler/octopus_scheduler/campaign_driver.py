@@ -1,0 +1,59 @@
+"""Answers the core's NeedProposals for a live Bayesian-optimisation job.
+
+Before cycle k is proposed, the measured properties of cycle k-1 (recorded by the store as the
+experiments' results) are told to the job's optimiser; the optimiser's checkpoint is saved in the
+store after every ask, so a restarted scheduler continues the campaign where it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .campaign import BayesianCampaign, seed_for
+from .core import SchedulerCore
+from .decisions import NeedProposals
+from .store import Store
+
+
+def propose(store: Store, core: SchedulerCore, need: NeedProposals) -> list[dict[str, Any]]:
+    job = next(j for j in core.all_jobs() if j.id == need.job_id)
+    saved = store.load_optimiser_state(need.job_id)
+    if saved is not None:
+        campaign = BayesianCampaign.restore(saved[1])  # type: ignore[arg-type]
+    else:
+        campaign = BayesianCampaign.from_spec(job.spec.campaign, random_state=seed_for(job.id))
+    told = {op["cycle"] for op in campaign.state()["log"] if op["op"] == "tell"}
+    previous = need.cycle - 1
+    if previous >= 0 and previous not in told:
+        campaign.record(previous, cycle_results(store, need.job_id, previous, campaign))
+    proposals = campaign.propose(need.cycle, need.count)
+    store.save_optimiser_state(need.job_id, need.cycle, campaign.state())
+    return proposals
+
+
+def cycle_results(
+    store: Store, job_id: str, cycle: int, campaign: BayesianCampaign
+) -> list[tuple[dict[str, Any], dict[str, float] | None]]:
+    """(parameters, properties) of each experiment of ``cycle``; None when nothing was measured."""
+    asked = next(op for op in campaign.state()["log"] if op["op"] == "ask" and op["cycle"] == cycle)
+    measured: dict[str, dict[str, float]] = {}
+    for record in store.experiments(job_id):
+        measured.setdefault(record.experiment_id, {}).update(numeric_leaves(record.measured))
+    prefix = f"{job_id}/g{cycle}s"
+    results = []
+    for index, params in enumerate(asked["proposals"]):
+        properties = measured.get(f"{prefix}{index}")
+        wanted = set(campaign.loss.to_dict()["terms"])
+        usable = properties if properties and wanted <= set(properties) else None
+        results.append((dict(params), usable))
+    return results
+
+
+def numeric_leaves(data: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
+    """Every number in nested measured data, by its own key ("lambda_max_nm": 452.1)."""
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            yield from numeric_leaves(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            yield key, float(value)

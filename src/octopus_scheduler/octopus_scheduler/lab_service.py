@@ -1,0 +1,280 @@
+"""The scheduler as a service, without ROS: the scheduler node is a thin adapter around this.
+
+It owns the core, the store and the campaigns. Every input (a submitted script, a step result, a
+module lost, a user's command) becomes a core event that is **written to the store before the core
+sees it**, so a restarted scheduler replays the same events into the same state. What the node must
+do comes out as :class:`Outbox` entries: module goals to send, goals to abort, job updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from octopus_modules.description import ModuleDescription
+
+from . import decisions as dc
+from . import events as ev
+from .core import EventRejected, JobView, SchedulerCore
+from .errors import SpecError
+from .jobscript import parse_job_script
+from .lab_from_modules import lab_from_modules
+from .step_goals import StepGoal, StepGoalMapper
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+JOB_COMMANDS = ("cancel", "hold", "resume")
+ENDED = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Outbox:
+    goals: list[StepGoal] = field(default_factory=list)
+    aborts: list[str] = field(default_factory=list)  # step ids whose goals must be cancelled
+    ended_jobs: list[dc.JobEnded] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Submission:
+    job_id: str = ""
+    error: str = ""  # "<field>: <message>" when rejected
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.job_id)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    success: bool
+    message: str
+
+
+class LabService:
+    def __init__(
+        self,
+        descriptions: Sequence[ModuleDescription],
+        store: Store,
+        *,
+        policy: str = "planner",
+        masks: Mapping[str, Sequence[str]] | None = None,
+        admins: Sequence[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lab = lab_from_modules(descriptions, masks)
+        self.store = store
+        self.admins = frozenset(admins)
+        self.clock = clock
+        self.goals = StepGoalMapper(descriptions)
+        self._running_goals: dict[str, StepGoal] = {}
+        self._lock = threading.RLock()  # one event at a time, from any callback thread
+        self.core = SchedulerCore(self.lab, policy, clock=clock)
+        # Restart: the same events give the same decisions, which rebuild the goals in flight
+        # and the slot positions; nothing is sent or written again.
+        for stored in store.load_events():
+            event = ev.from_dict(stored, self.lab)
+            self._before(event)
+            self._decide(event, Outbox(), replaying=True)
+        self.recovered_goals = list(self._running_goals.values())
+
+    # ---- inputs --------------------------------------------------------------------------
+
+    def submit(self, script: str, user: str) -> tuple[Submission, Outbox]:
+        """Validate, persist and queue a job; a rejection names the field and changes nothing."""
+        try:
+            data = yaml.safe_load(script) if isinstance(script, str) else script
+            if isinstance(data, dict):
+                # the submitting user owns the job, whatever the script says
+                data.setdefault("metadata", {})
+                if isinstance(data["metadata"], dict):
+                    data["metadata"]["owner"] = user or data["metadata"].get("owner", "")
+            spec = parse_job_script(data, self.lab)
+        except SpecError as error:
+            return Submission(error=str(error)), Outbox()
+        except yaml.YAMLError as error:
+            return Submission(error=f"<document>: invalid YAML: {error}"), Outbox()
+        with self._lock:
+            now = self.clock()
+            job_id = self.store.next_job_id()
+            with self.store.transaction():
+                self.store.add_job(
+                    job_id=job_id,
+                    owner=spec.metadata.owner,
+                    name=spec.metadata.name,
+                    script=script,
+                    submitted_at=now,
+                    priority=spec.metadata.priority,
+                )
+            outbox = self._handle(ev.JobSubmitted(job_id, spec, time=now))
+        return Submission(job_id=job_id), outbox
+
+    def step_finished(self, step_id: str, measured: Mapping[str, Any] | None = None) -> Outbox:
+        with self._lock:
+            if step_id not in self._running_goals:
+                return Outbox()  # a duplicate answer (a re-sent goal): already counted
+            now = self.clock()
+            goal = self._running_goals[step_id]
+            with self.store.transaction():
+                self.store.step_ended(step_id, state="succeeded", ended_at=now, outcome="ok")
+                if measured:
+                    self._record_measurements(goal, measured, now)
+            return self._handle(ev.StepFinished(step_id, dict(measured or {}), time=now))
+
+    def step_failed(self, step_id: str, reason: str) -> Outbox:
+        with self._lock:
+            if step_id not in self._running_goals:
+                return Outbox()
+            now = self.clock()
+            self.store.step_ended(step_id, state="failed", ended_at=now, outcome=reason)
+            return self._handle(ev.StepFailed(step_id, reason, time=now))
+
+    def module_down(self, module: str) -> Outbox:
+        with self._lock:
+            return self._handle(ev.ModuleDown(module, time=self.clock()))
+
+    def module_up(self, module: str) -> Outbox:
+        with self._lock:
+            return self._handle(ev.ModuleUp(module, time=self.clock()))
+
+    def command(self, kind: str, job_id: str, user: str) -> tuple[CommandResult, Outbox]:
+        """Cancel, hold or resume a job: only its owner or an admin may."""
+        if kind not in JOB_COMMANDS:
+            return CommandResult(False, f"command: unknown '{kind}'"), Outbox()
+        with self._lock:
+            record = self.store.job(job_id)
+            if record is None:
+                return CommandResult(False, f"job_id: no job '{job_id}'"), Outbox()
+            allowed, why = self.may_control(user, record.owner)
+            if not allowed:
+                return CommandResult(False, why), Outbox()
+            event_type = {"cancel": ev.CancelJob, "hold": ev.HoldJob, "resume": ev.ResumeJob}[kind]
+            outbox = self._handle(event_type(job_id, time=self.clock()))
+            state = self.core.job(job_id).state
+            return CommandResult(True, f"{kind}: job {job_id} is {state}"), outbox
+
+    def may_control(self, user: str, owner: str) -> tuple[bool, str]:
+        """The one place that decides who may act on a job (to be bound to SROS2 identities)."""
+        if user and (user == owner or user in self.admins):
+            return True, ""
+        return False, f"user: '{user}' may not control a job of '{owner}' (owner or admin only)"
+
+    # ---- the core ---------------------------------------------------------------------------
+
+    def _handle(self, event: ev.Event) -> Outbox:
+        """Persist, then apply; then turn the decisions into work for the node."""
+        self.store.append_event(ev.to_dict(event))
+        self._before(event)
+        outbox = Outbox()
+        for follow_up in self._decide(event, outbox, replaying=False):
+            more = self._handle(follow_up)
+            outbox.goals += more.goals
+            outbox.aborts += more.aborts
+            outbox.ended_jobs += more.ended_jobs
+            outbox.alerts += more.alerts
+        return outbox
+
+    def _before(self, event: ev.Event) -> None:
+        """Bookkeeping of goals and positions that an event implies (live and on replay)."""
+        if isinstance(event, ev.StepFinished | ev.StepFailed):
+            goal = self._running_goals.pop(event.step_id, None)
+            if goal is not None and isinstance(event, ev.StepFinished):
+                self.goals.step_ended(goal)
+
+    def _decide(self, event: ev.Event, outbox: Outbox, *, replaying: bool) -> list[ev.Event]:
+        """Apply one event; fill ``outbox``; return the events the decisions call for."""
+        follow_ups: list[ev.Event] = []
+        for decision in self.core.handle(event):
+            if isinstance(decision, dc.StartStep):
+                goal = self.goals.goal(decision)
+                self._running_goals[decision.step_id] = goal
+                if replaying:
+                    continue
+                self.store.step_started(
+                    step_id=decision.step_id,
+                    job_id=decision.job_id,
+                    module=decision.module,
+                    task=decision.task,
+                    step=decision.step,
+                    started_at=decision.time,
+                )
+                outbox.goals.append(goal)
+            elif isinstance(decision, dc.JobEnded):
+                self.goals.positions.release_samples(
+                    [
+                        s
+                        for s in self.goals.positions.samples()
+                        if s.startswith(f"{decision.job_id}/")
+                    ]
+                )
+                if not replaying:
+                    self.store.set_job_state(
+                        decision.job_id,
+                        decision.state,
+                        ended_at=decision.time,
+                        message=decision.reason,
+                    )
+                    outbox.ended_jobs.append(decision)
+            elif replaying:
+                continue  # proposals, aborts and alerts were answered before the restart
+            elif isinstance(decision, dc.AbortStep):
+                outbox.aborts.append(decision.step_id)
+            elif isinstance(decision, dc.LowStock):
+                outbox.alerts.append(
+                    f"low stock: {decision.module} {decision.item} ({decision.remaining} left)"
+                )
+            elif isinstance(decision, dc.NeedProposals):
+                follow_ups.append(self._proposals(decision))
+            elif isinstance(decision, EventRejected):
+                log.warning("core ignored %s: %s", decision.event_type, decision.reason)
+        return follow_ups
+
+    def _proposals(self, need: dc.NeedProposals) -> ev.ProposalsReady:
+        from .campaign_driver import propose
+
+        sets = propose(self.store, self.core, need)
+        return ev.ProposalsReady(need.job_id, need.cycle, tuple(sets), time=self.clock())
+
+    def _record_measurements(self, goal: StepGoal, measured: Mapping[str, Any], now: float) -> None:
+        """Per sample: module data keyed "<sample>/<Device>.<action>" or, per batch, unkeyed."""
+        where = f"{goal.module}.{goal.step_id.rsplit('/', 1)[-1]}"
+        for sample in goal.samples or (goal.experiment_id,):
+            mine = {
+                k.split("/", 1)[1] if k.startswith(f"{sample}/") else k: v
+                for k, v in measured.items()
+                if k.startswith(f"{sample}/") or "/" not in k
+            }
+            if mine:
+                self.store.record_experiment(
+                    job_id=goal.job_id,
+                    experiment_id=sample,
+                    recorded_at=now,
+                    measured={where: mine},
+                )
+
+    # ---- views -------------------------------------------------------------------------------
+
+    def jobs(self) -> list[JobView]:
+        with self._lock:
+            return self.core.jobs()
+
+    def job(self, job_id: str) -> JobView | None:
+        with self._lock:
+            try:
+                return self.core.job(job_id)
+            except KeyError:
+                return None
+
+    def plan(self) -> list[Any]:
+        with self._lock:
+            return self.core.plan()
+
+    def running_goal(self, step_id: str) -> StepGoal | None:
+        return self._running_goals.get(step_id)

@@ -1,0 +1,125 @@
+"""The scheduler service without ROS: real core, real SQLite store, the demo lab's module
+descriptions. Module answers are given by the test (the node does that over DDS)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from octopus_modules.description import load_builtin_description
+
+from octopus_scheduler.lab_service import LabService
+from octopus_scheduler.store import Store
+
+MODULES = ("batch_synthesis", "uv_vis")
+
+SYNTHESIS = """
+metadata: {name: silver seeds, owner: ignored}
+campaign:
+  kind: manual
+  experiments: [{Time: 20 min}, {Time: 40 min}]
+process:
+  Synthesis:
+    BatchSynthesis:
+      sequence: [PrepareContainer, Mix, React, MoveContainer]
+      fixedParams: {Temperature: 60 C}
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def service(path: Path, clock: Clock) -> LabService:
+    descriptions = [load_builtin_description(m) for m in MODULES]
+    return LabService(descriptions, Store(path), policy="planner", admins=["boss"], clock=clock)
+
+
+def run_to_end(lab: LabService, goals: list, clock: Clock, limit: int = 200) -> list:
+    """Answer every goal as a module would (in order), until no work is left."""
+    done = []
+    pending = list(goals)
+    while pending and limit:
+        goal = pending.pop(0)
+        clock.now += goal.expected_s
+        pending += lab.step_finished(goal.step_id, {}).goals
+        done.append(goal)
+        limit -= 1
+    return done
+
+
+def test_a_job_runs_step_by_step_with_module_units_and_positions(tmp_path: Path, clock) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    submission, outbox = lab.submit(SYNTHESIS, "alice")
+    assert submission.accepted and submission.job_id == "J0001"
+    assert lab.job("J0001").owner == "alice"  # the submitter, not the script's claim
+    first = outbox.goals[0]
+    assert (first.module, first.task, first.step_index) == ("BatchSynthesis", "PrepareContainer", 0)
+    # two samples enter two distinct stirrer positions
+    positions = {g.slots["stirrer"][0][0] for g in outbox.goals if g.task == "PrepareContainer"}
+    done = run_to_end(lab, outbox.goals, clock)
+    assert lab.job("J0001").state == "succeeded"
+    react = [g for g in done if g.task == "React" and g.step_index == 1]
+    assert react and react[0].parameters["Time"] in (20.0, 40.0)  # back in the module's minutes
+    mix = next(g for g in done if g.task == "Mix")
+    assert mix.parameters["Temperature"] == pytest.approx(60.0)
+    all_positions = {p for g in done for p, _ in g.slots.get("stirrer", [])}
+    assert len(positions | all_positions) == 2
+    assert lab.goals.positions.samples() == []  # MoveContainer released them
+    assert [j.state for j in lab.store.jobs()] == ["succeeded"]
+
+
+def test_rejected_script_names_the_field_and_loses_nothing(tmp_path: Path, clock) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    assert lab.submit(SYNTHESIS, "alice")[0].accepted
+    bad = SYNTHESIS.replace("PrepareContainer, Mix", "PrepareContainer, Mixx")
+    submission, outbox = lab.submit(bad, "bob")
+    assert not submission.accepted and outbox.goals == []
+    assert "process.Synthesis.BatchSynthesis.sequence[1]" in submission.error
+    negative = SYNTHESIS.replace("{Time: 20 min}", "{Time: -20 min}")
+    assert "campaign.experiments[0].Time" in lab.submit(negative, "bob")[0].error
+    assert [j.job_id for j in lab.jobs()] == ["J0001"]
+
+
+def test_restart_replays_the_store_and_recovers_goals_in_flight(tmp_path: Path, clock) -> None:
+    db = tmp_path / "db.sqlite"
+    first = service(db, clock)
+    _, outbox = first.submit(SYNTHESIS, "alice")
+    clock.now += 60
+    in_flight = first.step_finished(outbox.goals[0].step_id, {}).goals
+    expected = {g.step_id for g in outbox.goals[1:] + in_flight}
+    first.store.close()
+
+    second = service(db, clock)  # a restarted scheduler
+    assert {g.step_id for g in second.recovered_goals} == expected
+    assert second.job("J0001").state == "running"
+    # the recovered goals carry the same positions as before the restart
+    before = {g.step_id: g.slots for g in outbox.goals[1:] + in_flight}
+    assert {g.step_id: g.slots for g in second.recovered_goals} == before
+    run_to_end(second, list(second.recovered_goals), clock)
+    assert second.job("J0001").state == "succeeded"
+    # a duplicate answer for a step already counted changes nothing
+    assert second.step_finished(outbox.goals[0].step_id, {}).goals == []
+
+
+def test_only_owner_or_admin_controls_a_job(tmp_path: Path, clock) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    job_id = lab.submit(SYNTHESIS, "alice")[0].job_id
+    refused, _ = lab.command("hold", job_id, "mallory")
+    assert not refused.success and "owner or admin" in refused.message
+    held, _ = lab.command("hold", job_id, "alice")
+    assert held.success and lab.job(job_id).state == "held"
+    assert lab.command("resume", job_id, "boss")[0].success
+    cancelled, outbox = lab.command("cancel", job_id, "alice")
+    assert cancelled.success
+    assert lab.job(job_id).state in ("cancelled", "running")  # running steps end first
+    assert not lab.command("cancel", "J9999", "alice")[0].success
