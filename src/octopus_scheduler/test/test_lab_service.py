@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from octopus_modules.description import load_builtin_description
 
+from octopus_modules.description import load_builtin_description
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.store import Store
 
