@@ -257,6 +257,12 @@ def parse_description(data: Any) -> ModuleDescription:
 
 
 class _Parser:
+    """One parse; remembers devices, slot types and consumables to check references to them."""
+
+    devices: dict[str, DeviceSpec]
+    slot_types: set[str]
+    consumable_names: set[str]
+
     def module(self, data: Any) -> ModuleDescription:
         top = _mapping(data, "description file")
         _keys(
