@@ -12,7 +12,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from octopus_bringup.lab_config import default_lab_file, load_lab_config, node_specs
+from octopus_bringup.nodes import default_lab_file, node_specs
+from octopus_scheduler.lab_config import load_lab_config
 
 
 def _nodes(context, *args, **kwargs):

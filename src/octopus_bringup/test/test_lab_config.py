@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from octopus_bringup.lab_config import (
-    LabConfigError,
-    default_lab_file,
-    load_lab_config,
-    node_specs,
-    parse_lab_config,
-)
+from octopus_bringup.nodes import default_lab_file, node_specs
+from octopus_scheduler.lab_config import LabConfigError, load_lab_config, parse_lab_config
 
 
 def demo() -> dict:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from octopus_bringup.lab_config import LabConfigError, default_lab_file, load_lab_config, node_specs
+from octopus_bringup.nodes import default_lab_file, node_specs
 from octopus_client.supervisor import Supervisor, python_module_argv
+from octopus_scheduler.lab_config import LabConfigError, load_lab_config
 
 
 def lab_up(args: argparse.Namespace) -> int:
