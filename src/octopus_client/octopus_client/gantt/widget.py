@@ -16,12 +16,13 @@ from python_qt_binding.QtGui import (
     QPainter,
     QPaintEvent,
     QPen,
+    QResizeEvent,
 )
 from python_qt_binding.QtWidgets import QToolTip, QWidget
 
 from octopus_client.gantt.geometry import RowGeometry
 from octopus_client.gantt.hover import describe_step
-from octopus_client.gantt.model import Bar, GanttModel, build_model
+from octopus_client.gantt.model import Bar, GanttModel, JobEntry, build_model
 from octopus_client.gantt.palette import (
     ALT_ROW_COLOR,
     BACKGROUND_COLOR,
@@ -37,13 +38,17 @@ MIN_LABEL_WIDTH = 60
 MAX_LABEL_WIDTH = 220
 LABEL_PADDING = 12
 AXIS_HEIGHT = 24
-LEGEND_HEIGHT = 24
+LEGEND_LINE_HEIGHT = 20
+LEGEND_MARGIN = 6
 RIGHT_MARGIN = 14
 ROW_PIXELS = 24  # pixels per row unit
 HOLLOW_BORDER = 2
 FAILED_BORDER = 2
 NOW_LINE_WIDTH = 2
-HOLLOW_TINT = 0.15  # how much of the job colour shows inside a planned bar
+HOLLOW_TINT = 0.15
+FILLED_EDGE_DARKER = (
+    150  # percent, QColor.darker  # how much of the job colour shows inside a planned bar
+)
 
 
 class GanttWidget(QWidget):
@@ -73,7 +78,8 @@ class GanttWidget(QWidget):
 
     # -- pixel geometry (public: the tests and tooltips use it) -------------------------------
     def preferred_height(self) -> int:
-        legend = LEGEND_HEIGHT if self._model.jobs else 0
+        layout = self._legend_layout(max(self.width(), 1))
+        legend = (layout[-1][2] + 1) * LEGEND_LINE_HEIGHT + 8 if layout else 0
         rows = max(self._geometry.total, 2.0)
         return AXIS_HEIGHT + int(round(rows * ROW_PIXELS)) + legend + 2
 
@@ -131,6 +137,10 @@ class GanttWidget(QWidget):
     def tooltip_at(self, x: int, y: int) -> str | None:
         bar = self.bar_at(x, y)
         return None if bar is None else describe_step(bar.step, self._model.now)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self.setMinimumHeight(self.preferred_height())  # the legend wraps with the width
 
     # -- events --------------------------------------------------------------------------------
     def event(self, event: QEvent) -> bool:
@@ -205,13 +215,17 @@ class GanttWidget(QWidget):
         max_ticks = max(plot.width() // 90, 2)
         painter.setPen(QColor(TEXT_COLOR))
         now_x = None if self._model.now is None else self.x_of(self._model.now)
+        last_right = -1
         for t in tick_times(self._model.t_min, self._model.t_max, max_ticks):
             x = self.x_of(t)
             painter.fillRect(QRect(x, plot.top(), 1, plot.height()), QColor(GRID_COLOR))
             if now_x is not None and abs(x - now_x) < 70:
                 continue  # the "now" label goes there
-            label = QRect(x - 45, 2, 90, AXIS_HEIGHT - 4)
+            label = QRect(min(x - 45, self.width() - 92), 2, 90, AXIS_HEIGHT - 4)
+            if label.left() <= last_right:
+                continue  # pushed left at the right edge: would overlap its neighbour
             painter.drawText(label, Qt.AlignCenter, format_time(t))
+            last_right = label.right()
 
     def _paint_bar(self, painter: QPainter, bar: Bar) -> None:
         rect = self.bar_rect(bar)
@@ -227,6 +241,8 @@ class GanttWidget(QWidget):
             painter.drawRect(rect.adjusted(0, 0, -1, -1))
         elif bar.fill == "filled":
             painter.fillRect(rect, color)
+            if rect.width() > 4:  # back-to-back steps of one job stay apart
+                _frame(painter, rect, color.darker(FILLED_EDGE_DARKER), 1)
         else:
             painter.fillRect(rect, _tint(color, HOLLOW_TINT))
             _frame(painter, rect, color, HOLLOW_BORDER)
@@ -247,21 +263,27 @@ class GanttWidget(QWidget):
         painter.drawText(QRect(x - 30, 2, 60, AXIS_HEIGHT - 4), Qt.AlignCenter, "now")
 
     def _paint_legend(self, painter: QPainter) -> None:
-        if not self._model.jobs:
-            return
         top = self.plot_rect().bottom() + 6
-        x = 6
         painter.setPen(QColor(TEXT_COLOR))
-        metrics = painter.fontMetrics()
-        for entry in self._model.jobs:
-            width = _text_width(metrics, entry.label)
-            if x + 18 + width > self.width():
-                break
-            painter.fillRect(QRect(x, top + 3, 12, 12), QColor(entry.color))
+        for entry, x, line, width in self._legend_layout(self.width()):
+            y = top + line * LEGEND_LINE_HEIGHT
+            painter.fillRect(QRect(x, y + 3, 12, 12), QColor(entry.color))
             painter.drawText(
-                QRect(x + 16, top, width + 4, 18), Qt.AlignVCenter | Qt.AlignLeft, entry.label
+                QRect(x + 16, y, width + 4, 18), Qt.AlignVCenter | Qt.AlignLeft, entry.label
             )
-            x += 16 + width + 14
+
+    def _legend_layout(self, width: int) -> list[tuple[JobEntry, int, int, int]]:
+        """(entry, x, line, text width) of each legend entry, wrapped to ``width``."""
+        metrics = QFontMetrics(self.font())
+        placed: list[tuple[JobEntry, int, int, int]] = []
+        x, line = LEGEND_MARGIN, 0
+        for entry in self._model.jobs:
+            text_width = _text_width(metrics, entry.label)
+            if x > LEGEND_MARGIN and x + 16 + text_width > width - LEGEND_MARGIN:
+                x, line = LEGEND_MARGIN, line + 1
+            placed.append((entry, x, line, text_width))
+            x += 16 + text_width + 14
+        return placed
 
 
 def _frame(painter: QPainter, rect: QRect, color: QColor, width: int) -> None:
