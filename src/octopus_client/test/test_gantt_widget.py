@@ -206,3 +206,56 @@ def test_an_empty_widget_says_so_and_paints(app: QApplication) -> None:
     assert len(colours) > 1  # the text is drawn
     gantt.deleteLater()
     app.processEvents()
+
+
+def test_back_to_back_steps_of_one_job_stay_apart(app: QApplication) -> None:
+    steps = [
+        _step("J0005", "eve", "UV-Vis", f"scan{i}", "active", ["UV_Spectrometer"],
+              i * 100.0, (i + 1) * 100.0, "done")
+        for i in range(2)
+    ]  # fmt: skip
+    gantt = GanttWidget()
+    gantt.set_model(build_model(steps))
+    gantt.resize(800, gantt.preferred_height())
+    try:
+        image = render(gantt)
+        y = gantt.row_rect(0).center().y()
+        second = gantt.bar_rect(gantt.model.bars[1])
+        edge = QColor(image.pixel(second.left(), y))
+        inside = QColor(image.pixel(second.left() + 10, y))
+        assert inside.name() == job_color("J0005")
+        assert edge.lightness() < inside.lightness()  # a darker seam between the two steps
+    finally:
+        gantt.deleteLater()
+        app.processEvents()
+
+
+def test_the_legend_wraps_and_the_widget_grows_to_show_it(app: QApplication) -> None:
+    steps = [
+        _step(f"J{n:04d}", f"user{n}", "UV-Vis", "scan", "active", ["UV_Spectrometer"],
+              n * 10.0, n * 10.0 + 5, "done")
+        for n in range(1, 12)
+    ]  # fmt: skip
+    gantt = GanttWidget()
+    gantt.set_model(build_model(steps))
+    try:
+        gantt.show()  # resize events reach visible widgets
+        gantt.resize(1600, 300)
+        app.processEvents()
+        wide = gantt.preferred_height()
+        gantt.resize(500, 300)
+        app.processEvents()
+        narrow = gantt.preferred_height()
+        assert narrow > wide
+        assert gantt.minimumHeight() == narrow  # kept in step on resize
+        gantt.resize(500, narrow)
+        image = render(gantt)
+        last = gantt.model.jobs[-1]
+        swatches = {
+            colour(image, x, y) for x in range(0, 500, 2) for y in range(narrow - 22, narrow)
+        }
+        assert last.color in swatches  # the 11th job's swatch is drawn on a wrapped line
+    finally:
+        gantt.close()
+        gantt.deleteLater()
+        app.processEvents()

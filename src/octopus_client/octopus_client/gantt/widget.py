@@ -80,7 +80,7 @@ class GanttWidget(QWidget):
     def preferred_height(self) -> int:
         layout = self._legend_layout(max(self.width(), 1))
         legend = (layout[-1][2] + 1) * LEGEND_LINE_HEIGHT + 8 if layout else 0
-        rows = max(self._geometry.total, 2.0)
+        rows = self._geometry.total
         return AXIS_HEIGHT + int(round(rows * ROW_PIXELS)) + legend + 2
 
     def _label_widths(self) -> tuple[int, int]:
