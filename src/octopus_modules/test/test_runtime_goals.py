@@ -96,7 +96,7 @@ def test_durations_follow_the_description_scaled(make_runtime: Any, description:
     result = runtime.execute_task("g", "Move", {"Seconds": 150}, {})
     (timing,) = result.timings
     wall = timing.end - timing.start
-    assert 0.150 <= wall < 0.150 + 0.02  # 150 s at 1000x, +20 ms tolerance
+    assert 0.150 <= wall < 0.150 + 0.05  # 150 s at 1000x; +50 ms for a loaded box
     assert result.measured_data["Arm.move"]["duration_s"] == pytest.approx(150)
     assert runtime.expected_duration_s("Move", {"Seconds": 150}) == pytest.approx(150)
 

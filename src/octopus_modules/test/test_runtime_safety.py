@@ -153,7 +153,7 @@ def test_hung_device_times_out(
     elapsed = time.perf_counter() - t0
     assert result.outcome == "failed"
     assert "Arm.move: no answer within 0.09 s (timeout)" in result.error
-    assert 0.09 <= elapsed < 0.2
+    assert 0.09 <= elapsed < 0.3
     assert runtime.status().device("Arm").state == "error"
     assert sim(runtime, "Arm").safe_state_calls == 1
 

@@ -29,7 +29,7 @@ def test_duration_is_expected_over_time_scale() -> None:
     t0 = time.perf_counter()
     data = backend.execute("dispense", DISPENSE, threading.Event())
     wall = time.perf_counter() - t0
-    assert 0.1 <= wall < 0.13
+    assert 0.1 <= wall < 0.15
     assert data["duration_s"] == pytest.approx(100.0)
     assert data["dispensed_ul"] == pytest.approx(100.0, rel=0.03)
 
@@ -57,7 +57,7 @@ def test_cancel_is_honoured_promptly() -> None:
     with pytest.raises(DeviceCancelled):
         backend.execute("dispense", DISPENSE, cancel)
     latency = time.perf_counter() - t0 - 0.05
-    assert latency < 0.02
+    assert latency < 0.05
 
 
 def test_failure_rate_is_respected_and_names_device_and_action() -> None:
