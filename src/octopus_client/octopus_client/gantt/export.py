@@ -23,6 +23,7 @@ from octopus_client.gantt.palette import (
     FAILED_COLOR,
     GRID_COLOR,
     NOW_COLOR,
+    SEPARATOR_COLOR,
     TEXT_COLOR,
 )
 from octopus_client.gantt.timeaxis import format_time, tick_times
@@ -149,7 +150,7 @@ def _draw_rows(axes: Axes, model: GanttModel, geometry: RowGeometry) -> None:
                   transform=to_figure, ha="left", va="center", fontsize=9, fontweight="bold",
                   color=TEXT_COLOR)  # fmt: skip
         if first:
-            axes.axhline(top, color="#9aa0a6", linewidth=0.8, zorder=1)
+            axes.axhline(top, color=SEPARATOR_COLOR, linewidth=0.8, zorder=1)
 
 
 def _draw_time_axis(axes: Axes, model: GanttModel) -> None:

@@ -28,6 +28,7 @@ TEXT_COLOR = "#202020"
 BACKGROUND_COLOR = "#ffffff"
 ALT_ROW_COLOR = "#f4f6f8"
 LABEL_BACKGROUND_COLOR = "#e9ecef"
+SEPARATOR_COLOR = "#9aa0a6"  # between modules
 
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 

@@ -30,6 +30,7 @@ from octopus_client.gantt.palette import (
     GRID_COLOR,
     LABEL_BACKGROUND_COLOR,
     NOW_COLOR,
+    SEPARATOR_COLOR,
     TEXT_COLOR,
 )
 from octopus_client.gantt.timeaxis import format_time, tick_times
@@ -179,6 +180,8 @@ class GanttWidget(QWidget):
     def _paint_rows(self, painter: QPainter) -> None:
         plot = self.plot_rect()
         label_font = QFont(self.font())
+        standby_font = QFont(self.font())
+        standby_font.setItalic(True)
         module_font = QFont(self.font())
         module_font.setBold(True)
         painter.fillRect(
@@ -188,16 +191,12 @@ class GanttWidget(QWidget):
             rect = self.row_rect(index)
             if index % 2:
                 painter.fillRect(rect, QColor(ALT_ROW_COLOR))
-            painter.setFont(label_font)
+            painter.setFont(standby_font if row.is_standby else label_font)
             painter.setPen(QColor(TEXT_COLOR))
             label_rect = QRect(
                 self._module_width + 4, rect.top(), self._device_width - 8, rect.height()
             )
             text = painter.fontMetrics().elidedText(row.label, Qt.ElideRight, label_rect.width())
-            if row.is_standby:
-                label_font.setItalic(True)
-                painter.setFont(label_font)
-                label_font.setItalic(False)
             painter.drawText(label_rect, Qt.AlignVCenter | Qt.AlignLeft, text)
         painter.setFont(module_font)
         for module, first, last in self._model.module_groups():
@@ -207,7 +206,7 @@ class GanttWidget(QWidget):
             box = QRect(4, top, self._module_width - 8, bottom - top + 1)
             text = painter.fontMetrics().elidedText(module, Qt.ElideRight, box.width())
             painter.drawText(box, Qt.AlignVCenter | Qt.AlignLeft, text)
-            painter.fillRect(QRect(0, top, self.width(), 1), QColor("#9aa0a6"))
+            painter.fillRect(QRect(0, top, self.width(), 1), QColor(SEPARATOR_COLOR))
         painter.setFont(self.font())
 
     def _paint_axis(self, painter: QPainter) -> None:
