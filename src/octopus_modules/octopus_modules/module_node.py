@@ -53,6 +53,7 @@ from octopus_modules.ros_conversions import (
 )
 from octopus_modules.runtime import ModuleRuntime
 from octopus_modules.status import ModuleStatus as RuntimeStatus
+from octopus_modules.step_tasks import runtime_task, with_step_tasks
 
 # Late joiners (a scheduler started after the module) must get the last description / e-stop.
 LATCHED = QoSProfile(
@@ -96,7 +97,9 @@ class ModuleNode(Node):
             )
         context = DriverContext(time_scale=time_scale, seed=seed)
         self.runtime = ModuleRuntime(
-            self.description, create_backends(self.description, context), time_scale=time_scale
+            with_step_tasks(self.description),
+            create_backends(self.description, context),
+            time_scale=time_scale,
         )
         self._finished: OrderedDict[str, ExecuteTask.Result] = OrderedDict()
         self._finished_lock = threading.Lock()
@@ -153,7 +156,11 @@ class ModuleNode(Node):
                 raise GoalRejected("task", f"unknown task '{goal.task}' (known: {known})")
             slots, samples = goal_slots(goal.slots, goal.experiment_id)
             self.runtime.accept(
-                goal.task_id, goal.task, goal_parameters(task, goal.parameters), slots, samples
+                goal.task_id,
+                runtime_task(self.description, goal.task, goal.step_indices),
+                goal_parameters(task, goal.parameters),
+                slots,
+                samples,
             )
         except GoalRejected as error:
             self.get_logger().warning(f"rejected goal {goal.task_id} ({goal.task}): {error}")
