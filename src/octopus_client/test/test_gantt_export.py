@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("matplotlib", reason="the file export needs matplotlib")
+
 from matplotlib.image import imread
 
 from octopus_client.gantt.export import export_gantt, export_schedule, render_figure, save_figure

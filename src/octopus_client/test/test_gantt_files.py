@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+pytest.importorskip("matplotlib", reason="the file export needs matplotlib")
+
 from octopus_client.gantt.files import (
     ScheduleUnavailable,
     export_current_schedule,
