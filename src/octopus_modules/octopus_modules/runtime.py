@@ -31,6 +31,11 @@ device to its safe state and refuses goals until ``reset_estop()``. Each action
 has a watchdog: if it runs longer than ``action_timeout_factor`` x its expected
 duration + ``action_timeout_margin_s`` (wall seconds), it is cancelled and the
 task fails with a timeout naming the device and action.
+
+Device actions run on one worker thread per device (:mod:`device_worker`). A back end
+that ignores a cancel / e-stop / timeout for ``stop_grace_s`` is abandoned: the goal
+ends anyway, the device is marked in error until an operator clears it, and its
+worker (one call at a time) keeps any later call off the device while it is stuck.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from octopus_modules.description import ModuleDescription, StepSpec
+from octopus_modules.device_worker import ActionAbandoned, DeviceCall, DeviceWorker
 from octopus_modules.drivers.backend import DeviceBackend, DeviceCancelled, DeviceError
 from octopus_modules.drivers.registry import check_backends
 from octopus_modules.expressions import ExpressionError
@@ -76,6 +82,7 @@ class _Goal:
     held: frozenset[str] = frozenset()
     stop_reason: str = ""  # "" (client cancel), "estop", "timeout"
     stop_message: str = ""  # the e-stop's reason
+    current_call: DeviceCall | None = None  # the device action in progress
     moved: bool = False  # an action has started: slots/stock are no longer refunded
     done: threading.Event = field(default_factory=threading.Event)
     running: bool = False
@@ -94,6 +101,7 @@ class ModuleRuntime:
         time_scale: float = 1.0,
         action_timeout_factor: float = 3.0,
         action_timeout_margin_s: float = 10.0,
+        stop_grace_s: float = 2.0,
         connect: bool = True,
     ) -> None:
         if time_scale <= 0:
@@ -104,6 +112,7 @@ class ModuleRuntime:
         self.time_scale = time_scale
         self.action_timeout_factor = action_timeout_factor
         self.action_timeout_margin_s = action_timeout_margin_s
+        self.stop_grace_s = stop_grace_s
         self._state = ModuleState(description)
         self._lock = threading.RLock()
         self._devices_freed = threading.Condition(self._lock)
@@ -114,6 +123,7 @@ class ModuleRuntime:
         self._revision = 0
         self._listeners: list[ChangeCallback] = []
         self._watchdog = Watchdog(f"{description.module}-watchdog")
+        self._workers = {name: DeviceWorker(backend) for name, backend in self.backends.items()}
         if connect:
             self.connect_all()
 
@@ -230,8 +240,7 @@ class ModuleRuntime:
             goal = self._goals.get(goal_id)
             if goal is None:
                 return False
-            goal.stop.set()
-            self._devices_freed.notify_all()
+            self._stop_goal(goal)
         return True
 
     def connect_all(self) -> dict[str, str]:
@@ -286,8 +295,7 @@ class ModuleRuntime:
             goals = list(self._goals.values())
             for goal in goals:
                 goal.stop_reason, goal.stop_message = "estop", self._estop_reason
-                goal.stop.set()
-            self._devices_freed.notify_all()
+                self._stop_goal(goal)
         failures = tuple(
             name for name, backend in self.backends.items() if not _safe_state(backend)
         )
@@ -377,6 +385,8 @@ class ModuleRuntime:
         return self.status()
 
     def close(self) -> None:
+        for worker in self._workers.values():
+            worker.shutdown()
         for backend in self.backends.values():
             _safe_state(backend)
             try:
@@ -437,7 +447,7 @@ class ModuleRuntime:
             start = time.time()
             ok = False
             try:
-                data = self._execute(goal, backend, action.action, params, expected)
+                data = self._execute(goal, action.device, action.action, params, expected)
                 ok = True
             except DeviceCancelled:
                 self._stop_devices(goal)
@@ -453,6 +463,21 @@ class ModuleRuntime:
                 self._stop_devices(goal)
                 self._mark_failed(action.device, exc.reason, _is_disconnect(exc))
                 raise _TaskFailed(f"{ctx.where()}: {exc}") from None
+            except ActionAbandoned:
+                why = {"estop": "the emergency stop", "timeout": "its timeout"}.get(
+                    goal.stop_reason, "cancel"
+                )
+                reason = (
+                    f"did not stop within {self.stop_grace_s:g} s after {why}; it may still be "
+                    f"moving: check it, then clear its error"
+                )
+                self._mark_failed(action.device, reason)
+                self._stop_devices(goal)
+                if goal.stop_reason == "estop":
+                    raise _Stopped from None
+                raise _TaskFailed(
+                    f"{ctx.where()}: {action.device}.{action.action}: {reason}"
+                ) from None
             except Exception as exc:  # a back end bug must fail the task, not kill the module
                 self._stop_devices(goal)
                 self._mark_failed(action.device, f"{type(exc).__name__}: {exc}")
@@ -481,7 +506,7 @@ class ModuleRuntime:
     def _execute(
         self,
         goal: _Goal,
-        backend: DeviceBackend,
+        device: str,
         action: str,
         params: dict[str, Any],
         expected_s: float,
@@ -490,13 +515,28 @@ class ModuleRuntime:
             with self._lock:
                 if not goal.stop.is_set():
                     goal.stop_reason = "timeout"
-                    goal.stop.set()
+                    self._stop_goal(goal)
 
+        call = self._workers[device].submit(action, params, goal.stop)
+        with self._lock:
+            goal.current_call = call
+            if goal.stop.is_set():  # stopped just before the call existed: give it its grace too
+                self._watchdog.arm(self.stop_grace_s, call.abandon)
         handle = self._watchdog.arm(self._timeout_s(expected_s), expire)
         try:
-            return backend.execute(action, params, goal.stop) or {}
+            return call.wait() or {}
         finally:
             self._watchdog.disarm(handle)
+            with self._lock:
+                goal.current_call = None
+
+    def _stop_goal(self, goal: _Goal) -> None:
+        """Set the goal's stop event (caller holds the lock); a device action that ignores it
+        is abandoned after the grace period."""
+        goal.stop.set()
+        if goal.current_call is not None:
+            self._watchdog.arm(self.stop_grace_s, goal.current_call.abandon)
+        self._devices_freed.notify_all()
 
     def _timeout_s(self, expected_s: float) -> float:
         return (

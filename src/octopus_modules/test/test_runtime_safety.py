@@ -215,3 +215,84 @@ def test_module_comes_up_with_a_missing_device_and_retries_it(
         runtime.accept("dose", "Dose", {"Volume": 1}, {"rack": [0]})
     pump.plugged = True
     assert runtime.execute_task("dose", "Dose", {"Volume": 1}, {"rack": [0]}).success
+
+
+class StuckArm(SimulatedBackend):
+    """A robot arm whose firmware stops answering: it ignores cancel until ``unstick``."""
+
+    def __init__(self) -> None:
+        super().__init__("Arm", "robot_arm", time_scale=1000.0)
+        self.unstick = threading.Event()
+        self.inside = threading.Event()
+        self.concurrent = 0
+        self._busy = False
+
+    def execute(self, action: str, params: Any, cancel: threading.Event) -> dict[str, Any]:
+        if self._busy:
+            self.concurrent += 1
+        self._busy = True
+        try:
+            if action == "move":
+                self.inside.set()
+                self.unstick.wait()
+            return super().execute(action, params, cancel)
+        finally:
+            self._busy = False
+
+
+def stuck_runtime(description: ModuleDescription, arm: StuckArm) -> ModuleRuntime:
+    backends = {
+        "Arm": arm,
+        "Pump": SimulatedBackend("Pump", "pump", time_scale=1000.0),
+        "Spec": SimulatedBackend("Spec", "spectrometer", time_scale=1000.0),
+    }
+    return ModuleRuntime(description, backends, time_scale=1000.0, stop_grace_s=0.1)
+
+
+def test_a_device_that_ignores_cancel_is_abandoned_after_the_grace(
+    description: ModuleDescription,
+) -> None:
+    arm = StuckArm()
+    runtime = stuck_runtime(description, arm)
+    results: dict[str, TaskResult] = {}
+    runtime.accept("g", "Move", {"Seconds": 1})
+    thread = threading.Thread(target=lambda: results.update(g=runtime.run("g")))
+    thread.start()
+    assert arm.inside.wait(TIMEOUT_S)
+    t0 = time.perf_counter()
+    runtime.cancel("g")
+    thread.join(TIMEOUT_S)
+    elapsed = time.perf_counter() - t0
+    assert 0.1 <= elapsed < 0.3
+    assert results["g"].outcome == "failed"
+    assert "Arm.move: did not stop within 0.1 s after cancel" in results["g"].error
+    assert runtime.status().device("Arm").state == "error"
+    with pytest.raises(GoalRejected, match="^devices: device Arm is error: did not stop"):
+        runtime.accept("g2", "Move", {"Seconds": 1})
+    # the operator clears it while the firmware is still stuck: the next call queues behind
+    # the stuck one instead of driving the arm at the same time
+    runtime.clear_device_error("Arm")
+    runtime.accept("g3", "Move", {"Seconds": 1})
+    later = threading.Thread(target=lambda: results.update(g3=runtime.run("g3")))
+    later.start()
+    arm.unstick.set()
+    later.join(TIMEOUT_S)
+    assert results["g3"].success and arm.concurrent == 0
+
+
+def test_emergency_stop_is_bounded_even_with_a_stuck_device(
+    description: ModuleDescription,
+) -> None:
+    arm = StuckArm()
+    runtime = stuck_runtime(description, arm)
+    runtime.accept("g", "Move", {"Seconds": 1})
+    results: dict[str, TaskResult] = {}
+    thread = threading.Thread(target=lambda: results.update(g=runtime.run("g")))
+    thread.start()
+    assert arm.inside.wait(TIMEOUT_S)
+    report = runtime.engage_estop("stuck arm drill")
+    thread.join(TIMEOUT_S)
+    arm.unstick.set()
+    assert report.latency_s is not None and 0.1 <= report.latency_s < 0.3
+    assert results["g"].outcome == "aborted"
+    assert runtime.status().device("Arm").state == "error"
