@@ -28,13 +28,17 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import warnings
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from skopt import Optimizer
 from skopt.space import Categorical, Dimension, Integer, Real
+from skopt.utils import cook_estimator
+from threadpoolctl import threadpool_limits
 
 from .loss import Loss, make_loss
 
@@ -141,7 +145,12 @@ class BayesianCampaign:
         acquisition: Mapping[str, Any] | None = None,
         initial_sampling: str = "latin",
         random_state: int = 0,
+        acq_points: int = 10_000,
+        gp_restarts: int = 2,
     ) -> None:
+        """``acq_points`` (random points the acquisition is evaluated on) and ``gp_restarts``
+        (restarts of the GP hyper-parameter fit) are skopt's defaults: cheaper values trade
+        proposal quality for speed (tests of the mechanics use them)."""
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ValueError(f"campaign.batch: expected an integer >= 1, got {batch!r}")
         if initial_sampling not in SAMPLINGS:
@@ -157,21 +166,35 @@ class BayesianCampaign:
         self.acquisition = dict(acquisition or {"function": "ucb"})
         self.initial_sampling = initial_sampling
         self.random_state = int(random_state)
+        self.acq_points = _positive_int(acq_points, "acq_points")
+        self.gp_restarts = _positive_int(gp_restarts, "gp_restarts", low=0)
+        dimensions = [axis.dimension() for axis in self.axes]
+        # skopt's own GP ("GP"), only with our number of fit restarts
+        estimator = cook_estimator(
+            "GP",
+            space=dimensions,
+            random_state=self.random_state,
+            n_restarts_optimizer=self.gp_restarts,
+        )
+        acq_func, acq_func_kwargs = _acquisition(self.acquisition)
         self._optimizer = Optimizer(
-            [axis.dimension() for axis in self.axes],
-            base_estimator="GP",
+            dimensions,
+            base_estimator=estimator,
             n_initial_points=batch,
             initial_point_generator=SAMPLINGS[initial_sampling],
             random_state=self.random_state,
-            **_acquisition_kwargs(self.acquisition),
+            acq_func=acq_func,
+            acq_func_kwargs=acq_func_kwargs,
+            acq_optimizer_kwargs={"n_points": self.acq_points},
         )
         # the replayable log, in call order: {"op": "ask", cycle, count, proposals} and
         # {"op": "tell", cycle, results}; replaying it reproduces the optimiser exactly
         self._log: list[dict[str, Any]] = []
 
     @classmethod
-    def from_spec(cls, campaign: Any, *, random_state: int) -> BayesianCampaign:
-        """From the parsed job script's ``jobscript.Campaign`` (kind ``bayesian``)."""
+    def from_spec(cls, campaign: Any, *, random_state: int, **options: int) -> BayesianCampaign:
+        """From the parsed job script's ``jobscript.Campaign`` (kind ``bayesian``); ``options``
+        are ``acq_points``/``gp_restarts``."""
         if getattr(campaign, "kind", None) != "bayesian":
             raise ValueError(
                 f"campaign.kind: only a bayesian campaign has an optimiser, got "
@@ -184,6 +207,7 @@ class BayesianCampaign:
             acquisition=campaign.acquisition,
             initial_sampling=campaign.initial_sampling,
             random_state=random_state,
+            **options,
         )
 
     # -- the loop ----------------------------------------------------------------------------
@@ -227,14 +251,16 @@ class BayesianCampaign:
         return [e["loss"] for e in entries]
 
     def _ask(self, count: int) -> list[dict[str, Any]]:
-        xs = self._optimizer.ask(n_points=count, strategy=BATCH_STRATEGY)
+        with _quiet_and_single_threaded():
+            xs = self._optimizer.ask(n_points=count, strategy=BATCH_STRATEGY)
         return [self._params(x) for x in xs]
 
     def _tell(self, entries: Sequence[Mapping[str, Any]]) -> None:
         told = [e for e in entries if e["loss"] is not None]
         if told:
             xs = [self._coordinates(e["parameters"], "parameters") for e in told]
-            self._optimizer.tell(xs, [float(e["loss"]) for e in told])
+            with _quiet_and_single_threaded():
+                self._optimizer.tell(xs, [float(e["loss"]) for e in told])
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -271,6 +297,8 @@ class BayesianCampaign:
             "acquisition": dict(self.acquisition),
             "initial_sampling": self.initial_sampling,
             "random_state": self.random_state,
+            "acq_points": self.acq_points,
+            "gp_restarts": self.gp_restarts,
             "log": copy.deepcopy(self._log),
         }
 
@@ -288,6 +316,8 @@ class BayesianCampaign:
             acquisition=state["acquisition"],
             initial_sampling=state["initial_sampling"],
             random_state=state["random_state"],
+            acq_points=state.get("acq_points", 10_000),
+            gp_restarts=state.get("gp_restarts", 2),
         )
         for op in state["log"]:
             if op["op"] == "ask":
@@ -315,7 +345,25 @@ class BayesianCampaign:
         return [axis.coordinate(params[axis.name], f"{field}.{axis.name}") for axis in self.axes]
 
 
-def _acquisition_kwargs(acquisition: Mapping[str, Any]) -> dict[str, Any]:
+@contextmanager
+def _quiet_and_single_threaded() -> Iterator[None]:
+    """One BLAS thread: the GP's tiny matrices gain nothing from threads, and on a busy PC
+    the threads' spinning made a fit 5x slower. skopt warns (UserWarning) when a discrete grid
+    forces a repeated point to be replaced by a random one: expected here, so logged instead."""
+    with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    for warning in caught:
+        log.debug("skopt: %s", warning.message)
+
+
+def _positive_int(value: Any, field: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{field}: expected an integer >= {low}, got {value!r}")
+    return value
+
+
+def _acquisition(acquisition: Mapping[str, Any]) -> tuple[str, dict[str, float]]:
     fn = acquisition.get("function", "ucb")
     if fn not in ACQUISITIONS:
         raise ValueError(
@@ -331,7 +379,7 @@ def _acquisition_kwargs(acquisition: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"campaign.acquisition.{key}: expected a number >= 0")
             kwargs[key] = float(value)
-    return {"acq_func": ACQUISITIONS[fn], "acq_func_kwargs": kwargs}
+    return ACQUISITIONS[fn], kwargs
 
 
 def _plain(value: Any) -> Any:
