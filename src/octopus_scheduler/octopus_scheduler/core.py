@@ -433,7 +433,8 @@ class SchedulerCore:
         self.policy.begin_round(self)
         for _ in range(64):  # admissions add ready steps; a few rounds always suffice
             cands: list[StepRun | Admission] = [s for s in self._ready.values() if not s.job.held]
-            cands += [Admission(g) for g in self._groups if g.pending and not g.job.held]
+            groups = self.policy.admission_groups(self, self._groups)
+            cands += [Admission(g) for g in groups if g.pending and not g.job.held]
             if not cands:
                 return
             cands.sort(key=lambda c: self.policy.rank(self, c))
@@ -465,7 +466,7 @@ class SchedulerCore:
         for item, n in step.consumes.items():
             if self._stock.get((step.module, item), 0) < n:
                 return f"consumable {step.module}.{item} out of stock"
-        if step.enters_visit:
+        if step.enters_visit and not step.chunk.visits[step.visit].entered:
             visit = step.chunk.visits[step.visit]
             for key, n in visit.demand.items():
                 free = self._cap[key] - self._used[key]
@@ -488,18 +489,27 @@ class SchedulerCore:
     def _try_admit(self, adm: Admission) -> bool:
         group, job = adm.group, adm.job
         if not self.policy.allow(self, adm):
+            group.blocked = "policy: reserved for higher-ranked work"
             return False
         keys = self.entry_keys(job)
         entry = job.spec.route[0]
         if entry.module in self._down:
+            group.blocked = f"module {entry.module} down"
             return False
-        devices = self._entry_devices(job)
-        for d in devices:
-            if self._holder[d] is not None or self.lab.device_module[d] in self._down:
+        for d in self._entry_devices(job):
+            holder = self._holder[d]
+            if holder is not None:
+                until = (holder.start or self.now) + holder.expected
+                group.blocked = f"devices {d} held by {holder.id} until {until:.0f}"
+                return False
+            if self.lab.device_module[d] in self._down:
+                group.blocked = f"module {self.lab.device_module[d]} down"
                 return False
         free = self.free_slots(keys)
         size = min(self.policy.admit_size(self, adm, free), len(group.pending))
         if size <= 0:
+            key = keys[0] if keys else (entry.module, "?")
+            group.blocked = f"slots {key[0]}.{key[1]} ({free} free, needs {len(group.pending)})"
             return False
         while size > 0:
             chunk = build_chunk(
@@ -512,6 +522,7 @@ class SchedulerCore:
             )
             first = chunk.steps[0]
             if not self._entry_ok(chunk, first):
+                group.blocked = "slots held back to avoid a deadlock, or out of consumables"
                 if not self.policy.splits_batches:
                     return False
                 size -= 1
@@ -527,6 +538,8 @@ class SchedulerCore:
                 step.seq = self._seq
                 self._steps[step.id] = step
             first.state, first.ready_time = READY, self.now
+            first.blocked = group.blocked
+            group.blocked = ""
             self._start(first)
             return True
         return False
@@ -589,7 +602,7 @@ class SchedulerCore:
         for d in step.devices:
             self._holder[d] = step
         slots: tuple[dc.SlotUse, ...] = ()
-        if step.enters_visit:
+        if step.enters_visit and not chunk.visits[step.visit].entered:  # not on a retry
             visit = chunk.visits[step.visit]
             visit.entered = True
             for key, n in visit.demand.items():

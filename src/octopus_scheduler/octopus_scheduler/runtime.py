@@ -103,6 +103,7 @@ class GroupRun:
     pending: list[Sample]
     chunks: list[ChunkRun] = field(default_factory=list)
     ready_time: float = 0.0
+    blocked: str = ""  # why no chunk could be admitted the last time it was tried
 
     @property
     def done(self) -> bool:

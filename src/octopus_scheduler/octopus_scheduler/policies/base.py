@@ -48,6 +48,10 @@ class Policy:
     def begin_round(self, core: SchedulerCore) -> None:
         """Called once before each dispatch round (the planner re-plans here)."""
 
+    def admission_groups(self, core: SchedulerCore, groups: list[GroupRun]) -> list[GroupRun]:
+        """Groups worth trying to admit this round (all by default)."""
+        return groups
+
     def rank(self, core: SchedulerCore, cand: StepRun | Admission) -> tuple[Any, ...]:
         """Sort key: lower goes first. Default: running jobs first, then arrival order."""
         job = cand.job

@@ -8,7 +8,7 @@ from .base import Admission, Policy
 
 if TYPE_CHECKING:
     from ..core import SchedulerCore
-    from ..runtime import StepRun
+    from ..runtime import GroupRun, JobRun
 
 
 class Fcfs(Policy):
@@ -28,16 +28,21 @@ class Fcfs(Policy):
         if scope not in ("platform", "module"):
             raise ValueError(f"policy_options.scope: must be 'platform' or 'module', got {scope!r}")
         self.scope = scope
+        self._cursor = 0  # jobs before it have ended (jobs are kept in arrival order)
 
-    def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
-        if self.scope == "module" or not isinstance(cand, Admission):
-            return True
-        head = min(
-            (j for j in core.all_jobs() if not j.finished),
-            key=lambda j: j.order,
-            default=None,
-        )
-        return head is cand.job
+    def admission_groups(self, core: SchedulerCore, groups: list[GroupRun]) -> list[GroupRun]:
+        if self.scope == "module" or not groups:
+            return groups
+        # one job at a time: only the oldest unfinished job may admit work. Groups are kept in
+        # arrival order, and a running job's next cycle is appended later, so look for it first.
+        head = self._head(core)
+        return [g for g in groups if g.job is head]
+
+    def _head(self, core: SchedulerCore) -> JobRun | None:
+        jobs = core.all_jobs()
+        while self._cursor < len(jobs) and jobs[self._cursor].finished:
+            self._cursor += 1
+        return jobs[self._cursor] if self._cursor < len(jobs) else None
 
 
 class Backfill(Policy):
