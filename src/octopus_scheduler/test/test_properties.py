@@ -52,7 +52,7 @@ def test_invariants_hold_and_every_job_ends(
             by_device.setdefault(d, []).append((row["start"], row["end"]))
     for spans in by_device.values():
         spans.sort()
-        for (s0, e0), (s1, _) in zip(spans, spans[1:], strict=False):
+        for (_s0, e0), (s1, _) in zip(spans, spans[1:], strict=False):
             assert s1 >= e0 - 1e-9
 
 
