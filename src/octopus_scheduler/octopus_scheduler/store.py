@@ -21,6 +21,7 @@ import json
 import math
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -281,12 +282,12 @@ class Store:
         body = _json(dict(_mapping(event, "event")), "event")
         if not isinstance(event.get("type"), str):
             raise ValueError("event.type: required, the event class name")
-        time = event.get("time")
-        if time is not None and (not isinstance(time, int | float) or not math.isfinite(time)):
-            raise ValueError(f"event.time: expected a finite number or None, got {time!r}")
+        stamp = event.get("time")
+        if stamp is not None and (not isinstance(stamp, int | float) or not math.isfinite(stamp)):
+            raise ValueError(f"event.time: expected a finite number or None, got {stamp!r}")
         with self.transaction():
             cursor = self._conn.execute(
-                "INSERT INTO events (time, body) VALUES (?, ?)", (time, body)
+                "INSERT INTO events (time, body) VALUES (?, ?)", (stamp, body)
             )
             return int(cursor.lastrowid or 0)
 
@@ -504,9 +505,17 @@ class Store:
     # -- optimiser checkpoints ---------------------------------------------------------------
 
     def save_optimiser_state(
-        self, job_id: str, cycle: int, state: Mapping[str, Any] | bytes, *, saved_at: float
+        self,
+        job_id: str,
+        cycle: int,
+        state: Mapping[str, Any] | bytes,
+        *,
+        saved_at: float | None = None,
     ) -> None:
-        """Checkpoint a campaign's optimiser after ``cycle`` (replaces an earlier save of it)."""
+        """Checkpoint a campaign's optimiser after ``cycle`` (replaces an earlier save of it).
+
+        ``saved_at`` is informational (default: now on the wall clock)."""
+        saved_at = time.time() if saved_at is None else saved_at
         if isinstance(state, bytes | bytearray):
             encoding, blob = "bytes", bytes(state)
         else:

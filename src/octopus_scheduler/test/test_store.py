@@ -224,7 +224,7 @@ def test_optimiser_state_round_trip(store: Store) -> None:
     assert store.load_optimiser_state("J1") is None
     store.save_optimiser_state("J1", 0, {"cycles": [1]}, saved_at=1.0)
     store.save_optimiser_state("J1", 1, {"cycles": [1, 2]}, saved_at=2.0)
-    store.save_optimiser_state("J2", 0, b"\x00raw", saved_at=2.0)
+    store.save_optimiser_state("J2", 0, b"\x00raw")  # saved_at defaults to now
     assert store.load_optimiser_state("J1") == (1, {"cycles": [1, 2]})
     assert store.load_optimiser_state("J2") == (0, b"\x00raw")
 
