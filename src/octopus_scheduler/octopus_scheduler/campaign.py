@@ -9,8 +9,9 @@ Mapping of the job script (``jobscript.Campaign``) onto skopt:
 
 * space ``name: [min, max, step]`` -> an ``Integer(0, n)`` grid index, ``n = floor((max - min) /
   step)``, value ``min + i * step``: the optimiser only proposes points of the grid and still
-  sees their order (a ``Categorical`` would lose it). ``[min, max]`` (or step 0) -> ``Real``; a
-  list of values -> ``Categorical``.
+  sees their order (a ``Categorical`` would lose it); when ``max - min`` is not a multiple of
+  the step the grid stops below ``max``. ``[min, max]`` (or step 0) -> ``Real``;
+  ``{choices: [...]}`` or a list of names -> ``Categorical``.
 * acquisition ``ucb`` (kappa) -> ``acq_func="LCB"`` (we minimise, LCB is UCB of the negated loss),
   ``ei``/``pi`` (xi) -> ``"EI"``/``"PI"``; parameters go to ``acq_func_kwargs``.
 * initial sampling ``latin``/``grid``/``random`` -> ``initial_point_generator`` ``lhs``/``grid``/
@@ -26,6 +27,7 @@ sequence). The log is robust to pickling differences between library versions.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import warnings
@@ -101,31 +103,45 @@ class Axis:
 
     def to_json(self) -> Any:
         if self.choices:
-            return list(self.choices)
+            return {"choices": list(self.choices)}
         return [self.low, self.high] if self.step is None else [self.low, self.high, self.step]
 
 
 def make_axis(name: str, raw: Any) -> Axis:
-    """``[min, max, step]``, ``[min, max]`` or a list of choices (strings or >3 values)."""
+    """``[min, max, step]`` (a grid), ``[min, max]`` (continuous), or categorical choices:
+    ``{choices: [...]}`` or a list holding any non-number (``[water, ethanol]``)."""
     field = f"campaign.space.{name}"
+    if isinstance(raw, Mapping):
+        if set(raw) != {"choices"}:
+            raise ValueError(f"{field}: a mapping must be {{choices: [...]}}")
+        return _choices(name, raw["choices"], f"{field}.choices")
     if isinstance(raw, tuple):
         raw = list(raw)
     if not isinstance(raw, list) or not raw:
-        raise ValueError(f"{field}: expected [min, max, step], [min, max] or a list of choices")
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
-    if not numeric or len(raw) > 3 or len(raw) == 1:
-        if len(set(map(repr, raw))) != len(raw):
-            raise ValueError(f"{field}: choices must be distinct")
-        return Axis(name, choices=tuple(raw))
+        raise ValueError(f"{field}: expected [min, max, step], [min, max] or {{choices: [...]}}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
+        return _choices(name, raw, field)
+    if len(raw) not in (2, 3):
+        raise ValueError(f"{field}: expected [min, max, step] or [min, max], got {raw!r}")
     low, high = float(raw[0]), float(raw[1])
     if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
         raise ValueError(f"{field}: min must be below max (got {raw[0]!r}, {raw[1]!r})")
     step = float(raw[2]) if len(raw) == 3 and raw[2] else None
     if step is not None and (not math.isfinite(step) or step < 0):
         raise ValueError(f"{field}[2]: step must be positive, got {raw[2]!r}")
+    if step is not None and step > high - low:
+        raise ValueError(f"{field}[2]: step {raw[2]!r} leaves a single value in the range")
     if step is not None and (high - low) / step + 1 > _GRID_LIMIT:
         step = None  # so fine a grid is continuous in practice
     return Axis(name, low, high, step)
+
+
+def _choices(name: str, raw: Any, field: str) -> Axis:
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise ValueError(f"{field}: expected a list of at least two choices")
+    if len({json.dumps(v, sort_keys=True) for v in raw}) != len(raw):
+        raise ValueError(f"{field}: choices must be distinct")
+    return Axis(name, choices=tuple(raw))
 
 
 def seed_for(job_id: str) -> int:

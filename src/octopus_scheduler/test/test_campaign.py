@@ -57,11 +57,13 @@ def test_grid_with_fractional_step_gives_clean_values() -> None:
 
 
 def test_real_and_categorical_dimensions() -> None:
-    space = {"T": [20.0, 80.0], "Solvent": ["water", "ethanol", "dmso"]}
+    space = {"T": [20.0, 80.0], "Solvent": ["water", "ethanol", "dmso"], "N": {"choices": [1, 2]}}
     campaign = BayesianCampaign(space, {"y": {"target": 1}}, batch=3, random_state=0, **CHEAP)
     proposals = campaign.propose(0, 3)
     assert all(20.0 <= p["T"] <= 80.0 for p in proposals)
     assert {p["Solvent"] for p in proposals} <= {"water", "ethanol", "dmso"}
+    assert {p["N"] for p in proposals} <= {1, 2}
+    assert BayesianCampaign.restore(campaign.state()).space == campaign.space
     assert any(p["T"] != round(p["T"]) for p in proposals)  # continuous, not a grid
 
 
@@ -194,10 +196,15 @@ def test_bad_configuration_names_the_field(kwargs: dict, message: str) -> None:
     [
         ([5, 1, 1], "min must be below max"),
         ([0, 1, -1], r"\[2\]: step must be positive"),
+        ([0, 1, 5], r"\[2\]: step 5 leaves a single value"),
+        ([1, 2, 3, 4], r"expected \[min, max, step\] or"),
         ([], "expected"),
+        (["water"], "at least two choices"),
+        (["water", "water"], "choices must be distinct"),
+        ({"values": [1, 2]}, "a mapping must be"),
     ],
 )
-def test_bad_space_names_the_parameter(raw: list, message: str) -> None:
+def test_bad_space_names_the_parameter(raw: Any, message: str) -> None:
     with pytest.raises(ValueError, match=rf"^campaign\.space\.X.*{message}"):
         BayesianCampaign({"X": raw}, TARGET, batch=2)
 
