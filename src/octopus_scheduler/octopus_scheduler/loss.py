@@ -1,12 +1,14 @@
 """Loss functions of a Bayesian-optimisation campaign: how far a sample is from the target.
 
 A job script's ``campaign.loss`` names measured or derived properties with a target and a weight,
-e.g. a UV-Vis band::
+e.g. the main band of a UV-Vis spectrum, under the names the UV-Vis module reports::
 
     loss:
-      lambda_max: {target: 520, weight: 2}   # peak position, nm
-      fwhm:       {target: 60,  weight: 1}   # peak width, nm
-      intensity:  {target: 1.0, weight: 1}   # peak absorbance
+      lambda_max_nm: {target: 520, weight: 2}   # peak position, nm
+      fwhm_nm:       {target: 60,  weight: 1}   # peak width, nm
+      intensity:     {target: 1.0, weight: 1}   # peak absorbance
+
+(When no band is found the module reports 0 for all three, which the loss ranks as far off.)
 
 Each property ``p_i`` is compared with its target ``t_i`` on a relative scale
 ``s_i = |t_i|`` (``1`` when the target is 0), so nanometres and absorbance units weigh alike:
