@@ -152,9 +152,11 @@ class JobDetail:
 
 
 def _json(value: Any, field_name: str) -> str:
-    """Strict JSON (no NaN/Infinity, which other readers reject); the error names the field."""
+    """Strict JSON (no NaN/Infinity, which other readers reject); the error names the field.
+
+    Key order is kept: a job script's stages and modules are read in their written order."""
     try:
-        return json.dumps(value, allow_nan=False, sort_keys=True, separators=(",", ":"))
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{field_name}: not JSON-serialisable ({exc})") from None
 

@@ -78,6 +78,17 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
     assert seqs == list(range(1, len(seqs) + 1))
 
 
+def test_mapping_key_order_survives(store: Store) -> None:
+    """A job script's stages must come back in the written (not alphabetical) order."""
+    process = {"Synthesis": {"B": 1, "A": 2}, "Characterization": {"Z": 1, "M": 2}}
+    store.append_event({"type": "JobSubmitted", "spec": {"process": process}})
+    store.record_experiment("J1", "E1", recorded_at=0.0, parameters={"z": 1, "a": 2})
+    (loaded,) = store.load_events()
+    assert list(loaded["spec"]["process"]) == ["Synthesis", "Characterization"]
+    assert list(loaded["spec"]["process"]["Synthesis"]) == ["B", "A"]
+    assert list(store.experiments("J1")[0].parameters) == ["z", "a"]
+
+
 def test_events_in_order_after_reopen(tmp_path: Path) -> None:
     db = tmp_path / "x.db"
     sent = [
