@@ -9,10 +9,17 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from octopus_scheduler import decisions as dc
+from octopus_scheduler import events as ev
+from octopus_scheduler.core import SchedulerCore
+from octopus_scheduler.examples import synth_job
+from octopus_scheduler.jobscript import parse_job_script
+from octopus_scheduler.lab import Lab
 from octopus_scheduler.store import SCHEMA_VERSION, Store, StoreError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -255,3 +262,35 @@ def test_append_rate_is_usable(store: Store) -> None:
         store.append_event({"type": "Tick", "time": float(i)})
     per_append = (time.perf_counter() - start) / 100
     assert per_append < 0.05
+
+
+def test_core_event_log_replays_from_the_store(tmp_path: Path, tiny_lab: Lab) -> None:
+    """The contract with the core: persist ev.to_dict(event) before handle, reopen, replay."""
+    db = tmp_path / "replay.db"
+    clock = {"t": 0.0}
+    core = SchedulerCore(tiny_lab, "fcfs", clock=lambda: clock["t"])
+    running: dict[str, float] = {}
+    with Store(db) as store:
+
+        def persist_and_handle(event: ev.Event) -> None:
+            stamped = replace(event, time=clock["t"])
+            store.append_event(ev.to_dict(stamped))
+            for decision in core.handle(stamped):
+                if isinstance(decision, dc.StartStep):
+                    running[decision.step_id] = decision.time + decision.expected_s
+
+        for i in range(2):  # two stages: Synthesis then Characterization
+            persist_and_handle(
+                ev.JobSubmitted(f"J{i}", parse_job_script(synth_job(measure=True), tiny_lab))
+            )
+        for _ in range(3):
+            step_id = min(running, key=lambda k: (running[k], k))
+            clock["t"] = running.pop(step_id)
+            persist_and_handle(ev.StepFinished(step_id))
+
+    with Store(db) as reopened:
+        events = [ev.from_dict(d, tiny_lab) for d in reopened.load_events()]
+    copy = SchedulerCore.replay(tiny_lab, "fcfs", events, clock=lambda: clock["t"])
+    assert [(j.job_id, j.state) for j in copy.jobs()] == [(j.job_id, j.state) for j in core.jobs()]
+    assert copy.devices() == core.devices()
+    assert {s.step_id for s in copy.running_steps()} == {s.step_id for s in core.running_steps()}
