@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from octopus_scheduler import decisions as dc
+from octopus_scheduler import events as ev
 from octopus_scheduler.campaign import BayesianCampaign, make_axis, seed_for
+from octopus_scheduler.core import SchedulerCore
 from octopus_scheduler.examples import synth_job
 from octopus_scheduler.jobscript import parse_job_script
 from octopus_scheduler.lab import Lab
@@ -245,3 +248,46 @@ def test_bayesian_optimisation_improves_on_the_initial_batch() -> None:
     mean_initial = sum(initial_best) / 3
     mean_final = sum(final_best) / 3
     assert mean_final < 0.6 * mean_initial
+
+
+def test_drives_a_bayesian_job_through_the_core(tiny_lab: Lab) -> None:
+    """NeedProposals -> propose, results of cycle k-1 told before cycle k, the job ends."""
+    job = synth_job(react="10 s")
+    job["campaign"] = {
+        "kind": "bayesian",
+        "batch": 2,
+        "cycles": 3,
+        "space": {"Volume": [100, 900, 100]},
+        "loss": {"peak": {"target": 1.0}},
+    }
+    spec = parse_job_script(job, tiny_lab)
+    clock = {"t": 0.0}
+    core = SchedulerCore(tiny_lab, "fcfs", clock=lambda: clock["t"])
+    campaign = BayesianCampaign.from_spec(spec.campaign, random_state=seed_for("bo"), **CHEAP)
+    volumes_run: list[float] = []
+    asked: dict[int, list[dict[str, Any]]] = {}
+    running: dict[str, float] = {}
+    decisions = core.handle(ev.JobSubmitted("bo", spec))
+    while decisions or running:
+        for d in decisions:
+            if isinstance(d, dc.NeedProposals):
+                if d.cycle > 0:  # the previous cycle has ended: tell it first
+                    measured = [(p, {"peak": p["Volume"] / 400}) for p in asked[d.cycle - 1]]
+                    campaign.record(d.cycle - 1, measured)
+                asked[d.cycle] = campaign.propose(d.cycle, d.count)
+                decisions.extend(
+                    core.handle(ev.ProposalsReady("bo", d.cycle, tuple(asked[d.cycle])))
+                )
+            elif isinstance(d, dc.StartStep):
+                running[d.step_id] = d.time + d.expected_s
+                if d.task == "Add":
+                    volumes_run.append(d.params["Volume"])
+        decisions = []
+        if running:
+            step_id = min(running, key=lambda k: (running[k], k))
+            clock["t"] = running.pop(step_id)
+            decisions = core.handle(ev.StepFinished(step_id))
+    assert core.job("bo").state == "succeeded"
+    assert sorted(asked) == [0, 1, 2]
+    assert sorted(volumes_run) == sorted(p["Volume"] for c in asked.values() for p in c)
+    assert [op["op"] for op in campaign.state()["log"]] == ["ask", "tell", "ask", "tell", "ask"]
