@@ -1,4 +1,3 @@
-
 from setuptools import find_packages, setup
 
 package_name = "octopus_scheduler"
@@ -21,6 +20,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
+            "scheduler_node = octopus_scheduler.scheduler_node:main",
         ],
     },
 )

@@ -102,6 +102,7 @@ class ModuleNode(Node):
             time_scale=time_scale,
         )
         self._finished: OrderedDict[str, ExecuteTask.Result] = OrderedDict()
+        self._active: dict[str, threading.Event] = {}  # task id -> set when it ends
         self._finished_lock = threading.Lock()
 
         self._status_pub = self.create_publisher(ModuleStatus, "~/status", STATUS_QOS)
@@ -147,8 +148,9 @@ class ModuleNode(Node):
         if not goal.task_id:
             goal.task_id = f"goal-{time.monotonic_ns()}"  # the handle carries this same object
         with self._finished_lock:
-            if goal.task_id in self._finished:
-                return GoalResponse.ACCEPT  # answered from the stored result
+            if goal.task_id in self._finished or goal.task_id in self._active:
+                # a re-sent goal (a restarted scheduler): answered with the original's result
+                return GoalResponse.ACCEPT
         try:
             task = self.description.task(goal.task)
             if task is None:
@@ -174,18 +176,34 @@ class ModuleNode(Node):
     def _execute(self, handle: ServerGoalHandle) -> ExecuteTask.Result:
         task_id = handle.request.task_id
         with self._finished_lock:
-            stored = self._finished.get(task_id)
-        if stored is not None:
+            running = self._active.get(task_id)
+            if running is None and task_id not in self._finished:
+                running = self._active[task_id] = threading.Event()
+                original = True
+            else:
+                original = False
+        if not original:
+            if running is not None:
+                running.wait()
+            with self._finished_lock:
+                stored = self._finished.get(task_id)
+            if stored is None:
+                handle.abort()
+                return ExecuteTask.Result(success=False, error="the original goal was cancelled")
             handle.succeed() if stored.success else handle.abort()
             return stored
+        try:
+            return self._run(handle, task_id)
+        finally:
+            with self._finished_lock:
+                self._active.pop(task_id).set()
 
+    def _run(self, handle: ServerGoalHandle, task_id: str) -> ExecuteTask.Result:
         def feedback(event: Any) -> None:
             handle.publish_feedback(
                 ExecuteTask.Feedback(
                     step_index=event.step_index,
-                    current_action=f"{event.device}.{event.action}"
-                    if event.device
-                    else event.event,
+                    current_action=action_label(event),
                     progress=float(event.progress),
                 )
             )

@@ -183,3 +183,15 @@ def test_emergency_stop_aborts_refuses_and_resets(ros, module) -> None:
         timeout=10,
         interval=0.2,
     )
+
+
+def test_a_resent_goal_gets_the_original_result_and_runs_once(module) -> None:
+    """A restarted scheduler re-sends the goals it had in flight, with the same task id."""
+    assert result_of(send(module, goal("PrepareContainer", "P1", "E1", 0))).result.success
+    first = send(module, goal("Mix", "M1", "E1", 0, Time=100))
+    again = send(module, goal("Mix", "M1", "E1", 0, Time=100))  # while the first runs
+    assert first.accepted and again.accepted
+    original, duplicate = result_of(first).result, result_of(again).result
+    assert original.success and duplicate == original  # same timings: it ran once
+    late = result_of(send(module, goal("Mix", "M1", "E1", 0, Time=100))).result
+    assert late == original  # after the end, from the stored result

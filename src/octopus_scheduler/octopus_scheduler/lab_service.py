@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,16 @@ class Submission:
     @property
     def accepted(self) -> bool:
         return bool(self.job_id)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    view: JobView
+    campaign: str
+    progress: float  # share of the job's steps done, 0..1
+    experiments_done: int
+    experiments_total: int
+    estimated_finish: float | None  # end of its last planned step
 
 
 @dataclass(frozen=True)
@@ -275,6 +286,39 @@ class LabService:
     def plan(self) -> list[Any]:
         with self._lock:
             return self.core.plan()
+
+    def summaries(self, plan: Sequence[Any] | None = None) -> list[JobSummary]:
+        """Every job with its progress and estimated finish (from ``plan`` or a fresh one)."""
+        with self._lock:
+            placements = self.core.plan() if plan is None else plan
+            runs = {j.id: j for j in self.core.all_jobs()}
+            done = Counter(r.job_id for r in self.store.steps(state="succeeded"))
+            left = Counter(p.job_id for p in placements if p.state != "running")
+            running = Counter(p.job_id for p in placements if p.state == "running")
+            finish: dict[str, float] = {}
+            for p in placements:
+                finish[p.job_id] = max(finish.get(p.job_id, p.end), p.end)
+            out = []
+            for view in self.core.jobs():
+                campaign = runs[view.job_id].spec.campaign
+                total = (
+                    campaign.batch * campaign.cycles
+                    if campaign.sequential
+                    else len(campaign.experiments)
+                )
+                steps = done[view.job_id] + left[view.job_id] + running[view.job_id]
+                progress = 1.0 if view.state == "succeeded" else done[view.job_id] / max(steps, 1)
+                out.append(
+                    JobSummary(
+                        view=view,
+                        campaign=campaign.kind,
+                        progress=progress,
+                        experiments_done=int(progress * total),
+                        experiments_total=total,
+                        estimated_finish=finish.get(view.job_id, view.end_time),
+                    )
+                )
+            return out
 
     def running_goal(self, step_id: str) -> StepGoal | None:
         return self._running_goals.get(step_id)

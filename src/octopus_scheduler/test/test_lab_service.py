@@ -17,7 +17,7 @@ SYNTHESIS = """
 metadata: {name: silver seeds, owner: ignored}
 campaign:
   kind: manual
-  experiments: [{Time: 20 min}, {Time: 40 min}]
+  experiments: [{React.Time: 20 min}, {React.Time: 40 min}]
 process:
   Synthesis:
     BatchSynthesis:
@@ -85,8 +85,8 @@ def test_rejected_script_names_the_field_and_loses_nothing(tmp_path: Path, clock
     submission, outbox = lab.submit(bad, "bob")
     assert not submission.accepted and outbox.goals == []
     assert "process.Synthesis.BatchSynthesis.sequence[1]" in submission.error
-    negative = SYNTHESIS.replace("{Time: 20 min}", "{Time: -20 min}")
-    assert "campaign.experiments[0].Time" in lab.submit(negative, "bob")[0].error
+    negative = SYNTHESIS.replace("{React.Time: 20 min}", "{React.Time: -20 min}")
+    assert "campaign.experiments[0].React.Time" in lab.submit(negative, "bob")[0].error
     assert [j.job_id for j in lab.jobs()] == ["J0001"]
 
 

@@ -1,0 +1,132 @@
+"""Scheduler service objects -> octopus_interfaces messages (no node, no DDS)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from builtin_interfaces.msg import Time
+
+from octopus_interfaces import msg
+from octopus_interfaces.action import ExecuteTask
+
+from .lab_service import JobSummary
+from .step_goals import StepGoal
+from .store import StepRecord
+
+JOB_STATES = {
+    "queued": msg.Job.STATE_QUEUED,
+    "running": msg.Job.STATE_RUNNING,
+    "held": msg.Job.STATE_HELD,
+    "succeeded": msg.Job.STATE_SUCCEEDED,
+    "failed": msg.Job.STATE_FAILED,
+    "cancelled": msg.Job.STATE_CANCELLED,
+}
+STEP_STATES = {
+    "planned": msg.TaskStep.STATE_PLANNED,
+    "running": msg.TaskStep.STATE_RUNNING,
+    "succeeded": msg.TaskStep.STATE_SUCCEEDED,
+    "failed": msg.TaskStep.STATE_FAILED,
+    "cancelled": msg.TaskStep.STATE_CANCELLED,
+    "lost": msg.TaskStep.STATE_FAILED,
+}
+
+
+def stamp(seconds: float | None) -> Time:
+    if seconds is None or not math.isfinite(seconds):
+        return Time()
+    whole = math.floor(seconds)
+    return Time(sec=int(whole), nanosec=min(int((seconds - whole) * 1e9), 999_999_999))
+
+
+def job_message(summary: JobSummary) -> msg.Job:
+    view = summary.view
+    return msg.Job(
+        id=view.job_id,
+        owner=view.owner,
+        name=view.name,
+        priority=view.priority,
+        state=JOB_STATES[view.state],
+        submitted=stamp(view.submit_time),
+        started=stamp(view.start_time),
+        finished=stamp(view.end_time),
+        estimated_finish=stamp(summary.estimated_finish),
+        progress=float(summary.progress),
+        experiments_done=summary.experiments_done,
+        experiments_total=summary.experiments_total,
+        campaign=summary.campaign,
+        message=view.reason,
+    )
+
+
+def planned_step(placement: Any) -> msg.TaskStep:
+    """A placement of the core's plan (running or planned)."""
+    job_id, _, rest = placement.step_id.partition("/")
+    return msg.TaskStep(
+        job_id=placement.job_id,
+        experiment_id=rest.rsplit("/", 1)[0] if rest else "",
+        task_id=placement.step_id,
+        module=placement.module,
+        task=placement.task,
+        step_name=placement.step,
+        mode=msg.TaskStep.MODE_STANDBY if placement.kind == "standby" else msg.TaskStep.MODE_ACTIVE,
+        devices=list(placement.devices),
+        planned_start=stamp(placement.start),
+        planned_end=stamp(placement.end),
+        actual_start=stamp(placement.start) if placement.state == "running" else Time(),
+        state=STEP_STATES.get(placement.state, msg.TaskStep.STATE_PLANNED),
+        outcome=placement.reason if placement.state != "running" else "",
+    )
+
+
+def executed_step(record: StepRecord) -> msg.TaskStep:
+    """A step that ran (from the store)."""
+    return msg.TaskStep(
+        job_id=record.job_id,
+        task_id=record.step_id,
+        module=record.module,
+        task=record.task,
+        step_name=record.step,
+        actual_start=stamp(record.started_at),
+        actual_end=stamp(record.ended_at),
+        state=STEP_STATES.get(record.state, msg.TaskStep.STATE_FAILED),
+        outcome=record.outcome,
+    )
+
+
+def schedule_message(
+    policy: str, placements: Sequence[Any], executed: Sequence[StepRecord], now: float
+) -> msg.Schedule:
+    schedule = msg.Schedule(
+        policy=policy,
+        steps=[executed_step(r) for r in executed if r.state != "running"]
+        + [planned_step(p) for p in placements],
+    )
+    schedule.header.stamp = stamp(now)
+    return schedule
+
+
+def goal_message(goal: StepGoal, units: Mapping[str, str]) -> ExecuteTask.Goal:
+    """A step goal as ExecuteTask: numbers in ``value`` with the module's unit, the rest as text."""
+    parameters = []
+    for name, value in goal.parameters.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            parameters.append(msg.TaskParameter(name=name, text=str(value)))
+        else:
+            parameters.append(
+                msg.TaskParameter(name=name, value=float(value), unit=units.get(name, ""))
+            )
+    return ExecuteTask.Goal(
+        job_id=goal.job_id,
+        experiment_id=goal.experiment_id,
+        task_id=goal.step_id,
+        task=goal.task,
+        parameters=parameters,
+        slots=[
+            msg.SlotAssignment(slot_type=slot_type, index=position, experiment_id=sample)
+            for slot_type, taken in goal.slots.items()
+            for position, sample in taken
+        ],
+        step_indices=[goal.step_index],
+    )

@@ -1,0 +1,493 @@
+"""The scheduler node: :class:`~octopus_scheduler.lab_service.LabService` on the ROS graph.
+
+- ``submit_job`` (action SubmitJob): a job script in, feedback while the job runs, the result when
+  it ends; cancelling the goal cancels the job. A rejected script ends the goal at once (aborted)
+  with the reason, naming the field, in ``summary``.
+- ``list_jobs``, ``get_job``, ``cancel_job``/``hold_job``/``resume_job`` (JobCommand),
+  ``get_schedule``, ``set_emergency_stop`` (services).
+- ``schedule`` and ``resources`` (latched), ``jobs`` (job updates), ``emergency_stop`` (latched).
+- Each decision to start a step becomes an ExecuteTask goal to its module (``modules/<name>/
+  execute_task``); the goal's result goes back into the core. A module whose heartbeat
+  (``modules/<name>/status``) stops for ``2 x heartbeat_period`` is marked down.
+
+Times: the scheduler's clock runs at the lab's time scale, so plans and estimates are in lab time
+even when a simulated lab runs 600x faster than the wall.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import rclpy
+import yaml
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from octopus_interfaces.action import ExecuteTask, SubmitJob
+from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
+from octopus_interfaces.srv import GetJob, GetSchedule, JobCommand, ListJobs, SetEmergencyStop
+
+from .lab_config import load_lab_config
+from .lab_service import ENDED, LabService, Outbox
+from .ros_messages import JOB_STATES, goal_message, job_message, schedule_message, stamp
+from .step_goals import StepGoal
+from .store import Store
+
+LATCHED = QoSProfile(
+    depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+)
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+STARTUP_GRACE_S = 5.0
+
+
+@dataclass
+class InFlight:
+    goal: StepGoal
+    deadline: float  # monotonic wall seconds
+    handle: Any = None
+
+
+class ScaledClock:
+    """Lab time: runs ``scale`` times faster than the wall, from the wall time at start or from
+    the last recorded event, whichever is later (lab time never runs backwards over a restart)."""
+
+    def __init__(self, scale: float, not_before: float | None = None) -> None:
+        self.scale = scale
+        self.origin = max(time.time(), not_before or 0.0)
+        self.origin_mono = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.origin + (time.monotonic() - self.origin_mono) * self.scale
+
+
+class SchedulerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("scheduler", namespace="/octopus", **kwargs)
+        lab_file = self._declare("lab_file", "", "Lab description YAML (modules, masks, admins).")
+        policy = self._declare("policy", "", "Scheduling policy; empty: the lab's.")
+        database = self._declare("database", "", "SQLite file; empty: the lab's.")
+        self.heartbeat_period = self._declare(
+            "heartbeat_period", 1.0, "Module heartbeat period, s; two missed = module down."
+        )
+        self.timeout_factor = self._declare(
+            "step_timeout_factor", 3.0, "A step times out after factor x expected + margin."
+        )
+        self.timeout_margin = self._declare(
+            "step_timeout_margin", 10.0, "Wall seconds added to every step timeout."
+        )
+        if not lab_file:
+            raise ValueError("parameter 'lab_file' is required")
+        self.config = load_lab_config(lab_file)
+        from octopus_modules.module_node import load_module_description
+        from octopus_modules.ros_conversions import node_name_for
+
+        self.descriptions = [load_module_description(m.description) for m in self.config.modules]
+        self.policy = policy or self.config.policy
+        store = Store(database or self.config.database)
+        last_event = store.load_events()[-1:]
+        self.clock_scaled = ScaledClock(
+            self.config.time_scale, last_event[0]["time"] if last_event else None
+        )
+        self.service = LabService(
+            self.descriptions,
+            store,
+            policy=self.policy,
+            masks=self.config.masks,
+            admins=self.config.admins,
+            clock=self.clock_scaled,
+        )
+        self._state_lock = threading.RLock()
+        self._in_flight: dict[str, InFlight] = {}
+        self._outgoing: queue.Queue[StepGoal | None] = queue.Queue()
+        threading.Thread(target=self._sender, name="goal-sender", daemon=True).start()
+        self._job_changed: dict[str, threading.Event] = {}
+        self._last_beat: dict[str, float] = {}
+        self._started = time.monotonic()
+        self._down: set[str] = set()
+        self.estop = EmergencyStop(engaged=False, reason="", source="scheduler")
+
+        callbacks = ReentrantCallbackGroup()
+        self._module_clients: dict[str, ActionClient] = {}
+        self._units: dict[tuple[str, str], dict[str, str]] = {}
+        for description in self.descriptions:
+            node_name = node_name_for(description.module)
+            self._module_clients[description.module] = ActionClient(
+                self, ExecuteTask, f"modules/{node_name}/execute_task", callback_group=callbacks
+            )
+            for task in description.tasks:
+                self._units[(description.module, task.name)] = {
+                    p.name: p.unit for p in task.parameters
+                }
+            self.create_subscription(
+                ModuleStatus,
+                f"modules/{node_name}/status",
+                lambda status, module=description.module: self._heartbeat(module, status),
+                RELIABLE,
+                callback_group=callbacks,
+            )
+
+        self._schedule_pub = self.create_publisher(Schedule, "schedule", LATCHED)
+        self._jobs_pub = self.create_publisher(Job, "jobs", RELIABLE)
+        self._estop_pub = self.create_publisher(EmergencyStop, "emergency_stop", LATCHED)
+        self._estop_pub.publish(self.estop)
+        ActionServer(
+            self,
+            SubmitJob,
+            "submit_job",
+            execute_callback=self._run_job,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            cancel_callback=self._cancel_job_goal,
+            callback_group=callbacks,
+        )
+        self.create_service(ListJobs, "list_jobs", self._list_jobs, callback_group=callbacks)
+        self.create_service(GetJob, "get_job", self._get_job, callback_group=callbacks)
+        for kind in ("cancel", "hold", "resume"):
+            self.create_service(
+                JobCommand,
+                f"{kind}_job",
+                lambda request, response, kind=kind: self._command(kind, request, response),
+                callback_group=callbacks,
+            )
+        self.create_service(
+            GetSchedule, "get_schedule", self._get_schedule, callback_group=callbacks
+        )
+        self.create_service(
+            SetEmergencyStop, "set_emergency_stop", self._set_estop, callback_group=callbacks
+        )
+        watchdog = MutuallyExclusiveCallbackGroup()
+        self.create_timer(min(self.heartbeat_period / 2, 0.5), self._watchdog, watchdog)
+        self._schedule_dirty = threading.Event()
+        self.create_timer(0.5, self._publish_if_dirty, watchdog)
+
+        recovered = self.service.recovered_goals
+        if recovered:  # a restart: ask the modules again; a finished step returns its result
+            self.get_logger().info(f"reconciling {len(recovered)} step(s) in flight")
+            self._dispatch(Outbox(goals=list(recovered)))
+        self._schedule_dirty.set()
+        self.get_logger().info(
+            f"scheduler ready: lab {self.config.name}, policy {self.policy}, "
+            f"{len(self.descriptions)} modules, {len(self.service.jobs())} job(s) on record"
+        )
+
+    def _declare(self, name: str, default: Any, description: str) -> Any:
+        return self.declare_parameter(
+            name, default, ParameterDescriptor(description=description)
+        ).value
+
+    # ---- dispatch: decisions -> module goals -> events -------------------------------------------
+
+    def _dispatch(self, outbox: Outbox) -> None:
+        for goal in outbox.goals:
+            self._send(goal)
+        for step_id in outbox.aborts:
+            entry = self._in_flight.get(step_id)
+            if entry is not None and entry.handle is not None:
+                entry.handle.cancel_goal_async()
+        for ended in outbox.ended_jobs:
+            self._job_changed.setdefault(ended.job_id, threading.Event()).set()
+        for alert in outbox.alerts:
+            self.get_logger().warning(alert)
+        if outbox.goals or outbox.aborts or outbox.ended_jobs:
+            self._schedule_dirty.set()
+            for event in self._job_changed.values():
+                event.set()
+
+    def _send(self, goal: StepGoal) -> None:
+        wall = goal.expected_s / self.config.time_scale
+        deadline = time.monotonic() + wall * self.timeout_factor + self.timeout_margin
+        with self._state_lock:
+            self._in_flight[goal.step_id] = InFlight(goal, deadline)
+        self._outgoing.put(goal)
+
+    def _sender(self) -> None:
+        """Sends goals in order, each once its module's action server is matched: a goal sent
+        before discovery completes is silently lost (DDS drops it)."""
+        while True:
+            goal = self._outgoing.get()
+            if goal is None:
+                return
+            client = self._module_clients[goal.module]
+            while not client.server_is_ready() and goal.step_id in self._in_flight:
+                time.sleep(0.05)  # the watchdog fails the step if the module never appears
+            if goal.step_id not in self._in_flight:
+                continue
+            message = goal_message(goal, self._units[(goal.module, goal.task)])
+            future = client.send_goal_async(message)
+            future.add_done_callback(
+                lambda f, step_id=goal.step_id: self._goal_answered(step_id, f)
+            )
+
+    def _goal_answered(self, step_id: str, future: Any) -> None:
+        handle = future.result()
+        if not handle.accepted:
+            self._end_step(step_id, False, "rejected by the module")
+            return
+        with self._state_lock:
+            entry = self._in_flight.get(step_id)
+            if entry is not None:
+                entry.handle = handle
+        handle.get_result_async().add_done_callback(
+            lambda f, step_id=step_id: self._goal_done(step_id, f)
+        )
+
+    def _goal_done(self, step_id: str, future: Any) -> None:
+        result = future.result().result
+        if result.success:
+            try:
+                measured = json.loads(result.measured_data) if result.measured_data else {}
+            except json.JSONDecodeError:
+                measured = {"raw": result.measured_data}
+            self._end_step(step_id, True, "", measured)
+        else:
+            self._end_step(step_id, False, result.error or "failed")
+
+    def _end_step(
+        self, step_id: str, success: bool, reason: str, measured: dict | None = None
+    ) -> None:
+        with self._state_lock:
+            if self._in_flight.pop(step_id, None) is None:
+                return  # already ended (timeout, module down)
+            if success:
+                outbox = self.service.step_finished(step_id, measured)
+            else:
+                self.get_logger().warning(f"step {step_id} failed: {reason}")
+                outbox = self.service.step_failed(step_id, reason)
+        self._dispatch(outbox)
+
+    # ---- liveness and timeouts -------------------------------------------------------------------
+
+    def _heartbeat(self, module: str, _status: ModuleStatus) -> None:
+        self._last_beat[module] = time.monotonic()
+        if module in self._down:
+            self._down.discard(module)
+            self.get_logger().info(f"module {module} is back")
+            with self._state_lock:
+                outbox = self.service.module_up(module)
+            self._dispatch(outbox)
+
+    def _watchdog(self) -> None:
+        now = time.monotonic()
+        for description in self.descriptions:
+            module = description.module
+            # a module not heard of yet gets a discovery grace before it counts as down
+            last = self._last_beat.get(module, self._started + STARTUP_GRACE_S)
+            if module not in self._down and now - last > 2 * self.heartbeat_period:
+                self._down.add(module)
+                self.get_logger().error(f"module {module}: no heartbeat, marked down")
+                with self._state_lock:
+                    lost = [s for s, e in self._in_flight.items() if e.goal.module == module]
+                    outbox = self.service.module_down(module)
+                self._dispatch(outbox)
+                for step_id in lost:
+                    self._end_step(step_id, False, f"module {module} down")
+        for step_id, entry in list(self._in_flight.items()):
+            if now > entry.deadline:
+                if entry.handle is not None:
+                    entry.handle.cancel_goal_async()
+                self._end_step(step_id, False, "timed out")
+
+    # ---- jobs ------------------------------------------------------------------------------------
+
+    def _run_job(self, handle: ServerGoalHandle) -> SubmitJob.Result:
+        request = handle.request
+        with self._state_lock:
+            submission, outbox = self.service.submit(request.script, request.user)
+        if not submission.accepted:
+            self.get_logger().warning(f"job of {request.user} rejected: {submission.error}")
+            handle.abort()
+            return SubmitJob.Result(
+                job_id="", final_state=Job.STATE_FAILED, summary=submission.error
+            )
+        job_id = submission.job_id
+        changed = self._job_changed.setdefault(job_id, threading.Event())
+        handle._octopus_job_id = job_id  # noqa: SLF001 - read by the cancel callback
+        self.get_logger().info(f"job {job_id} accepted from {request.user}")
+        self._dispatch(outbox)
+        while rclpy.ok():
+            summary = self._summary(job_id)
+            assert summary is not None
+            if summary.view.state in ENDED:
+                break
+            handle.publish_feedback(
+                SubmitJob.Feedback(
+                    job_id=job_id,
+                    state=JOB_STATES[summary.view.state],
+                    progress=float(summary.progress),
+                    experiments_done=summary.experiments_done,
+                    experiments_total=summary.experiments_total,
+                    estimated_finish=stamp(summary.estimated_finish),
+                )
+            )
+            changed.wait(timeout=1.0)
+            changed.clear()
+        state = summary.view.state
+        result = SubmitJob.Result(
+            job_id=job_id, final_state=JOB_STATES[state], summary=self._result_summary(job_id)
+        )
+        if state == "succeeded":
+            handle.succeed()
+        elif state == "cancelled" and handle.is_cancel_requested:
+            handle.canceled()
+        else:
+            handle.abort()
+        return result
+
+    def _cancel_job_goal(self, handle: ServerGoalHandle) -> CancelResponse:
+        job_id = getattr(handle, "_octopus_job_id", "")
+        with self._state_lock:
+            result, outbox = self.service.command("cancel", job_id, handle.request.user)
+        self._dispatch(outbox)
+        return CancelResponse.ACCEPT if result.success else CancelResponse.REJECT
+
+    def _summary(self, job_id: str) -> Any:
+        return next((s for s in self.service.summaries() if s.view.job_id == job_id), None)
+
+    def _result_summary(self, job_id: str) -> str:
+        detail = self.service.store.job_detail(job_id)
+        return yaml.safe_dump(
+            {
+                "job": job_id,
+                "state": detail.job.state,
+                "message": detail.job.message,
+                "experiments": [
+                    {"id": e.experiment_id, "parameters": e.parameters, "derived": e.derived}
+                    for e in detail.experiments
+                ],
+            },
+            sort_keys=False,
+        )
+
+    def _list_jobs(self, request: ListJobs.Request, response: ListJobs.Response) -> Any:
+        wanted = set(request.states)
+        response.jobs = [
+            job_message(s)
+            for s in reversed(self.service.summaries())
+            if (not request.owner or s.view.owner == request.owner)
+            and (not wanted or JOB_STATES[s.view.state] in wanted)
+        ]
+        return response
+
+    def _get_job(self, request: GetJob.Request, response: GetJob.Response) -> Any:
+        summary = next(
+            (s for s in self.service.summaries() if s.view.job_id == request.job_id), None
+        )
+        if summary is None:
+            response.found, response.message = False, f"job_id: no job '{request.job_id}'"
+            return response
+        detail = self.service.store.job_detail(request.job_id)
+        schedule = schedule_message(
+            self.policy,
+            [p for p in self.service.plan() if p.job_id == request.job_id],
+            detail.steps,
+            self.clock_scaled(),
+        )
+        response.found, response.job, response.steps = True, job_message(summary), schedule.steps
+        response.results_json = json.dumps(
+            [
+                {
+                    "experiment": e.experiment_id,
+                    "parameters": e.parameters,
+                    "measured": e.measured,
+                    "derived": e.derived,
+                }
+                for e in detail.experiments
+            ]
+        )
+        return response
+
+    def _command(self, kind: str, request: JobCommand.Request, response: Any) -> Any:
+        with self._state_lock:
+            result, outbox = self.service.command(kind, request.job_id, request.user)
+        self._dispatch(outbox)
+        response.success, response.message = result.success, result.message
+        summary = next(
+            (s for s in self.service.summaries() if s.view.job_id == request.job_id), None
+        )
+        if summary is not None:
+            response.job = job_message(summary)
+        return response
+
+    # ---- schedule, e-stop ------------------------------------------------------------------------
+
+    def _schedule(self, job_id: str = "") -> Schedule:
+        placements = self.service.plan()
+        executed = self.service.store.steps(job_id or None)
+        if job_id:
+            placements = [p for p in placements if p.job_id == job_id]
+        schedule = schedule_message(self.policy, placements, executed, self.clock_scaled())
+        schedule.jobs = [
+            job_message(s)
+            for s in self.service.summaries(placements)
+            if not job_id or s.view.job_id == job_id
+        ]
+        return schedule
+
+    def _publish_if_dirty(self) -> None:
+        if not self._schedule_dirty.is_set():
+            return
+        self._schedule_dirty.clear()
+        schedule = self._schedule()
+        self._schedule_pub.publish(schedule)
+        for job in schedule.jobs:
+            self._jobs_pub.publish(job)
+
+    def _get_schedule(self, request: GetSchedule.Request, response: Any) -> Any:
+        response.schedule = self._schedule(request.job_id)
+        return response
+
+    def _set_estop(self, request: SetEmergencyStop.Request, response: Any) -> Any:
+        if not request.engaged and request.source not in self.config.admins:
+            response.success = False
+            response.message = (
+                f"source: only an admin may reset the emergency stop ({request.source})"
+            )
+        else:
+            self.estop = EmergencyStop(
+                engaged=request.engaged,
+                reason=request.reason,
+                source=request.source,
+                stamp=self.get_clock().now().to_msg(),
+            )
+            self._estop_pub.publish(self.estop)
+            state = "ENGAGED" if request.engaged else "reset"
+            self.get_logger().warning(
+                f"emergency stop {state} by {request.source}: {request.reason}"
+            )
+            response.success, response.message = True, f"emergency stop {state}"
+        response.state = self.estop
+        return response
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    try:
+        node = SchedulerNode()
+    except Exception as error:  # a bad lab description: say what, exit non-zero
+        rclpy.logging.get_logger("scheduler").fatal(str(error))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
+    executor = MultiThreadedExecutor(num_threads=16)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._outgoing.put(None)  # noqa: SLF001 - stop the sender thread
+        node.service.store.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""End to end over real DDS: the scheduler node and two module nodes in processes of their own,
+jobs submitted through the SubmitJob action, commands through the services, a scheduler killed
+and restarted mid-run, a module killed mid-step."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from action_msgs.msg import GoalStatus
+from rclpy.action import ActionClient
+
+from octopus_interfaces.action import SubmitJob
+from octopus_interfaces.msg import Job
+from octopus_interfaces.srv import GetJob, JobCommand, ListJobs
+from octopus_testing.futures import call_with_retry, wait_for_future, wait_until
+
+TIME_SCALE = 600.0
+
+SYNTHESIS = """
+metadata: {{name: {name}, owner: whoever}}
+campaign:
+  kind: manual
+  experiments: [{{React.Time: {react} min}}, {{React.Time: 20 min}}]
+process:
+  Synthesis:
+    BatchSynthesis:
+      sequence: [PrepareContainer, Mix, React, MoveContainer]
+      fixedParams: {{Temperature: 60 C}}
+"""
+
+
+def lab_file(tmp_path: Path) -> Path:
+    path = tmp_path / "lab.yaml"
+    path.write_text(
+        f"name: e2e\ntime_scale: {TIME_SCALE}\npolicy: planner\n"
+        f"database: {tmp_path / 'octopus.sqlite'}\nheartbeat_period: 0.5\nadmins: [boss]\n"
+        "modules: [{description: batch_synthesis}, {description: uv_vis}]\n"
+    )
+    return path
+
+
+def start_scheduler(node_processes, lab: Path, name: str = "scheduler"):
+    process = node_processes.start(
+        name,
+        [sys.executable, "-m", "octopus_scheduler.scheduler_node", "--ros-args",
+         "-p", f"lab_file:={lab}", "-p", "heartbeat_period:=0.5"],
+    )  # fmt: skip
+    process.wait_for_output("scheduler ready", timeout=30)
+    return process
+
+
+def start_module(node_processes, description: str):
+    process = node_processes.start(
+        description,
+        [sys.executable, "-m", "octopus_modules.module_node", "--ros-args",
+         "-p", f"description:={description}", "-p", f"time_scale:={TIME_SCALE}",
+         "-p", "heartbeat_period:=0.5"],
+    )  # fmt: skip
+    process.wait_for_output("ready", timeout=30)
+    return process
+
+
+@pytest.fixture
+def lab(ros, node_processes, tmp_path: Path):
+    modules = {d: start_module(node_processes, d) for d in ("batch_synthesis", "uv_vis")}
+    path = lab_file(tmp_path)
+    scheduler = start_scheduler(node_processes, path)
+    client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    assert client.wait_for_server(timeout_sec=20)
+    yield {"client": client, "path": path, "scheduler": scheduler, "modules": modules}
+    client.destroy()
+
+
+def submit(client: ActionClient, script: str, user: str, feedback: list | None = None):
+    sink = feedback if feedback is not None else []
+    handle = call_with_retry(
+        lambda: client.send_goal_async(
+            SubmitJob.Goal(script=script, user=user), feedback_callback=sink.append
+        ),
+        timeout=5.0,
+    )
+    assert handle.accepted
+    return handle
+
+
+def service(ros, kind, name: str):
+    client = ros.node.create_client(kind, f"/octopus/{name}")
+    assert client.wait_for_service(timeout_sec=10)
+    return client
+
+
+def test_users_submit_jobs_that_run_to_the_end(ros, lab) -> None:
+    feedback: list = []
+    first = submit(lab["client"], SYNTHESIS.format(name="seeds", react=30), "alice", feedback)
+    second = submit(lab["client"], SYNTHESIS.format(name="rods", react=40), "bob")
+    rejected = submit(lab["client"], SYNTHESIS.format(name="bad", react=-5), "carol")
+    bad = wait_for_future(rejected.get_result_async(), 10.0)
+    assert bad.status == GoalStatus.STATUS_ABORTED
+    assert "campaign.experiments[0].React.Time" in bad.result.summary
+
+    results = [wait_for_future(h.get_result_async(), 90.0) for h in (first, second)]
+    for outcome in results:
+        assert outcome.status == GoalStatus.STATUS_SUCCEEDED, outcome.result.summary
+        assert outcome.result.final_state == Job.STATE_SUCCEEDED
+    assert {r.result.job_id for r in results} == {"J0001", "J0002"}
+    assert any(f.feedback.job_id == "J0001" for f in feedback)
+
+    listed = call_with_retry(lambda: service(ros, ListJobs, "list_jobs").call_async(
+        ListJobs.Request(owner="alice")), 5.0)  # fmt: skip
+    assert [(j.id, j.owner, j.state) for j in listed.jobs] == [
+        ("J0001", "alice", Job.STATE_SUCCEEDED)
+    ]
+    detail = call_with_retry(lambda: service(ros, GetJob, "get_job").call_async(
+        GetJob.Request(job_id="J0002")), 5.0)  # fmt: skip
+    assert detail.found and detail.job.progress == pytest.approx(1.0)
+    ran = [s for s in detail.steps if s.state == s.STATE_SUCCEEDED]
+    # 2 samples x (PrepareContainer, MoveContainer) + Mix + React's 3 steps
+    assert len(ran) == 2 * 2 + 1 + 3
+    # the database holds what ran: every step of both jobs, succeeded
+    db = sqlite3.connect(str(lab["path"].parent / "octopus.sqlite"))
+    states = dict(db.execute("SELECT state, COUNT(*) FROM steps GROUP BY state").fetchall())
+    db.close()
+    assert states == {"succeeded": 16}
+
+
+def test_hold_and_cancel_by_owner_and_refusal_for_others(ros, lab) -> None:
+    handle = submit(lab["client"], SYNTHESIS.format(name="long", react=600), "alice")
+    hold = service(ros, JobCommand, "hold_job")
+    cancel = service(ros, JobCommand, "cancel_job")
+    wait_until(
+        lambda: call_with_retry(lambda: service(ros, ListJobs, "list_jobs").call_async(
+            ListJobs.Request()), 5.0).jobs, timeout=10)  # fmt: skip
+    refused = call_with_retry(
+        lambda: hold.call_async(JobCommand.Request(job_id="J0001", user="mallory")), 5.0
+    )
+    assert not refused.success and "owner or admin" in refused.message
+    held = call_with_retry(
+        lambda: hold.call_async(JobCommand.Request(job_id="J0001", user="alice")), 5.0
+    )
+    assert held.success and held.job.state == Job.STATE_HELD
+    assert not call_with_retry(
+        lambda: cancel.call_async(JobCommand.Request(job_id="J0001", user="bob")), 5.0
+    ).success
+    assert call_with_retry(
+        lambda: cancel.call_async(JobCommand.Request(job_id="J0001", user="alice")), 5.0
+    ).success
+    outcome = wait_for_future(handle.get_result_async(), 60.0)
+    assert outcome.result.final_state == Job.STATE_CANCELLED
+
+
+def test_killed_scheduler_restarts_and_loses_nothing(ros, lab, node_processes) -> None:
+    handles = [
+        submit(lab["client"], SYNTHESIS.format(name=f"job{i}", react=60), "alice") for i in range(2)
+    ]
+    time.sleep(1.0)  # let some steps run
+    lab["scheduler"].kill()
+    restarted = start_scheduler(node_processes, lab["path"], name="scheduler_restarted")
+    assert "job(s) on record" in restarted.output()
+    # the clients' goals died with the first scheduler: follow the jobs through the services
+    list_jobs = service(ros, ListJobs, "list_jobs")
+
+    def all_done() -> list:
+        jobs = call_with_retry(lambda: list_jobs.call_async(ListJobs.Request()), 5.0).jobs
+        return jobs if jobs and all(j.state == Job.STATE_SUCCEEDED for j in jobs) else []
+
+    jobs = wait_until(all_done, timeout=90, interval=0.5)
+    assert sorted(j.id for j in jobs) == ["J0001", "J0002"]
+    del handles
+    db = sqlite3.connect(str(lab["path"].parent / "octopus.sqlite"))
+    started = db.execute("SELECT step_id, COUNT(*) FROM steps GROUP BY step_id").fetchall()
+    db.close()
+    assert len(started) == 2 * 8  # every step of both jobs, each recorded once
+
+
+def test_killed_module_is_marked_down_within_two_heartbeats(ros, lab) -> None:
+    submit(lab["client"], SYNTHESIS.format(name="orphan", react=600), "alice")
+    lab["scheduler"].wait_for_output("job J0001 accepted", timeout=10)
+    time.sleep(0.5)
+    killed_at = time.monotonic()
+    lab["modules"]["batch_synthesis"].kill()
+    lab["scheduler"].wait_for_output("module BatchSynthesis: no heartbeat", timeout=5)
+    assert time.monotonic() - killed_at < 2 * 0.5 + 1.0
