@@ -29,8 +29,10 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.octopus-stamp" 2>/dev/null)" 
   log "creating the Python environment ($mode) in .venv"
   if [ "$mode" = system ]; then
     python3 -m venv --system-site-packages "$venv"
-    # Without constraints: numpy etc. must stay the distribution's, which its messages link to.
-    "$venv/bin/pip" install -q -r requirements/python.txt 2>&1 | quiet_pip
+    # Without constraints: numpy etc. must stay the distribution's, which its messages link to;
+    # Qt comes from the distribution too (rqt loads the plugin with its own PyQt5).
+    grep -v -E '^(PyQt5|python-qt-binding)' requirements/python.txt >"$venv/requirements.txt"
+    "$venv/bin/pip" install -q -r "$venv/requirements.txt" 2>&1 | quiet_pip
   else
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip==26.3 2>&1 | quiet_pip

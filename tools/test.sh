@@ -11,6 +11,7 @@ set +u
 set -u
 # Whatever the caller's shell says, nothing under test sends discovery off this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export QT_QPA_PLATFORM=offscreen  # widgets render without a screen
 ruff check --quiet .
 ruff format --check --quiet .
 exec python -m pytest "$@"

@@ -11,7 +11,7 @@ setup(
     package_data={"": ["*.yaml", "*.md", "**/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
-        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name, ["package.xml", "plugin.xml"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -16,20 +16,32 @@ from .decisions import NeedProposals
 from .store import Store
 
 
-def propose(store: Store, core: SchedulerCore, need: NeedProposals) -> list[dict[str, Any]]:
-    job = next(j for j in core.all_jobs() if j.id == need.job_id)
-    saved = store.load_optimiser_state(need.job_id)
-    if saved is not None:
-        campaign = BayesianCampaign.restore(saved[1])  # type: ignore[arg-type]
-    else:
-        campaign = BayesianCampaign.from_spec(job.spec.campaign, random_state=seed_for(job.id))
-    told = {op["cycle"] for op in campaign.state()["log"] if op["op"] == "tell"}
-    previous = need.cycle - 1
-    if previous >= 0 and previous not in told:
-        campaign.record(previous, cycle_results(store, need.job_id, previous, campaign))
-    proposals = campaign.propose(need.cycle, need.count)
-    store.save_optimiser_state(need.job_id, need.cycle, campaign.state())
-    return proposals
+class CampaignDriver:
+    """One optimiser per BO job, kept in memory; rebuilt from its checkpoint after a restart."""
+
+    def __init__(self, store: Store, service: Any) -> None:
+        self.store = store
+        self.service = service  # gives the core (replaced on restart) and its jobs
+        self._campaigns: dict[str, BayesianCampaign] = {}
+
+    def propose(self, need: NeedProposals) -> list[dict[str, Any]]:
+        campaign = self._campaigns.get(need.job_id) or self._load(need.job_id)
+        self._campaigns[need.job_id] = campaign
+        told = {op["cycle"] for op in campaign.state()["log"] if op["op"] == "tell"}
+        previous = need.cycle - 1
+        if previous >= 0 and previous not in told:
+            campaign.record(previous, cycle_results(self.store, need.job_id, previous, campaign))
+        proposals = campaign.propose(need.cycle, need.count)
+        self.store.save_optimiser_state(need.job_id, need.cycle, campaign.state())
+        return proposals
+
+    def _load(self, job_id: str) -> BayesianCampaign:
+        saved = self.store.load_optimiser_state(job_id)
+        if saved is not None:
+            return BayesianCampaign.restore(saved[1])  # type: ignore[arg-type]
+        core: SchedulerCore = self.service.core
+        job = next(j for j in core.all_jobs() if j.id == job_id)
+        return BayesianCampaign.from_spec(job.spec.campaign, random_state=seed_for(job_id))
 
 
 def cycle_results(

@@ -22,8 +22,10 @@ from octopus_modules.description import ModuleDescription
 
 from . import decisions as dc
 from . import events as ev
+from .campaign_driver import CampaignDriver
 from .core import EventRejected, JobView, SchedulerCore
 from .errors import SpecError
+from .identity import AccessPolicy
 from .jobscript import parse_job_script
 from .lab_from_modules import lab_from_modules
 from .step_goals import StepGoal, StepGoalMapper
@@ -40,7 +42,7 @@ class Outbox:
     goals: list[StepGoal] = field(default_factory=list)
     aborts: list[str] = field(default_factory=list)  # step ids whose goals must be cancelled
     ended_jobs: list[dc.JobEnded] = field(default_factory=list)
-    alerts: list[str] = field(default_factory=list)
+    low_stock: list[dc.LowStock] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,10 @@ class LabService:
     ) -> None:
         self.lab = lab_from_modules(descriptions, masks)
         self.store = store
-        self.admins = frozenset(admins)
+        self.access = AccessPolicy.from_admins(admins)
         self.clock = clock
         self.goals = StepGoalMapper(descriptions)
+        self.campaigns = CampaignDriver(store, self)
         self._running_goals: dict[str, StepGoal] = {}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
         self.core = SchedulerCore(self.lab, policy, clock=clock)
@@ -163,19 +166,13 @@ class LabService:
             record = self.store.job(job_id)
             if record is None:
                 return CommandResult(False, f"job_id: no job '{job_id}'"), Outbox()
-            allowed, why = self.may_control(user, record.owner)
-            if not allowed:
-                return CommandResult(False, why), Outbox()
+            verdict = self.access.check(user, record.owner, kind)
+            if not verdict.allowed:
+                return CommandResult(False, f"user: {verdict.reason}"), Outbox()
             event_type = {"cancel": ev.CancelJob, "hold": ev.HoldJob, "resume": ev.ResumeJob}[kind]
             outbox = self._handle(event_type(job_id, time=self.clock()))
             state = self.core.job(job_id).state
             return CommandResult(True, f"{kind}: job {job_id} is {state}"), outbox
-
-    def may_control(self, user: str, owner: str) -> tuple[bool, str]:
-        """The one place that decides who may act on a job (to be bound to SROS2 identities)."""
-        if user and (user == owner or user in self.admins):
-            return True, ""
-        return False, f"user: '{user}' may not control a job of '{owner}' (owner or admin only)"
 
     # ---- the core ---------------------------------------------------------------------------
 
@@ -189,7 +186,7 @@ class LabService:
             outbox.goals += more.goals
             outbox.aborts += more.aborts
             outbox.ended_jobs += more.ended_jobs
-            outbox.alerts += more.alerts
+            outbox.low_stock += more.low_stock
         return outbox
 
     def _before(self, event: ev.Event) -> None:
@@ -238,9 +235,7 @@ class LabService:
             elif isinstance(decision, dc.AbortStep):
                 outbox.aborts.append(decision.step_id)
             elif isinstance(decision, dc.LowStock):
-                outbox.alerts.append(
-                    f"low stock: {decision.module} {decision.item} ({decision.remaining} left)"
-                )
+                outbox.low_stock.append(decision)
             elif isinstance(decision, dc.NeedProposals):
                 follow_ups.append(self._proposals(decision))
             elif isinstance(decision, EventRejected):
@@ -248,9 +243,7 @@ class LabService:
         return follow_ups
 
     def _proposals(self, need: dc.NeedProposals) -> ev.ProposalsReady:
-        from .campaign_driver import propose
-
-        sets = propose(self.store, self.core, need)
+        sets = self.campaigns.propose(need)
         return ev.ProposalsReady(need.job_id, need.cycle, tuple(sets), time=self.clock())
 
     def _record_measurements(self, goal: StepGoal, measured: Mapping[str, Any], now: float) -> None:

@@ -37,6 +37,7 @@ from octopus_interfaces.action import ExecuteTask, SubmitJob
 from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
 from octopus_interfaces.srv import GetJob, GetSchedule, JobCommand, ListJobs, SetEmergencyStop
 
+from . import notifications
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox
 from .ros_messages import JOB_STATES, goal_message, job_message, schedule_message, stamp
@@ -106,6 +107,7 @@ class SchedulerNode(Node):
             admins=self.config.admins,
             clock=self.clock_scaled,
         )
+        self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)
         self._state_lock = threading.RLock()
         self._in_flight: dict[str, InFlight] = {}
         self._outgoing: queue.Queue[StepGoal | None] = queue.Queue()
@@ -195,8 +197,19 @@ class SchedulerNode(Node):
                 entry.handle.cancel_goal_async()
         for ended in outbox.ended_jobs:
             self._job_changed.setdefault(ended.job_id, threading.Event()).set()
-        for alert in outbox.alerts:
-            self.get_logger().warning(alert)
+            record = self.service.store.job(ended.job_id)
+            self.notifier.notify(
+                notifications.job_ended(
+                    ended.job_id,
+                    ended.state,
+                    ended.reason,
+                    owner=record.owner if record else "",
+                    name=record.name if record else "",
+                )
+            )
+        for low in outbox.low_stock:
+            self.get_logger().warning(f"low stock: {low.module} {low.item} ({low.remaining} left)")
+            self.notifier.notify(notifications.low_consumables(low.module, low.item, low.remaining))
         if outbox.goals or outbox.aborts or outbox.ended_jobs:
             self._schedule_dirty.set()
             for event in self._job_changed.values():
@@ -284,6 +297,7 @@ class SchedulerNode(Node):
             if module not in self._down and now - last > 2 * self.heartbeat_period:
                 self._down.add(module)
                 self.get_logger().error(f"module {module}: no heartbeat, marked down")
+                self.notifier.notify(notifications.module_down(module, "no heartbeat"))
                 with self._state_lock:
                     lost = [s for s, e in self._in_flight.items() if e.goal.module == module]
                     outbox = self.service.module_down(module)
@@ -459,6 +473,9 @@ class SchedulerNode(Node):
                 stamp=self.get_clock().now().to_msg(),
             )
             self._estop_pub.publish(self.estop)
+            self.notifier.notify(
+                notifications.estop(request.engaged, by=request.source, reason=request.reason)
+            )
             state = "ENGAGED" if request.engaged else "reset"
             self.get_logger().warning(
                 f"emergency stop {state} by {request.source}: {request.reason}"
@@ -484,6 +501,7 @@ def main(args: list[str] | None = None) -> None:
         pass
     finally:
         node._outgoing.put(None)  # noqa: SLF001 - stop the sender thread
+        node.notifier.close(timeout=5.0)
         node.service.store.close()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -4,9 +4,12 @@ and restarted mid-run, a module killed mid-step."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -33,12 +36,46 @@ process:
 """
 
 
-def lab_file(tmp_path: Path) -> Path:
+class WebhookSink:
+    """A local HTTP server that keeps what the scheduler's webhook posts."""
+
+    def __init__(self) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def webhook():
+    sink = WebhookSink()
+    yield sink
+    sink.close()
+
+
+def lab_file(tmp_path: Path, webhook_url: str) -> Path:
     path = tmp_path / "lab.yaml"
     path.write_text(
         f"name: e2e\ntime_scale: {TIME_SCALE}\npolicy: planner\n"
         f"database: {tmp_path / 'octopus.sqlite'}\nheartbeat_period: 0.5\nadmins: [boss]\n"
         "modules: [{description: batch_synthesis}, {description: uv_vis}]\n"
+        f"notifications: {{webhook: {{url: '{webhook_url}'}}, events: [job_finished]}}\n"
     )
     return path
 
@@ -65,13 +102,19 @@ def start_module(node_processes, description: str):
 
 
 @pytest.fixture
-def lab(ros, node_processes, tmp_path: Path):
+def lab(ros, node_processes, tmp_path: Path, webhook):
     modules = {d: start_module(node_processes, d) for d in ("batch_synthesis", "uv_vis")}
-    path = lab_file(tmp_path)
+    path = lab_file(tmp_path, webhook.url)
     scheduler = start_scheduler(node_processes, path)
     client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     assert client.wait_for_server(timeout_sec=20)
-    yield {"client": client, "path": path, "scheduler": scheduler, "modules": modules}
+    yield {
+        "client": client,
+        "path": path,
+        "scheduler": scheduler,
+        "modules": modules,
+        "webhook": webhook,
+    }
     client.destroy()
 
 
@@ -125,6 +168,9 @@ def test_users_submit_jobs_that_run_to_the_end(ros, lab) -> None:
     states = dict(db.execute("SELECT state, COUNT(*) FROM steps GROUP BY state").fetchall())
     db.close()
     assert states == {"succeeded": 16}
+    # the lab's webhook was told of both finished jobs
+    wait_until(lambda: len(lab["webhook"].received) >= 2, timeout=10)
+    assert {n["details"]["job_id"] for n in lab["webhook"].received} == {"J0001", "J0002"}
 
 
 def test_hold_and_cancel_by_owner_and_refusal_for_others(ros, lab) -> None:
