@@ -111,7 +111,11 @@ def _number(data: Any, path: str) -> float:
     return float(data)
 
 
-def _value(raw: Any, spec: ParamSpec, path: str) -> float:
+def _value(raw: Any, spec: ParamSpec, path: str) -> Any:
+    if spec.is_text:
+        if raw not in spec.choices:
+            raise _err(path, f"{raw!r} is not one of {', '.join(spec.choices)}")
+        return raw
     value = to_canonical(raw, spec.unit, path, _err)
     dim = UNITS[spec.unit][0]
     if dim in NON_NEGATIVE_DIMS and value < 0:
@@ -339,6 +343,8 @@ def _bayesian(c: Mapping[str, Any], route: Sequence[RouteTask], lab: Lab, cap: i
         owners = _param_owners(name, route, lab)
         if not owners:
             raise _err(sp, "unknown parameter: no task in the process takes it")
+        if owners[0].is_text:
+            raise _err(sp, "a named choice cannot be optimised; give it in fixedParams")
         unit = owners[0].unit
         rng = raw
         if isinstance(raw, Mapping):

@@ -21,13 +21,22 @@ PER_BATCH = "batch"
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """A typed task parameter; values are kept in the canonical unit of ``unit``."""
+    """A typed task parameter; numbers are kept in the canonical unit of ``unit``.
+
+    A text parameter (``choices`` given, e.g. the solution an AddSolution doses) takes one of its
+    choices and travels to the module as it is.
+    """
 
     name: str
     unit: str = ""
     min: float | None = None
     max: float | None = None
-    default: float | None = None
+    default: float | str | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def is_text(self) -> bool:
+        return bool(self.choices)
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,18 @@ def _params(data: Any, path: str) -> dict[str, ParamSpec]:
     for name, raw in _mapping(data or {}, path).items():
         p = f"{path}.{name}"
         spec = _mapping(raw, p)
-        _check_keys(spec, {"unit", "min", "max", "default"}, p)
+        _check_keys(spec, {"unit", "min", "max", "default", "choices"}, p)
+        if "choices" in spec:
+            choices = spec["choices"]
+            if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+                raise _err(f"{p}.choices", "expected a list of names")
+            if not choices:
+                raise _err(f"{p}.choices", "needs at least one choice")
+            default = spec.get("default")
+            if default is not None and default not in choices:
+                raise _err(f"{p}.default", f"'{default}' is not one of the choices")
+            out[name] = ParamSpec(name=name, default=default, choices=tuple(choices))
+            continue
         unit = str(spec.get("unit", ""))
         if unit not in UNITS:
             raise _err(f"{p}.unit", f"unknown unit '{unit}'")

@@ -93,8 +93,13 @@ def lab_mapping(
 def _task_mapping(task: ModuleTask) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for spec in task.parameters:
+        if spec.type == "str" and spec.choices:
+            params[spec.name] = {"choices": [str(c) for c in spec.choices]} | (
+                {"default": spec.default} if spec.default is not None else {}
+            )
+            continue
         if spec.type not in NUMERIC_TYPES:
-            continue  # names and lists travel to the module as they are
+            continue  # free text and lists are the module's own business
         entry: dict[str, Any] = {"unit": core_unit(spec.unit)}
         for key, value in (("min", spec.minimum), ("max", spec.maximum), ("default", spec.default)):
             if value is not None:

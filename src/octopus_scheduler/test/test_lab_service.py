@@ -78,6 +78,24 @@ def test_a_job_runs_step_by_step_with_module_units_and_positions(tmp_path: Path,
     assert [j.state for j in lab.store.jobs()] == ["succeeded"]
 
 
+def test_text_parameters_reach_the_module_and_are_checked(tmp_path: Path, clock) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    script = SYNTHESIS.replace(
+        "sequence: [PrepareContainer, Mix, React, MoveContainer]",
+        "sequence: [PrepareContainer, {task: AddSolution, params: {Solution: AgNO3, "
+        "Volume: 0.5 mL}}, Mix, React, MoveContainer]",
+    )
+    submission, outbox = lab.submit(script, "alice")
+    assert submission.accepted, submission.error
+    done = run_to_end(lab, outbox.goals, clock)
+    dose = next(g for g in done if g.task == "AddSolution")
+    assert dose.parameters["Solution"] == "AgNO3"
+    assert dose.parameters["Volume"] == pytest.approx(500.0)  # the module's uL
+    wrong = script.replace("Solution: AgNO3", "Solution: Gold")
+    error = lab.submit(wrong, "alice")[0].error
+    assert "sequence[1].params.Solution" in error and "'Gold' is not one of" in error
+
+
 def test_rejected_script_names_the_field_and_loses_nothing(tmp_path: Path, clock) -> None:
     lab = service(tmp_path / "db.sqlite", clock)
     assert lab.submit(SYNTHESIS, "alice")[0].accepted
