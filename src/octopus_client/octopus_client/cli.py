@@ -1,22 +1,174 @@
 """``octopus``: the lab engineer's command line.
 
-Each command imports what it needs when it runs, so ``octopus --help`` starts fast.
+Each command imports what it needs when it runs (rclpy, the messages, matplotlib), so
+``octopus --help`` starts fast and works without a lab.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
+
+from octopus_client.commands.errors import EXIT_INTERRUPTED, ClientError
 
 EPILOG = """\
 examples:
   octopus lab up                       bring the demo lab up (Ctrl-C stops every node)
-  octopus lab up my_lab.yaml --time-scale 60
+  octopus submit my_job.yaml --wait    submit a job script and follow it to its end
+  octopus status                       who runs what, how far, when it will finish
+  octopus watch                        the running steps and jobs, live (Ctrl-C leaves)
+  octopus hold J0003                   no new step of J0003 starts; `octopus resume J0003`
+  octopus estop --reason "spill"       every module stops; an admin resets: `estop --reset`
+  octopus results J0003 --csv --out j3.csv
+  octopus gantt --out plan.png         the current schedule as a picture
   octopus simulate fig8-platform-day --policy planner
   octopus bench                        published scenarios under every policy
-  octopus demo                         the simulated lab day, end to end
+
+who and where:
+  Requests carry your user name (--user, else $OCTOPUS_USER, else your login): only a job's
+  owner or a lab admin may hold, resume or cancel it, and only an admin resets the e-stop.
+  --namespace (else $OCTOPUS_NAMESPACE, else /octopus) selects the lab; ROS_DOMAIN_ID as usual.
+
+exit codes:
+  0 done; 1 job failed or request refused; 2 invalid input (rejected script, unknown job,
+  bad arguments); 3 no scheduler answered (is the lab up?); 130 interrupted.
 """
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every lab command takes, before or after the command name."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("lab connection")
+    # SUPPRESS: an option given before the command is not overwritten by the sub-parser's default
+    group.add_argument("--namespace", default=argparse.SUPPRESS, help="lab namespace (/octopus)")
+    group.add_argument("--user", default=argparse.SUPPRESS, help="who asks (default: you)")
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="seconds to wait for the scheduler's answer (5)",
+    )
+    return common
+
+
+def _command(
+    commands: argparse._SubParsersAction,
+    name: str,
+    summary: str,
+    description: str,
+    examples: str,
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, width=88),
+        epilog=f"examples:\n{examples}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common()],
+    )
+
+
+def _add_lab_commands(commands: argparse._SubParsersAction) -> None:
+    submit = _command(
+        commands,
+        "submit",
+        "submit a job script; prints the job id (--wait: follow it to its end)",
+        "Send a job script (YAML) to the scheduler. It is checked at once: a rejected script "
+        "prints the reason, naming the field (e.g. campaign.experiments[0].React.Time), and "
+        "exits 2. With --wait, a progress bar follows the job; exit 0 if it succeeded, 1 if not.",
+        "  octopus submit nanoparticles.yaml\n"
+        "  octopus submit nanoparticles.yaml --wait\n"
+        "  cat job.yaml | octopus submit - --user alice",
+    )
+    submit.add_argument("file", metavar="FILE", help="job script (YAML or JSON); - reads stdin")
+    submit.add_argument("--wait", action="store_true", help="follow the job to its end")
+
+    status = _command(
+        commands,
+        "status",
+        "the jobs: owner, state, progress, estimated finish",
+        "A table of jobs, newest first: unfinished ones and the latest ended ones. PROGRESS is "
+        "the share of steps done; FINISH is the planner's estimate (~) or when the job ended, "
+        "in lab time (a simulated lab's clock runs at its time scale).",
+        "  octopus status\n  octopus status --mine\n  octopus status --all",
+    )
+    status.add_argument("--mine", action="store_true", help="only your jobs")
+    status.add_argument("--all", action="store_true", help="every job on record")
+
+    watch = _command(
+        commands,
+        "watch",
+        "live view: running steps per module, next steps, jobs",
+        "Follow the lab from its schedule and job topics; the view is redrawn on every change. "
+        "Ctrl-C leaves.",
+        "  octopus watch\n  octopus watch --once > snapshot.txt",
+    )
+    watch.add_argument("--once", action="store_true", help="print one frame and exit")
+    watch.add_argument("--interval", type=float, default=1.0, help="redraw at least every N s (1)")
+
+    for kind, what in (
+        ("hold", "no new step of the job starts (running steps finish)"),
+        ("resume", "a held job goes on"),
+        ("cancel", "the job ends: running steps are stopped, nothing new starts"),
+    ):
+        parser = _command(
+            commands,
+            kind,
+            f"{kind} a job: {what}",
+            f"{kind.capitalize()} a job: {what}. Only its owner or a lab admin may.",
+            f"  octopus {kind} J0003\n  octopus {kind} J0003 --reason 'reagent ran out'",
+        )
+        parser.add_argument("job_id", metavar="ID", help="job id, e.g. J0003")
+        parser.add_argument("--reason", help="kept in the job's history")
+
+    estop = _command(
+        commands,
+        "estop",
+        "engage the emergency stop (--reset: release it, admins only)",
+        "Engage the lab's emergency stop: every module aborts its goals, makes its devices safe "
+        "and refuses new goals until an admin resets it.",
+        "  octopus estop --reason 'spill at the stirrer'\n  octopus estop --reset --user boss",
+    )
+    estop.add_argument("--reset", action="store_true", help="release the stop (admins only)")
+    estop.add_argument("--reason", help="why (shown to everyone)")
+
+    results = _command(
+        commands,
+        "results",
+        "a job's experiments: parameters, measured data, derived properties",
+        "Per experiment: its parameters, the measured data (flattened to columns in CSV, "
+        "arrays as JSON text in one cell) and the derived properties. Without --csv/--json, a "
+        "readable summary; with --out, the format follows the file name unless given.",
+        "  octopus results J0003\n"
+        "  octopus results J0003 --json\n"
+        "  octopus results J0003 --csv --out j3.csv",
+    )
+    results.add_argument("job_id", metavar="ID", help="job id, e.g. J0003")
+    form = results.add_mutually_exclusive_group()
+    form.add_argument("--csv", action="store_true", help="one row per experiment")
+    form.add_argument("--json", action="store_true", help="the data as measured")
+    results.add_argument("--out", metavar="FILE", help="write to FILE instead of the terminal")
+
+    gantt = _command(
+        commands,
+        "gantt",
+        "the schedule as a Gantt chart: a PNG/SVG file or a live window",
+        "One row per device (grouped by module), a bar per step coloured by job: the plan ahead "
+        "hollow, what ran filled, standby steps on their own rows. --out draws the current "
+        "schedule, or a simulated scenario with --scenario; --live opens a window that follows "
+        "the lab.",
+        "  octopus gantt --out now.png\n"
+        "  octopus gantt --live\n"
+        "  octopus gantt --scenario fig8-platform-day --policy fcfs --out fcfs.svg",
+    )
+    gantt.add_argument("--out", metavar="FILE", help="write .png, .svg or .pdf")
+    gantt.add_argument("--live", action="store_true", help="a window following the schedule")
+    gantt.add_argument(
+        "--scenario", metavar="NAME_OR_FILE", help="simulate this scenario instead of the lab"
+    )
+    gantt.add_argument("--policy", default="planner", help="policy of the simulation (planner)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--namespace", help=argparse.SUPPRESS)
+    parser.add_argument("--user", help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=5.0, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     lab = commands.add_parser("lab", help="bring a lab up from its lab description")
@@ -44,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--modules-only", action="store_true", help="start only the module nodes (no scheduler)"
     )
 
+    _add_lab_commands(commands)
+
     simulate = commands.add_parser(
         "simulate",
         help="run a scenario in the digital twin (virtual time)",
@@ -58,6 +215,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="published scenarios under every policy, beside the published numbers",
     )
     return parser
+
+
+def _handler(command: str) -> Callable[[argparse.Namespace], int]:
+    if command == "submit":
+        from octopus_client.commands.jobs import submit
+
+        return submit
+    if command == "status":
+        from octopus_client.commands.jobs import status
+
+        return status
+    if command in ("hold", "resume", "cancel"):
+        from octopus_client.commands.jobs import job_command
+
+        return job_command
+    if command == "estop":
+        from octopus_client.commands.jobs import estop
+
+        return estop
+    if command == "watch":
+        from octopus_client.commands.watch import watch
+
+        return watch
+    if command == "results":
+        from octopus_client.commands.results import results
+
+        return results
+    if command == "gantt":
+        from octopus_client.commands.gantt import gantt
+
+        return gantt
+    raise AssertionError(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +264,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from octopus_scheduler.bench import main as bench_main
 
         return int(bench_main([]) or 0)
-    raise AssertionError(args.command)
+    try:
+        return _handler(args.command)(args)
+    except ClientError as error:
+        print(f"octopus {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `octopus status | head`
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,265 @@
+"""A small synchronous client of the scheduler node, for the ``octopus`` CLI and scripts.
+
+Every request has a timeout: over DDS a response to a not-yet-matched client is dropped, so a
+first request can stay unanswered forever (see docs on discovery pitfalls). Idempotent requests
+are retried; the non-idempotent ones (submit, hold/resume/cancel) are made after an idempotent
+warm-up and, if their answer is lost, checked against the job's state instead of being re-sent.
+
+rclpy and the messages are imported here, so import this module only inside commands.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID, ClientError
+from octopus_interfaces.action import SubmitJob
+from octopus_interfaces.msg import EmergencyStop, Job, Schedule
+from octopus_interfaces.srv import GetJob, GetSchedule, JobCommand, ListJobs, SetEmergencyStop
+
+__all__ = ["ClientError", "OctopusClient", "Submission", "default_user", "normalize_namespace"]
+
+DEFAULT_NAMESPACE = "/octopus"
+DEFAULT_TIMEOUT_S = 5.0
+ENDED_STATES = (Job.STATE_SUCCEEDED, Job.STATE_FAILED, Job.STATE_CANCELLED)
+LATCHED = QoSProfile(
+    depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+)
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def default_user() -> str:
+    return os.environ.get("OCTOPUS_USER") or getpass.getuser()
+
+
+def normalize_namespace(namespace: str | None) -> str:
+    ns = (namespace or os.environ.get("OCTOPUS_NAMESPACE") or DEFAULT_NAMESPACE).strip()
+    return "/" + ns.strip("/") if ns.strip("/") else ""
+
+
+@dataclass
+class Submission:
+    job_id: str
+    accepted: bool
+    final_state: int | None = None  # Job.STATE_*, once followed to the end
+    summary: str = ""  # the rejection reason naming the field, or the results summary
+    feedback: list[Any] = field(default_factory=list)
+
+
+class OctopusClient:
+    """One node (``octopus_cli_<pid>``) in a Context of its own, spun in a background thread."""
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        user: str | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.namespace = normalize_namespace(namespace)
+        self.user = user or default_user()
+        self.timeout_s = timeout_s
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=int(os.environ.get("ROS_DOMAIN_ID", "0")))
+        self.node = rclpy.create_node(f"octopus_cli_{os.getpid()}", context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name="octopus-cli-spin", daemon=True)
+        self._thread.start()
+        self._services: dict[str, Any] = {}
+        self._action: ActionClient | None = None
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - the context went down under the spin: we are closing
+            pass
+
+    def close(self) -> None:
+        # order matters: a spin thread left running aborts the process at exit
+        self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+    def __enter__(self) -> OctopusClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def name(self, relative: str) -> str:
+        return f"{self.namespace}/{relative}"
+
+    # ---- requests --------------------------------------------------------------------------------
+
+    def _service(self, srv_type: Any, relative: str) -> Any:
+        client = self._services.get(relative)
+        if client is None:
+            client = self.node.create_client(srv_type, self.name(relative))
+            self._services[relative] = client
+        if not client.wait_for_service(timeout_sec=self.timeout_s):
+            raise self._unavailable(relative)
+        return client
+
+    def _unavailable(self, relative: str) -> ClientError:
+        return ClientError(
+            f"no scheduler answered on {self.name(relative)} within {self.timeout_s:g} s: "
+            "is the lab up? (octopus lab up)"
+        )
+
+    def _wait(self, future: Any, timeout: float) -> Any | None:
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            future.cancel()
+            return None
+        return future.result()
+
+    def call(self, srv_type: Any, relative: str, request: Any, *, attempts: int = 3) -> Any:
+        """Call ``<namespace>/<relative>``; ``attempts`` > 1 only for idempotent requests."""
+        client = self._service(srv_type, relative)
+        for _ in range(attempts):
+            response = self._wait(client.call_async(request), self.timeout_s)
+            if response is not None:
+                return response
+        raise self._unavailable(relative)
+
+    def list_jobs(self, owner: str = "", states: Iterable[int] = ()) -> list[Any]:
+        request = ListJobs.Request(owner=owner, states=list(states))
+        return list(self.call(ListJobs, "list_jobs", request).jobs)
+
+    def get_job(self, job_id: str) -> Any:
+        """The GetJob response; ClientError (exit 2) when there is no such job."""
+        response = self.call(GetJob, "get_job", GetJob.Request(job_id=job_id))
+        if not response.found:
+            raise ClientError(response.message or f"no job {job_id}", EXIT_INVALID)
+        return response
+
+    def get_schedule(self, job_id: str = "") -> Any:
+        return self.call(GetSchedule, "get_schedule", GetSchedule.Request(job_id=job_id)).schedule
+
+    def set_estop(self, engaged: bool, reason: str = "") -> Any:
+        """Engage or reset; both are idempotent (they set a state). Returns the response."""
+        request = SetEmergencyStop.Request(engaged=engaged, reason=reason, source=self.user)
+        return self.call(SetEmergencyStop, "set_emergency_stop", request)
+
+    def command(self, kind: str, job_id: str, reason: str = "") -> Any:
+        """``hold``, ``resume`` or ``cancel`` a job; returns the JobCommand response.
+
+        Not idempotent (a second hold is refused), so it is sent once; if its answer is lost, the
+        job's state tells whether it took effect.
+        """
+        if kind not in ("hold", "resume", "cancel"):
+            raise ValueError(kind)
+        before = self.get_job(job_id)  # warm-up and a clear "no such job"
+        client = self._service(JobCommand, f"{kind}_job")
+        request = JobCommand.Request(job_id=job_id, user=self.user, reason=reason)
+        response = self._wait(client.call_async(request), self.timeout_s * 2)
+        if response is not None:
+            return response
+        after = self.get_job(job_id).job
+        took = {
+            "hold": after.state == Job.STATE_HELD,
+            "resume": before.job.state == Job.STATE_HELD and after.state != Job.STATE_HELD,
+            "cancel": after.state == Job.STATE_CANCELLED,
+        }[kind]
+        if took:
+            return JobCommand.Response(success=True, message=f"{kind}: done", job=after)
+        raise self._unavailable(f"{kind}_job")
+
+    # ---- submit ----------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        script: str,
+        *,
+        follow: bool = False,
+        on_feedback: Callable[[Any], None] | None = None,
+        poll_s: float = 2.0,
+    ) -> Submission:
+        """Submit a job script. Returns once the job id is known, or (``follow``) at its end.
+
+        A rejected script comes back as ``accepted=False`` with the reason in ``summary``.
+        """
+        known = {j.id for j in self.list_jobs(owner=self.user)}  # warm-up, and dedup below
+        if self._action is None:
+            self._action = ActionClient(self.node, SubmitJob, self.name("submit_job"))
+        if not self._action.wait_for_server(timeout_sec=self.timeout_s):
+            raise self._unavailable("submit_job")
+        submission = Submission(job_id="", accepted=True)
+        got_id = threading.Event()
+
+        def feedback(message: Any) -> None:
+            submission.feedback.append(message.feedback)
+            if message.feedback.job_id and not submission.job_id:
+                submission.job_id = message.feedback.job_id
+            got_id.set()
+            if on_feedback is not None:
+                on_feedback(message.feedback)
+
+        goal = SubmitJob.Goal(script=script, user=self.user)
+        handle = self._wait(
+            self._action.send_goal_async(goal, feedback_callback=feedback), self.timeout_s * 2
+        )
+        if handle is None:  # the answer was lost: did the job arrive anyway? never submit twice
+            return self._adopt_new_job(known, submission)
+        if not handle.accepted:
+            raise ClientError("the scheduler refused the goal", EXIT_FAILED)
+        result_future = handle.get_result_async()
+        result_future.add_done_callback(lambda _f: got_id.set())
+        deadline = time.monotonic() + self.timeout_s * 2
+        while not follow and not submission.job_id and not result_future.done():
+            if not got_id.wait(max(0.0, deadline - time.monotonic())):
+                return self._adopt_new_job(known, submission)
+            got_id.clear()
+        while follow and not result_future.done():
+            got_id.wait(poll_s)
+            got_id.clear()
+            if submission.job_id and not result_future.done():
+                job = self.get_job(submission.job_id).job  # a lost result must not hang us
+                if job.state in ENDED_STATES:
+                    result_future.add_done_callback(lambda _f: got_id.set())
+                    if not got_id.wait(poll_s):
+                        submission.final_state = job.state
+                        submission.summary = job.message
+                        return submission
+        if result_future.done():
+            result = result_future.result().result
+            if not result.job_id:
+                return Submission("", False, result.final_state, result.summary)
+            submission.job_id = result.job_id
+            submission.final_state = result.final_state
+            submission.summary = result.summary
+        return submission
+
+    def _adopt_new_job(self, known: set[str], submission: Submission) -> Submission:
+        new = [j for j in self.list_jobs(owner=self.user) if j.id not in known]
+        if not new:
+            raise self._unavailable("submit_job")
+        submission.job_id = new[0].id  # newest first
+        return submission
+
+    # ---- topics ----------------------------------------------------------------------------------
+
+    def subscribe_schedule(self, callback: Callable[[Any], None]) -> Any:
+        return self.node.create_subscription(Schedule, self.name("schedule"), callback, LATCHED)
+
+    def subscribe_jobs(self, callback: Callable[[Any], None]) -> Any:
+        return self.node.create_subscription(Job, self.name("jobs"), callback, RELIABLE)
+
+    def subscribe_estop(self, callback: Callable[[Any], None]) -> Any:
+        return self.node.create_subscription(
+            EmergencyStop, self.name("emergency_stop"), callback, LATCHED
+        )

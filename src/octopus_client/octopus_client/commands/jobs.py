@@ -1,0 +1,134 @@
+"""``submit``, ``status``, ``hold``/``resume``/``cancel`` and ``estop``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from octopus_client.commands.text import (
+    ENDED,
+    clock_time,
+    job_state,
+    jobs_table,
+    progress_bar,
+    stamp_seconds,
+)
+
+RECENT_ENDED = 10  # ended jobs `status` shows without --all
+
+
+def connect(args: argparse.Namespace) -> Any:
+    from octopus_client.client import OctopusClient  # rclpy: only when a command runs
+
+    return OctopusClient(namespace=args.namespace, user=args.user, timeout_s=args.timeout)
+
+
+def read_script(path: str) -> str:
+    from octopus_client.commands.errors import EXIT_INVALID, ClientError
+
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ClientError(
+            f"cannot read job script {path}: {error.strerror}", EXIT_INVALID
+        ) from None
+
+
+class ProgressPrinter:
+    """Feedback -> a progress line; redrawn in place on a terminal, one line per change else."""
+
+    def __init__(self, stream: Any = sys.stdout) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = ""
+
+    def __call__(self, feedback: Any) -> None:
+        finish = stamp_seconds(feedback.estimated_finish)
+        line = (
+            f"{feedback.job_id} {progress_bar(feedback.progress)} "
+            f"{feedback.experiments_done}/{feedback.experiments_total} experiments, "
+            f"{job_state(feedback.state)}"
+            + (f", finish ~{clock_time(finish)}" if finish is not None else "")
+        )
+        if line == self.last:
+            return
+        self.last = line
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            self.stream.write("\n")
+
+
+def submit(args: argparse.Namespace) -> int:
+    from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID
+
+    script = read_script(args.file)
+    printer = ProgressPrinter()
+    with connect(args) as client:
+        submission = client.submit(
+            script, follow=args.wait, on_feedback=printer if args.wait else None
+        )
+    printer.done()
+    if not submission.accepted:
+        print(f"octopus submit: rejected: {submission.summary}", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.wait:
+        print(submission.job_id)
+        return 0
+    state = job_state(submission.final_state if submission.final_state is not None else 0)
+    print(f"{submission.job_id} {state}")
+    if state != "succeeded":
+        if submission.summary:
+            print(submission.summary.rstrip(), file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        jobs = client.list_jobs(owner=client.user if args.mine else "")
+    if not args.all:  # every unfinished job, and only the latest ended ones
+        ended = {j.id for j in [j for j in jobs if job_state(j.state) in ENDED][:RECENT_ENDED]}
+        jobs = [j for j in jobs if job_state(j.state) not in ENDED or j.id in ended]
+    print(jobs_table(jobs, time.time()))
+    return 0
+
+
+def job_command(args: argparse.Namespace) -> int:
+    from octopus_client.commands.errors import EXIT_FAILED
+
+    with connect(args) as client:
+        response = client.command(args.command, args.job_id, reason=args.reason or "")
+    if not response.success:
+        print(f"octopus {args.command}: refused: {response.message}", file=sys.stderr)
+        return EXIT_FAILED
+    state = job_state(response.job.state)
+    print(f"{args.command} {args.job_id}: done, the job is {state}")
+    if args.command == "cancel" and state != "cancelled":
+        print("its running steps are being stopped; `octopus status` shows when it has ended")
+    return 0
+
+
+def estop(args: argparse.Namespace) -> int:
+    from octopus_client.commands.errors import EXIT_FAILED
+
+    engaged = not args.reset
+    with connect(args) as client:
+        response = client.set_estop(engaged, args.reason or ("" if args.reset else "octopus estop"))
+    if not response.success:
+        print(f"octopus estop: refused: {response.message}", file=sys.stderr)
+        return EXIT_FAILED
+    state = response.state
+    word = "ENGAGED" if state.engaged else "reset"
+    print(
+        f"emergency stop {word} by {state.source}" + (f": {state.reason}" if state.reason else "")
+    )
+    return 0

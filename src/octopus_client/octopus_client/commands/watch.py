@@ -1,0 +1,135 @@
+"""``octopus watch``: the lab live in the terminal, from the latched schedule and the job updates.
+
+No polling of services: the view is redrawn from ``<ns>/schedule`` (latched: the current plan at
+once), ``<ns>/jobs`` and ``<ns>/emergency_stop``. Times are lab times (a simulated lab's clock
+runs at its time scale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from octopus_client.commands.jobs import connect
+from octopus_client.commands.text import clock_time, jobs_table, stamp_seconds
+
+RUNNING = 2  # TaskStep.STATE_RUNNING
+PLANNED = (0, 1)  # TaskStep.STATE_PLANNED, STATE_READY
+STANDBY = 1  # TaskStep.MODE_STANDBY
+NEXT_STEPS = 5
+
+
+class LiveState:
+    """What the subscriptions delivered last; ``changed`` wakes the redraw loop."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.changed = threading.Event()
+        self.first_schedule = threading.Event()
+        self.schedule: Any = None
+        self.jobs: dict[str, Any] = {}
+        self.estop: Any = None
+
+    def on_schedule(self, schedule: Any) -> None:
+        with self.lock:
+            self.schedule = schedule
+            self.jobs.update({j.id: j for j in schedule.jobs})
+        self.first_schedule.set()
+        self.changed.set()
+
+    def on_job(self, job: Any) -> None:
+        with self.lock:
+            self.jobs[job.id] = job
+        self.changed.set()
+
+    def on_estop(self, estop: Any) -> None:
+        with self.lock:
+            self.estop = estop
+        self.changed.set()
+
+
+def _step_line(step: Any, now: float) -> str:
+    mode = " (standby)" if step.mode == STANDBY else ""
+    start = stamp_seconds(step.actual_start) or stamp_seconds(step.planned_start)
+    end = stamp_seconds(step.planned_end)
+    sample = f" {step.experiment_id}" if step.experiment_id else ""
+    devices = f" on {', '.join(step.devices)}" if step.devices else ""
+    when = f"since {clock_time(start, now)}" + (f", ends ~{clock_time(end, now)}" if end else "")
+    return f"{step.job_id}{sample} {step.task}/{step.step_name}{mode}{devices}, {when}"
+
+
+def render(state: LiveState, namespace: str, now: float | None = None) -> str:
+    """One frame: header, running steps per module, the next planned steps, the job table."""
+    with state.lock:
+        schedule, jobs, estop = state.schedule, dict(state.jobs), state.estop
+    lab_now = stamp_seconds(schedule.header.stamp) if schedule is not None else None
+    now = lab_now or now or time.time()
+    policy = f", policy {schedule.policy}" if schedule is not None and schedule.policy else ""
+    lines = [f"OCTOPUS lab {namespace or '/'}: schedule of {clock_time(now, now)}{policy}"]
+    if estop is not None and estop.engaged:
+        lines.append(f"!! EMERGENCY STOP ENGAGED by {estop.source}: {estop.reason}")
+    steps = list(schedule.steps) if schedule is not None else []
+    running: dict[str, list[Any]] = defaultdict(list)
+    for step in steps:
+        if step.state == RUNNING:
+            running[step.module].append(step)
+    lines += ["", "Running steps"]
+    for module in sorted({s.module for s in steps} | set(running)):
+        entries = running.get(module) or []
+        if not entries:
+            lines.append(f"  {module}: idle")
+        for i, step in enumerate(entries):
+            label = f"{module}:" if i == 0 else ""
+            lines.append(f"  {label:<{len(module) + 1}} {_step_line(step, now)}")
+    if not steps:
+        lines.append("  (nothing scheduled)")
+    upcoming = sorted(
+        (s for s in steps if s.state in PLANNED and stamp_seconds(s.planned_start)),
+        key=lambda s: stamp_seconds(s.planned_start) or 0.0,
+    )[:NEXT_STEPS]
+    if upcoming:
+        lines += ["", "Next"]
+        for step in upcoming:
+            at = clock_time(stamp_seconds(step.planned_start), now)
+            lines.append(f"  ~{at} {step.module}: {step.job_id} {step.task}/{step.step_name}")
+    ordered = sorted(jobs.values(), key=lambda j: j.id, reverse=True)
+    lines += ["", "Jobs", jobs_table(ordered, now)]
+    return "\n".join(lines)
+
+
+def watch(args: argparse.Namespace) -> int:
+    from octopus_client.commands.errors import ClientError
+
+    state = LiveState()
+    with connect(args) as client:
+        client.subscribe_schedule(state.on_schedule)
+        client.subscribe_jobs(state.on_job)
+        client.subscribe_estop(state.on_estop)
+        if not state.first_schedule.wait(args.timeout):
+            raise ClientError(
+                f"no schedule on {client.name('schedule')} within {args.timeout:g} s: "
+                "is the lab up? (octopus lab up)"
+            )
+        time.sleep(0.2)  # let the latched e-stop state arrive with the first frame
+        if args.once:
+            print(render(state, client.namespace))
+            return 0
+        tty = sys.stdout.isatty()
+        last = ""
+        try:
+            while True:
+                frame = render(state, client.namespace)
+                if frame != last:
+                    # a terminal: home and clear, then the frame; a pipe: frames one after another
+                    sys.stdout.write(("\x1b[H\x1b[2J" if tty else "\n") + frame + "\n")
+                    sys.stdout.flush()
+                    last = frame
+                state.changed.wait(args.interval)
+                state.changed.clear()
+        except KeyboardInterrupt:
+            print()
+            return 0
