@@ -1,0 +1,328 @@
+"""Every `octopus` lab command as a user runs it: a subprocess against a running lab (scheduler,
+BatchSynthesis and UV-Vis nodes in processes of their own, real DDS, time scale 600).
+
+One lab for the whole file (starting one costs ~6 s); the tests use their own jobs and the
+e-stop test runs last, after every long job has been cancelled.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from octopus_testing.processes import NodeProcess, NodeProcesses
+
+TIME_SCALE = 600.0
+JOB = """
+metadata: {{name: {name}, owner: whoever}}
+campaign:
+  kind: manual
+  experiments: [{{React.Time: {react} min}}, {{React.Time: 20 min}}]
+process:
+  Synthesis:
+    BatchSynthesis:
+      sequence: [PrepareContainer, Mix, React, MoveContainer]
+      fixedParams: {{Temperature: 60 C}}
+"""
+JOB_ID = re.compile(r"^J\d{4}$")
+
+
+@dataclass
+class Lab:
+    dir: Path
+    modules: dict[str, NodeProcess]
+    scheduler: NodeProcess
+
+    def script(self, name: str, react: float) -> Path:
+        path = self.dir / f"{name}.yaml"
+        path.write_text(JOB.format(name=name, react=react))
+        return path
+
+
+def octopus(*args: str, user: str = "alice", timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, with this session's ROS environment."""
+    env = {**os.environ, "OCTOPUS_USER": user}
+    return subprocess.run(
+        [sys.executable, "-m", "octopus_client.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("cli_lab")
+    processes = NodeProcesses(root)
+    try:
+        modules = {
+            d: processes.start(
+                d,
+                [
+                    sys.executable,
+                    "-m",
+                    "octopus_modules.module_node",
+                    "--ros-args",
+                    "-p",
+                    f"description:={d}",
+                    "-p",
+                    f"time_scale:={TIME_SCALE}",
+                    "-p",
+                    "heartbeat_period:=0.5",
+                ],
+            )  # fmt: skip
+            for d in ("batch_synthesis", "uv_vis")
+        }
+        lab_file = root / "lab.yaml"
+        lab_file.write_text(
+            f"name: cli\ntime_scale: {TIME_SCALE}\npolicy: planner\n"
+            f"database: {root / 'octopus.sqlite'}\nheartbeat_period: 0.5\nadmins: [boss]\n"
+            "modules: [{description: batch_synthesis}, {description: uv_vis}]\n"
+        )
+        scheduler = processes.start(
+            "scheduler",
+            [sys.executable, "-m", "octopus_scheduler.scheduler_node", "--ros-args",
+             "-p", f"lab_file:={lab_file}", "-p", "heartbeat_period:=0.5"],
+        )  # fmt: skip
+        for process in (*modules.values(), scheduler):
+            process.wait_for_output("ready", timeout=30)
+        yield Lab(root, modules, scheduler)
+    finally:
+        processes.stop_all()
+
+
+@pytest.fixture(scope="module")
+def finished(lab: Lab) -> tuple[subprocess.CompletedProcess, float]:
+    """A short job of alice's, submitted with --wait and followed to its end."""
+    started = time.monotonic()
+    result = octopus("submit", str(lab.script("short", 1)), "--wait")
+    return result, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def long_job(lab: Lab) -> str:
+    """Alice's job that runs for a minute; the hold/cancel test ends it.
+
+    Only one job is ever cancelled, and last: a cancelled job's samples stay in the module's
+    slots, so a job submitted after it is rejected by the module (see the report).
+    """
+    return _job_id(octopus("submit", str(lab.script("long", 600))))
+
+
+def _job_id(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip().splitlines()[-1]
+    assert JOB_ID.match(job_id), result.stdout
+    return job_id
+
+
+def _status_row(job_id: str, user: str = "alice", *flags: str) -> list[str]:
+    result = octopus("status", *flags, user=user)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    return next((row for row in rows if row and row[0] == job_id), [])
+
+
+# ---- without a lab -------------------------------------------------------------------------------
+
+
+def test_help_is_fast_and_imports_no_ros() -> None:
+    probe = (
+        "import sys, time; t = time.perf_counter(); from octopus_client.cli import build_parser; "
+        "build_parser().format_help(); print(time.perf_counter() - t, 'rclpy' in sys.modules)"
+    )
+    elapsed, ros_loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert float(elapsed) < 0.3 and ros_loaded == "False"
+    help_text = octopus("--help").stdout
+    for command in ("submit", "status", "watch", "hold", "estop", "results", "gantt", "examples:"):
+        assert command in help_text
+    assert "octopus submit nanoparticles.yaml --wait" in octopus("submit", "--help").stdout
+
+
+def test_without_a_lab_each_command_fails_clearly_and_soon(tmp_path: Path) -> None:
+    script = tmp_path / "job.yaml"
+    script.write_text(JOB.format(name="x", react=1))
+    commands = {
+        "status": ["status"],
+        "submit": ["submit", str(script)],
+        "watch": ["watch", "--once"],
+        "hold": ["hold", "J0001"],
+    }
+    env = {**os.environ, "OCTOPUS_NAMESPACE": "/no_lab_here"}
+    started = time.monotonic()
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "octopus_client.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for name, argv in commands.items()
+    }
+    for name, process in running.items():
+        _out, err = process.communicate(timeout=30)
+        assert process.returncode == 3, (name, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert "/no_lab_here/" in err and "is the lab up? (octopus lab up)" in err, err
+    assert time.monotonic() - started < 12.0
+    missing = octopus("submit", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "cannot read job script" in missing.stderr
+    _no_traceback(missing)
+
+
+# ---- against the lab -----------------------------------------------------------------------------
+
+
+def test_submit_wait_follows_the_job_to_success(finished) -> None:
+    result, elapsed = finished
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r"J\d{4} succeeded", lines[-1]), result.stdout
+    bars = [line for line in lines if "[" in line and "experiments" in line]
+    assert bars, result.stdout  # the feedback was shown as a progress bar
+    assert "%" in bars[0] and "/2 experiments" in bars[0]
+    assert elapsed < 40
+
+
+def test_rejected_script_names_the_field_and_exits_2(lab: Lab) -> None:
+    result = octopus("submit", str(lab.script("bad", -5)))
+    assert result.returncode == 2, result.stdout
+    assert "rejected" in result.stderr
+    assert "campaign.experiments[0].React.Time" in result.stderr
+    _no_traceback(result)
+
+
+def test_status_and_watch_show_a_running_job(lab: Lab, finished, long_job: str) -> None:
+    row = _status_row(long_job, "bob")
+    assert row[1:3] == ["alice", "long"] and row[3] in ("queued", "running"), row
+    assert row[4].endswith("%") and re.fullmatch(r"\d+/2", row[5]), row
+    assert row[6].startswith("~")  # the planner's estimate of the finish
+    finished_id = finished[0].stdout.strip().split()[-2]
+    done = _status_row(finished_id, "alice", "--mine")
+    assert done[1:4] == ["alice", "short", "succeeded"] and done[4:6] == ["100%", "2/2"], done
+    assert _status_row(long_job, "bob", "--mine") == []  # alice's job is not bob's
+
+    frame = octopus("watch", "--once")
+    assert frame.returncode == 0, frame.stderr
+    text = frame.stdout
+    assert "Running steps" in text and "Jobs" in text
+    running = text.split("Running steps", 1)[1].split("\nJobs", 1)[0]
+    assert "BatchSynthesis:" in running and long_job in running, text
+    assert re.search(rf"^{long_job}\s+alice\s+long\s+(queued|running)", text, re.M), text
+
+
+def test_owner_holds_resumes_and_cancels_others_are_refused(long_job: str) -> None:
+    job_id = long_job
+    refused = octopus("hold", job_id, user="mallory")
+    assert refused.returncode == 1 and "owner or admin" in refused.stderr, refused.stderr
+    _no_traceback(refused)
+    held = octopus("hold", job_id, "--reason", "checking the stock")
+    assert held.returncode == 0 and "the job is held" in held.stdout, held.stderr
+    assert _status_row(job_id)[3] == "held"
+    resumed = octopus("resume", job_id)
+    assert resumed.returncode == 0 and resumed.stdout.split()[-1] in ("running", "queued")
+    assert octopus("cancel", job_id, user="bob").returncode == 1
+    assert octopus("cancel", job_id).returncode == 0
+    deadline = time.monotonic() + 20
+    while _status_row(job_id)[3] != "cancelled":
+        assert time.monotonic() < deadline, "the cancelled job did not end"
+        time.sleep(0.5)
+    unknown = octopus("hold", "J9999")
+    assert unknown.returncode == 2 and "J9999" in unknown.stderr
+
+
+def test_results_as_json_and_csv(lab: Lab, finished) -> None:
+    job_id = finished[0].stdout.strip().split()[-2]
+    as_json = octopus("results", job_id, "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert (data["job_id"], data["owner"], data["state"]) == (job_id, "alice", "succeeded")
+    assert len(data["experiments"]) == 2
+    assert all(e["measured"] for e in data["experiments"])  # the modules' measurements
+
+    out = lab.dir / "results.csv"
+    written = octopus("results", job_id, "--csv", "--out", str(out))
+    assert written.returncode == 0 and str(out) in written.stdout, written.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["experiment_id"] for r in rows] == [e["experiment"] for e in data["experiments"]]
+    assert {r["job_id"] for r in rows} == {job_id}
+    measured = [c for c in rows[0] if c.startswith("measured.")]
+    assert measured and any(rows[0][c] for c in measured)
+    assert all(isinstance(json.loads(r[c] or "0"), float | int) for r in rows for c in measured)
+    assert "EXPERIMENT" in octopus("results", job_id).stdout
+
+
+def test_gantt_of_the_lab_and_of_a_simulation(lab: Lab, finished) -> None:
+    pytest.importorskip("matplotlib")
+    png = lab.dir / "now.png"
+    result = octopus("gantt", "--out", str(png))
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    svg = lab.dir / "sim.svg"
+    simulated = octopus(
+        "gantt", "--scenario", "fig5d-parallelisation", "--policy", "fcfs", "--out", str(svg)
+    )
+    assert simulated.returncode == 0, simulated.stderr
+    assert "<svg" in svg.read_text()[:2000] and "fcfs" in svg.read_text()
+    bad = octopus("gantt", "--scenario", "no-such-scenario", "--out", str(svg))
+    assert bad.returncode == 2 and "no-such-scenario" in bad.stderr
+    _no_traceback(bad)
+
+
+def test_estop_stops_the_modules_and_only_an_admin_resets_it(lab: Lab, ros) -> None:
+    from rclpy.action import ActionClient
+
+    from octopus_interfaces.action import ExecuteTask
+    from octopus_interfaces.msg import SlotAssignment
+    from octopus_testing.futures import call_with_retry, wait_for_future
+
+    module = ActionClient(ros.node, ExecuteTask, "/octopus/modules/uv_vis/execute_task")
+    assert module.wait_for_server(timeout_sec=20)
+
+    def goal_accepted(task_id: str) -> bool:
+        goal = ExecuteTask.Goal(
+            task_id=task_id,
+            experiment_id="E-estop",
+            task="PrepareCuvette",
+            slots=[SlotAssignment(slot_type="vial_holder", index=7)],
+        )
+        handle = call_with_retry(lambda: module.send_goal_async(goal), timeout=5.0)
+        if handle.accepted:
+            wait_for_future(handle.get_result_async(), 30.0)
+        return handle.accepted
+
+    engaged = octopus("estop", "--reason", "spill at the stirrer")
+    assert engaged.returncode == 0 and "ENGAGED by alice" in engaged.stdout, engaged.stderr
+    for process in lab.modules.values():
+        process.wait_for_output("EMERGENCY STOP: spill at the stirrer", timeout=10)
+    assert not goal_accepted("estop-1")
+    assert "ENGAGED" in octopus("watch", "--once").stdout
+
+    refused = octopus("estop", "--reset")
+    assert refused.returncode == 1 and "only an admin" in refused.stderr, refused.stderr
+    _no_traceback(refused)
+    reset = octopus("estop", "--reset", "--reason", "cleaned up", user="boss")
+    assert reset.returncode == 0 and "reset by boss" in reset.stdout, reset.stderr
+    lab.modules["uv_vis"].wait_for_output("emergency stop reset by boss", timeout=10)
+    assert goal_accepted("estop-2")
+    module.destroy()
