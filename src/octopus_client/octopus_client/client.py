@@ -21,8 +21,9 @@ from typing import Any
 import rclpy
 from rclpy.action import ActionClient
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 
 from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID, ClientError
 from octopus_interfaces.action import SubmitJob
@@ -33,6 +34,7 @@ __all__ = ["ClientError", "OctopusClient", "Submission", "default_user", "normal
 
 DEFAULT_NAMESPACE = "/octopus"
 DEFAULT_TIMEOUT_S = 5.0
+SPIN_SLICE_S = 0.05  # how long a send may wait for the spin thread
 ENDED_STATES = (Job.STATE_SUCCEEDED, Job.STATE_FAILED, Job.STATE_CANCELLED)
 LATCHED = QoSProfile(
     depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
@@ -71,10 +73,19 @@ class OctopusClient:
         self.user = user or default_user()
         self.timeout_s = timeout_s
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=int(os.environ.get("ROS_DOMAIN_ID", "0")))
+        # no rclpy signal handlers: Ctrl-C stays a KeyboardInterrupt in the main thread
+        rclpy.init(
+            context=self.context,
+            domain_id=int(os.environ.get("ROS_DOMAIN_ID", "0")),
+            signal_handler_options=SignalHandlerOptions.NO,
+        )
         self.node = rclpy.create_node(f"octopus_cli_{os.getpid()}", context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        # rclpy's ActionClient registers a goal/result request only after sending it: an answer
+        # handled in between is dropped. Sends hold this lock, and so does each spin_once.
+        self._spin_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._spin, name="octopus-cli-spin", daemon=True)
         self._thread.start()
         self._services: dict[str, Any] = {}
@@ -82,14 +93,17 @@ class OctopusClient:
 
     def _spin(self) -> None:
         try:
-            self.executor.spin()
+            while not self._stopping.is_set():
+                with self._spin_lock:
+                    self.executor.spin_once(timeout_sec=SPIN_SLICE_S)
         except Exception:  # noqa: BLE001 - the context went down under the spin: we are closing
             pass
 
     def close(self) -> None:
         # order matters: a spin thread left running aborts the process at exit
-        self.executor.shutdown(timeout_sec=2.0)
+        self._stopping.set()
         self._thread.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
@@ -192,6 +206,8 @@ class OctopusClient:
         """Submit a job script. Returns once the job id is known, or (``follow``) at its end.
 
         A rejected script comes back as ``accepted=False`` with the reason in ``summary``.
+        ``on_feedback`` gets SubmitJob feedback messages, or Job messages when the goal's answer
+        was lost and the job is followed through ``get_job`` instead.
         """
         known = {j.id for j in self.list_jobs(owner=self.user)}  # warm-up, and dedup below
         if self._action is None:
@@ -199,42 +215,37 @@ class OctopusClient:
         if not self._action.wait_for_server(timeout_sec=self.timeout_s):
             raise self._unavailable("submit_job")
         submission = Submission(job_id="", accepted=True)
-        got_id = threading.Event()
+        news = threading.Event()
 
         def feedback(message: Any) -> None:
             submission.feedback.append(message.feedback)
-            if message.feedback.job_id and not submission.job_id:
-                submission.job_id = message.feedback.job_id
-            got_id.set()
+            submission.job_id = submission.job_id or message.feedback.job_id
+            news.set()
             if on_feedback is not None:
                 on_feedback(message.feedback)
 
         goal = SubmitJob.Goal(script=script, user=self.user)
-        handle = self._wait(
-            self._action.send_goal_async(goal, feedback_callback=feedback), self.timeout_s * 2
-        )
+        with self._spin_lock:
+            goal_future = self._action.send_goal_async(goal, feedback_callback=feedback)
+        handle = self._wait(goal_future, self.timeout_s * 2)
         if handle is None:  # the answer was lost: did the job arrive anyway? never submit twice
-            return self._adopt_new_job(known, submission)
+            return self._adopt_new_job(known, submission, follow, on_feedback, poll_s)
         if not handle.accepted:
             raise ClientError("the scheduler refused the goal", EXIT_FAILED)
-        result_future = handle.get_result_async()
-        result_future.add_done_callback(lambda _f: got_id.set())
+        with self._spin_lock:
+            result_future = handle.get_result_async()
+        result_future.add_done_callback(lambda _f: news.set())
         deadline = time.monotonic() + self.timeout_s * 2
-        while not follow and not submission.job_id and not result_future.done():
-            if not got_id.wait(max(0.0, deadline - time.monotonic())):
-                return self._adopt_new_job(known, submission)
-            got_id.clear()
-        while follow and not result_future.done():
-            got_id.wait(poll_s)
-            got_id.clear()
-            if submission.job_id and not result_future.done():
-                job = self.get_job(submission.job_id).job  # a lost result must not hang us
-                if job.state in ENDED_STATES:
-                    result_future.add_done_callback(lambda _f: got_id.set())
-                    if not got_id.wait(poll_s):
-                        submission.final_state = job.state
-                        submission.summary = job.message
-                        return submission
+        while not result_future.done() and (follow or not submission.job_id):
+            if not news.wait(poll_s if follow else max(0.0, deadline - time.monotonic())):
+                if not follow or (not submission.job_id and time.monotonic() > deadline):
+                    # no feedback, no result: look the job up
+                    return self._adopt_new_job(known, submission, follow, on_feedback, poll_s)
+                if submission.job_id:  # a lost result must not hang us: ask for the state
+                    job = self.get_job(submission.job_id).job
+                    if job.state in ENDED_STATES and not news.wait(poll_s):
+                        return self._ended(submission, job)
+            news.clear()
         if result_future.done():
             result = result_future.result().result
             if not result.job_id:
@@ -244,11 +255,31 @@ class OctopusClient:
             submission.summary = result.summary
         return submission
 
-    def _adopt_new_job(self, known: set[str], submission: Submission) -> Submission:
+    def _adopt_new_job(
+        self,
+        known: set[str],
+        submission: Submission,
+        follow: bool,
+        on_progress: Callable[[Any], None] | None,
+        poll_s: float,
+    ) -> Submission:
         new = [j for j in self.list_jobs(owner=self.user) if j.id not in known]
         if not new:
             raise self._unavailable("submit_job")
-        submission.job_id = new[0].id  # newest first
+        submission.job_id = new[-1].id  # newest first: the oldest new one is ours
+        while follow:
+            job = self.get_job(submission.job_id).job
+            if on_progress is not None:
+                on_progress(job)
+            if job.state in ENDED_STATES:
+                return self._ended(submission, job)
+            time.sleep(poll_s)
+        return submission
+
+    @staticmethod
+    def _ended(submission: Submission, job: Any) -> Submission:
+        submission.final_state = job.state
+        submission.summary = job.message
         return submission
 
     # ---- topics ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -229,6 +230,29 @@ def test_status_and_watch_show_a_running_job(lab: Lab, finished, long_job: str) 
     running = text.split("Running steps", 1)[1].split("\nJobs", 1)[0]
     assert "BatchSynthesis:" in running and long_job in running, text
     assert re.search(rf"^{long_job}\s+alice\s+long\s+(queued|running)", text, re.M), text
+
+
+def test_watch_redraws_until_ctrl_c_and_exits_cleanly(lab: Lab, long_job: str) -> None:
+    out = lab.dir / "watch.txt"
+    with out.open("w") as sink:
+        watching = subprocess.Popen(
+            [sys.executable, "-m", "octopus_client.cli", "watch", "--interval", "0.2"],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while long_job not in out.read_text():
+                assert watching.poll() is None and time.monotonic() < deadline, out.read_text()
+                time.sleep(0.1)
+        finally:
+            watching.send_signal(signal.SIGINT)
+            _out, err = watching.communicate(timeout=10)
+    assert watching.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "Running steps" in out.read_text()
 
 
 def test_owner_holds_resumes_and_cancels_others_are_refused(long_job: str) -> None:

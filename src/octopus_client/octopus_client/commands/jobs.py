@@ -46,9 +46,11 @@ class ProgressPrinter:
         self.last = ""
 
     def __call__(self, feedback: Any) -> None:
+        # SubmitJob feedback, or a Job message when the job is followed through get_job
+        job_id = getattr(feedback, "job_id", None) or feedback.id
         finish = stamp_seconds(feedback.estimated_finish)
         line = (
-            f"{feedback.job_id} {progress_bar(feedback.progress)} "
+            f"{job_id} {progress_bar(feedback.progress)} "
             f"{feedback.experiments_done}/{feedback.experiments_total} experiments, "
             f"{job_state(feedback.state)}"
             + (f", finish ~{clock_time(finish)}" if finish is not None else "")
