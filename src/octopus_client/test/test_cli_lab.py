@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def octopus(*args: str, user: str = "alice", timeout: float = 60.0) -> subproces
         env=env,
         timeout=timeout,
     )
+
+
+def octopus_together(*calls: tuple[str, ...], user: str = "alice") -> list:
+    """Independent CLI calls at once (each is a process of its own): the file stays fast."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda call: octopus(*call[1:], user=call[0]), calls))
 
 
 def _no_traceback(result: subprocess.CompletedProcess) -> None:
@@ -134,11 +141,14 @@ def _job_id(result: subprocess.CompletedProcess) -> str:
     return job_id
 
 
-def _status_row(job_id: str, user: str = "alice", *flags: str) -> list[str]:
-    result = octopus("status", *flags, user=user)
+def _row(result: subprocess.CompletedProcess, job_id: str) -> list[str]:
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
     return next((row for row in rows if row and row[0] == job_id), [])
+
+
+def _status_row(job_id: str, user: str = "alice", *flags: str) -> list[str]:
+    return _row(octopus("status", *flags, user=user), job_id)
 
 
 # ---- without a lab -------------------------------------------------------------------------------
@@ -214,16 +224,19 @@ def test_rejected_script_names_the_field_and_exits_2(lab: Lab) -> None:
 
 
 def test_status_and_watch_show_a_running_job(lab: Lab, finished, long_job: str) -> None:
-    row = _status_row(long_job, "bob")
+    finished_id = finished[0].stdout.strip().split()[-2]
+    everyone, alices, bobs, frame = octopus_together(
+        ("bob", "status"), ("alice", "status", "--mine"), ("bob", "status", "--mine"),
+        ("bob", "watch", "--once"),
+    )  # fmt: skip
+    row = _row(everyone, long_job)
     assert row[1:3] == ["alice", "long"] and row[3] in ("queued", "running"), row
     assert row[4].endswith("%") and re.fullmatch(r"\d+/2", row[5]), row
     assert row[6].startswith("~")  # the planner's estimate of the finish
-    finished_id = finished[0].stdout.strip().split()[-2]
-    done = _status_row(finished_id, "alice", "--mine")
+    done = _row(alices, finished_id)
     assert done[1:4] == ["alice", "short", "succeeded"] and done[4:6] == ["100%", "2/2"], done
-    assert _status_row(long_job, "bob", "--mine") == []  # alice's job is not bob's
+    assert _row(bobs, long_job) == [] and "no jobs" in bobs.stdout  # only alice has jobs
 
-    frame = octopus("watch", "--once")
     assert frame.returncode == 0, frame.stderr
     text = frame.stdout
     assert "Running steps" in text and "Jobs" in text
@@ -257,35 +270,39 @@ def test_watch_redraws_until_ctrl_c_and_exits_cleanly(lab: Lab, long_job: str) -
 
 def test_owner_holds_resumes_and_cancels_others_are_refused(long_job: str) -> None:
     job_id = long_job
-    refused = octopus("hold", job_id, user="mallory")
+    refused, not_bobs, unknown = octopus_together(
+        ("mallory", "hold", job_id), ("bob", "cancel", job_id), ("alice", "hold", "J9999")
+    )
     assert refused.returncode == 1 and "owner or admin" in refused.stderr, refused.stderr
     _no_traceback(refused)
+    assert not_bobs.returncode == 1 and "owner or admin" in not_bobs.stderr, not_bobs.stderr
+    assert unknown.returncode == 2 and "J9999" in unknown.stderr
     held = octopus("hold", job_id, "--reason", "checking the stock")
     assert held.returncode == 0 and "the job is held" in held.stdout, held.stderr
     assert _status_row(job_id)[3] == "held"
     resumed = octopus("resume", job_id)
     assert resumed.returncode == 0 and resumed.stdout.split()[-1] in ("running", "queued")
-    assert octopus("cancel", job_id, user="bob").returncode == 1
     assert octopus("cancel", job_id).returncode == 0
     deadline = time.monotonic() + 20
     while _status_row(job_id)[3] != "cancelled":
         assert time.monotonic() < deadline, "the cancelled job did not end"
         time.sleep(0.5)
-    unknown = octopus("hold", "J9999")
-    assert unknown.returncode == 2 and "J9999" in unknown.stderr
 
 
 def test_results_as_json_and_csv(lab: Lab, finished) -> None:
     job_id = finished[0].stdout.strip().split()[-2]
-    as_json = octopus("results", job_id, "--json")
+    out = lab.dir / "results.csv"
+    as_json, written, as_text = octopus_together(
+        ("alice", "results", job_id, "--json"),
+        ("bob", "results", job_id, "--csv", "--out", str(out)),
+        ("alice", "results", job_id),
+    )
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert (data["job_id"], data["owner"], data["state"]) == (job_id, "alice", "succeeded")
     assert len(data["experiments"]) == 2
     assert all(e["measured"] for e in data["experiments"])  # the modules' measurements
 
-    out = lab.dir / "results.csv"
-    written = octopus("results", job_id, "--csv", "--out", str(out))
     assert written.returncode == 0 and str(out) in written.stdout, written.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [r["experiment_id"] for r in rows] == [e["experiment"] for e in data["experiments"]]
@@ -293,24 +310,40 @@ def test_results_as_json_and_csv(lab: Lab, finished) -> None:
     measured = [c for c in rows[0] if c.startswith("measured.")]
     assert measured and any(rows[0][c] for c in measured)
     assert all(isinstance(json.loads(r[c] or "0"), float | int) for r in rows for c in measured)
-    assert "EXPERIMENT" in octopus("results", job_id).stdout
+    assert as_text.returncode == 0 and "EXPERIMENT" in as_text.stdout
 
 
 def test_gantt_of_the_lab_and_of_a_simulation(lab: Lab, finished) -> None:
     pytest.importorskip("matplotlib")
-    png = lab.dir / "now.png"
-    result = octopus("gantt", "--out", str(png))
+    png, svg = lab.dir / "now.png", lab.dir / "sim.svg"
+    result, simulated, bad = octopus_together(
+        ("alice", "gantt", "--out", str(png)),
+        ("alice", "gantt", "--scenario", "fig5d-parallelisation", "--policy", "fcfs",
+         "--out", str(svg)),
+        ("alice", "gantt", "--scenario", "no-such-scenario", "--out", str(lab.dir / "x.svg")),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    svg = lab.dir / "sim.svg"
-    simulated = octopus(
-        "gantt", "--scenario", "fig5d-parallelisation", "--policy", "fcfs", "--out", str(svg)
-    )
     assert simulated.returncode == 0, simulated.stderr
     assert "<svg" in svg.read_text()[:2000] and "fcfs" in svg.read_text()
-    bad = octopus("gantt", "--scenario", "no-such-scenario", "--out", str(svg))
     assert bad.returncode == 2 and "no-such-scenario" in bad.stderr
     _no_traceback(bad)
+
+
+def test_gantt_live_opens_a_window_and_closes_on_ctrl_c(lab: Lab) -> None:
+    pytest.importorskip("PyQt5")
+    window = subprocess.Popen(
+        [sys.executable, "-m", "octopus_client.cli", "gantt", "--live"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    time.sleep(2.0)  # the window is up and spinning (no way to look at it offscreen)
+    assert window.poll() is None, window.communicate()
+    window.send_signal(signal.SIGINT)
+    _out, err = window.communicate(timeout=10)
+    assert window.returncode == 0 and "Traceback" not in err, err
 
 
 def test_estop_stops_the_modules_and_only_an_admin_resets_it(lab: Lab, ros) -> None:
