@@ -7,11 +7,12 @@ Each command imports what it needs when it runs (rclpy, the messages, matplotlib
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
 
-from octopus_client.commands.errors import EXIT_INTERRUPTED, ClientError
+from octopus_client.commands.errors import EXIT_FAILED, EXIT_INTERRUPTED, ClientError
 
 EPILOG = """\
 examples:
@@ -34,6 +35,7 @@ who and where:
 exit codes:
   0 done; 1 job failed or request refused; 2 invalid input (rejected script, unknown job,
   bad arguments); 3 no scheduler answered (is the lab up?); 130 interrupted.
+  Errors are one line on stderr; OCTOPUS_DEBUG=1 shows the traceback of an unexpected one.
 """
 
 
@@ -274,6 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `octopus status | head`
         return 0
+    except Exception as error:  # a bug or an environment problem: still one line, unless asked
+        if os.environ.get("OCTOPUS_DEBUG"):
+            raise
+        print(
+            f"octopus {args.command}: unexpected {type(error).__name__}: {error} "
+            "(OCTOPUS_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -141,6 +141,32 @@ def _job_id(result: subprocess.CompletedProcess) -> str:
     return job_id
 
 
+def test_client_api_in_process(lab: Lab, finished) -> None:
+    """The library under the CLI, for scripts: typed answers, ClientError with exit codes."""
+    import gc
+
+    from octopus_client.client import ClientError, OctopusClient
+    from octopus_interfaces.msg import Job
+
+    finished_id = finished[0].stdout.strip().split()[-2]
+    client = OctopusClient(user="alice", timeout_s=5.0)
+    try:
+        done = client.list_jobs(owner="alice", states=[Job.STATE_SUCCEEDED])
+        assert [j.id for j in done] == [finished_id]
+        assert client.list_jobs(owner="nobody") == []
+        schedule = client.get_schedule(finished_id)
+        assert {s.job_id for s in schedule.steps} == {finished_id} and len(schedule.steps) == 8
+        with pytest.raises(ClientError) as unknown:
+            client.get_job("J4242")
+        assert unknown.value.exit_code == 2 and "J4242" in str(unknown.value)
+        rejected = client.submit(lab.script("typo", -1).read_text(), follow=True)
+        assert not rejected.accepted and "React.Time" in rejected.summary
+    finally:
+        client.close()
+        del client
+        gc.collect()  # the DDS participant goes with the last reference
+
+
 def _row(result: subprocess.CompletedProcess, job_id: str) -> list[str]:
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()]
