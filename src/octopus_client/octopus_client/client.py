@@ -34,6 +34,7 @@ __all__ = ["ClientError", "OctopusClient", "Submission", "default_user", "normal
 
 DEFAULT_NAMESPACE = "/octopus"
 DEFAULT_TIMEOUT_S = 5.0
+RESEND_S = 1.0  # an idempotent request unanswered this long is sent again
 SPIN_SLICE_S = 0.05  # how long a send may wait for the spin thread
 ENDED_STATES = (Job.STATE_SUCCEEDED, Job.STATE_FAILED, Job.STATE_CANCELLED)
 LATCHED = QoSProfile(
@@ -127,9 +128,10 @@ class OctopusClient:
             raise self._unavailable(relative)
         return client
 
-    def _unavailable(self, relative: str) -> ClientError:
+    def _unavailable(self, relative: str, waited_s: float | None = None) -> ClientError:
         return ClientError(
-            f"no scheduler answered on {self.name(relative)} within {self.timeout_s:g} s: "
+            f"no scheduler answered on {self.name(relative)} "
+            f"within {waited_s or self.timeout_s:g} s: "
             "is the lab up? (octopus lab up)"
         )
 
@@ -141,14 +143,32 @@ class OctopusClient:
             return None
         return future.result()
 
-    def call(self, srv_type: Any, relative: str, request: Any, *, attempts: int = 3) -> Any:
-        """Call ``<namespace>/<relative>``; ``attempts`` > 1 only for idempotent requests."""
+    def call(self, srv_type: Any, relative: str, request: Any) -> Any:
+        """Call ``<namespace>/<relative>`` with an idempotent request.
+
+        Re-sent every RESEND_S until one copy is answered (a lost first answer costs a second,
+        not a whole timeout); ClientError after ``2 x timeout_s``.
+        """
         client = self._service(srv_type, relative)
-        for _ in range(attempts):
-            response = self._wait(client.call_async(request), self.timeout_s)
-            if response is not None:
-                return response
-        raise self._unavailable(relative)
+        deadline = time.monotonic() + 2 * self.timeout_s
+        answered = threading.Event()
+        sent: list[Any] = []
+        try:
+            while True:
+                future = client.call_async(request)
+                future.add_done_callback(lambda _f: answered.set())
+                sent.append(future)
+                left = deadline - time.monotonic()
+                answered.wait(max(0.0, min(RESEND_S, left)))
+                done = next((f for f in sent if f.done() and not f.cancelled()), None)
+                if done is not None:
+                    return done.result()
+                if left <= RESEND_S:
+                    raise self._unavailable(relative, 2 * self.timeout_s)
+        finally:
+            for future in sent:
+                if not future.done():
+                    future.cancel()  # drops it from the client's pending requests
 
     def list_jobs(self, owner: str = "", states: Iterable[int] = ()) -> list[Any]:
         request = ListJobs.Request(owner=owner, states=list(states))
