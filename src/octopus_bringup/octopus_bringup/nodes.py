@@ -100,6 +100,8 @@ def node_specs(
             "description": entry.description,
             "time_scale": scale,
             "heartbeat_period": config.heartbeat_period,
+            # simulated samples keep their contents across modules (pump -> spectrometer)
+            "sample_ledger": f"{config.database}.samples.json",
         }
         if entry.drivers:
             parameters["driver_overrides"] = yaml.safe_dump(dict(entry.drivers), sort_keys=True)

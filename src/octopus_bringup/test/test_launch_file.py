@@ -54,7 +54,12 @@ def test_default_lab_starts_scheduler_and_module_nodes(launch_api) -> None:
     ]
     assert len(nodes) == 5
     assert nodes[1].parameters == [
-        {"description": "batch_synthesis", "time_scale": 600.0, "heartbeat_period": 1.0}
+        {
+            "description": "batch_synthesis",
+            "time_scale": 600.0,
+            "heartbeat_period": 1.0,
+            "sample_ledger": "octopus_demo.sqlite.samples.json",
+        }
     ]
     assert nodes[0].kwargs["output"] == "screen"
 

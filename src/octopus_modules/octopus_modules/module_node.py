@@ -34,7 +34,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask
 from octopus_interfaces.msg import EmergencyStop, ModuleDescription, ModuleStatus
-from octopus_interfaces.srv import DescribeModule
+from octopus_interfaces.srv import DescribeModule, ReleaseSamples
 from octopus_modules.description import (
     builtin_description_names,
     load_builtin_description,
@@ -52,6 +52,7 @@ from octopus_modules.ros_conversions import (
     status_message,
 )
 from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.sim.sample_ledger import SampleLedger
 from octopus_modules.status import ModuleStatus as RuntimeStatus
 from octopus_modules.step_tasks import runtime_task, with_step_tasks
 
@@ -83,6 +84,12 @@ class ModuleNode(Node):
         self._heartbeat_period = self._declare(
             "heartbeat_period", 1.0, "Seconds between status publications (the heartbeat)."
         )
+        ledger_path = self._declare(
+            "sample_ledger",
+            "",
+            "File shared by the simulated modules of one lab: what each sample contains, so a "
+            "simulated spectrometer sees what a simulated pump dosed in another module.",
+        )
         overrides_yaml = self._declare(
             "driver_overrides",
             "",
@@ -96,6 +103,8 @@ class ModuleNode(Node):
                 self.description, yaml.safe_load(overrides_yaml) or {}
             )
         context = DriverContext(time_scale=time_scale, seed=seed)
+        if ledger_path:
+            context.ledger = SampleLedger(ledger_path)
         self.runtime = ModuleRuntime(
             with_step_tasks(self.description),
             create_backends(self.description, context),
@@ -111,6 +120,7 @@ class ModuleNode(Node):
         self._description_msg = description_message(self.description, action_name)
         self._description_pub.publish(self._description_msg)
         self.create_service(DescribeModule, "~/describe", self._describe)
+        self.create_service(ReleaseSamples, "~/release_samples", self._release_samples)
 
         # Goals run in parallel (different devices); the e-stop must get through while they run.
         self._action_server = ActionServer(
@@ -229,6 +239,25 @@ class ModuleNode(Node):
         self, _request: DescribeModule.Request, response: DescribeModule.Response
     ) -> DescribeModule.Response:
         response.description = self._description_msg
+        return response
+
+    def _release_samples(
+        self, request: ReleaseSamples.Request, response: ReleaseSamples.Response
+    ) -> ReleaseSamples.Response:
+        if not request.job_id:
+            return response
+        prefix = f"{request.job_id}/"
+        for slot in self.runtime.status().slots:
+            positions = [
+                p for p, sample in slot.occupied if request.job_id and sample.startswith(prefix)
+            ]
+            if positions:
+                self.runtime.free_slots(slot.type, positions)
+                response.released += [f"{slot.type}:{p}" for p in positions]
+        if response.released:
+            self.get_logger().info(
+                f"released {', '.join(response.released)} of job {request.job_id}"
+            )
         return response
 
     def _heartbeat(self) -> None:

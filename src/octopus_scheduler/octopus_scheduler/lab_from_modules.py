@@ -105,9 +105,13 @@ def _task_mapping(task: ModuleTask) -> dict[str, Any]:
             if value is not None:
                 entry[key] = value
         params[spec.name] = entry
+    # the core tracks stock of what a task always takes (a vial, a cuvette); amounts that depend
+    # on parameters are counted by the module itself
+    consumes = {c.name: int(c.amount.evaluate({})) for c in task.consumes if not c.amount.names}
     return {
         "per": "sample" if task.scope == "per_sample" else "batch",
         "params": params,
+        "consumes": {k: v for k, v in consumes.items() if v > 0},
         "mask": [device_name(name) for name in task.mask],
         "steps": [
             {"name": step.name, "kind": step.mode}

@@ -313,5 +313,12 @@ class LabService:
                 )
             return out
 
+    def step_shape(self, module: str, task: str, step: str) -> tuple[str, tuple[str, ...]]:
+        """(kind, devices) of a step of the lab: "active"/"standby" and the mask it holds."""
+        spec = next((s for s in self.lab.task(module, task).steps if s.name == step), None)
+        if spec is None:
+            return "active", ()
+        return spec.kind, tuple(sorted(self.lab.step_devices(module, task, spec)))
+
     def running_goal(self, step_id: str) -> StepGoal | None:
         return self._running_goals.get(step_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from builtin_interfaces.msg import Time
@@ -80,14 +80,16 @@ def planned_step(placement: Any) -> msg.TaskStep:
     )
 
 
-def executed_step(record: StepRecord) -> msg.TaskStep:
-    """A step that ran (from the store)."""
+def executed_step(record: StepRecord, kind: str, devices: Sequence[str]) -> msg.TaskStep:
+    """A step that ran (from the store), with the mode and devices its lab gives it."""
     return msg.TaskStep(
         job_id=record.job_id,
         task_id=record.step_id,
         module=record.module,
         task=record.task,
         step_name=record.step,
+        mode=msg.TaskStep.MODE_STANDBY if kind == "standby" else msg.TaskStep.MODE_ACTIVE,
+        devices=list(devices),
         actual_start=stamp(record.started_at),
         actual_end=stamp(record.ended_at),
         state=STEP_STATES.get(record.state, msg.TaskStep.STATE_FAILED),
@@ -96,11 +98,20 @@ def executed_step(record: StepRecord) -> msg.TaskStep:
 
 
 def schedule_message(
-    policy: str, placements: Sequence[Any], executed: Sequence[StepRecord], now: float
+    policy: str,
+    placements: Sequence[Any],
+    executed: Sequence[StepRecord],
+    now: float,
+    shape: Callable[[str, str, str], tuple[str, Sequence[str]]],
 ) -> msg.Schedule:
+    """Steps that ran (``shape(module, task, step)``: their kind and devices), then the plan."""
     schedule = msg.Schedule(
         policy=policy,
-        steps=[executed_step(r) for r in executed if r.state != "running"]
+        steps=[
+            executed_step(r, *shape(r.module, r.task, r.step))
+            for r in executed
+            if r.state != "running"
+        ]
         + [planned_step(p) for p in placements],
     )
     schedule.header.stamp = stamp(now)

@@ -17,9 +17,9 @@ even when a simulated lab runs 600x faster than the wall.
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,14 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask, SubmitJob
 from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
-from octopus_interfaces.srv import GetJob, GetSchedule, JobCommand, ListJobs, SetEmergencyStop
+from octopus_interfaces.srv import (
+    GetJob,
+    GetSchedule,
+    JobCommand,
+    ListJobs,
+    ReleaseSamples,
+    SetEmergencyStop,
+)
 
 from . import notifications
 from .lab_config import load_lab_config
@@ -110,8 +117,8 @@ class SchedulerNode(Node):
         self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)
         self._state_lock = threading.RLock()
         self._in_flight: dict[str, InFlight] = {}
-        self._outgoing: queue.Queue[StepGoal | None] = queue.Queue()
-        threading.Thread(target=self._sender, name="goal-sender", daemon=True).start()
+        self._outgoing: deque[StepGoal] = deque()
+        self._cancels: list[Any] = []
         self._job_changed: dict[str, threading.Event] = {}
         self._last_beat: dict[str, float] = {}
         self._started = time.monotonic()
@@ -119,12 +126,27 @@ class SchedulerNode(Node):
         self.estop = EmergencyStop(engaged=False, reason="", source="scheduler")
 
         callbacks = ReentrantCallbackGroup()
+        # rclpy's ActionClient registers a request only after sending it: a fast answer handled
+        # meanwhile in another executor thread is dropped. Sending and answering in one mutually
+        # exclusive group cannot interleave.
+        self._goal_group = MutuallyExclusiveCallbackGroup()
+        self._send_trigger = self.create_guard_condition(
+            self._send_ready_goals, callback_group=self._goal_group
+        )
+        self.create_timer(0.1, self._retry_sends, callback_group=self._goal_group)
         self._module_clients: dict[str, ActionClient] = {}
+        self._release_clients: dict[str, Any] = {}
         self._units: dict[tuple[str, str], dict[str, str]] = {}
         for description in self.descriptions:
             node_name = node_name_for(description.module)
             self._module_clients[description.module] = ActionClient(
-                self, ExecuteTask, f"modules/{node_name}/execute_task", callback_group=callbacks
+                self,
+                ExecuteTask,
+                f"modules/{node_name}/execute_task",
+                callback_group=self._goal_group,
+            )
+            self._release_clients[description.module] = self.create_client(
+                ReleaseSamples, f"modules/{node_name}/release_samples", callback_group=callbacks
             )
             for task in description.tasks:
                 self._units[(description.module, task.name)] = {
@@ -166,10 +188,16 @@ class SchedulerNode(Node):
         self.create_service(
             SetEmergencyStop, "set_emergency_stop", self._set_estop, callback_group=callbacks
         )
-        watchdog = MutuallyExclusiveCallbackGroup()
-        self.create_timer(min(self.heartbeat_period / 2, 0.5), self._watchdog, watchdog)
+        self.create_timer(
+            min(self.heartbeat_period / 2, 0.5),
+            self._watchdog,
+            MutuallyExclusiveCallbackGroup(),
+        )
+        publishing = MutuallyExclusiveCallbackGroup()
         self._schedule_dirty = threading.Event()
-        self.create_timer(0.5, self._publish_if_dirty, watchdog)
+        self._published: dict[str, Any] = {}  # job id -> summary of the last published schedule
+        self._ticks = 0
+        self.create_timer(0.5, self._publish_if_dirty, publishing)
 
         recovered = self.service.recovered_goals
         if recovered:  # a restart: ask the modules again; a finished step returns its result
@@ -194,9 +222,11 @@ class SchedulerNode(Node):
         for step_id in outbox.aborts:
             entry = self._in_flight.get(step_id)
             if entry is not None and entry.handle is not None:
-                entry.handle.cancel_goal_async()
+                self._cancel(entry.handle)
         for ended in outbox.ended_jobs:
             self._job_changed.setdefault(ended.job_id, threading.Event()).set()
+            if ended.state != "succeeded":
+                self._release_job_samples(ended.job_id)
             record = self.service.store.job(ended.job_id)
             self.notifier.notify(
                 notifications.job_ended(
@@ -220,25 +250,44 @@ class SchedulerNode(Node):
         deadline = time.monotonic() + wall * self.timeout_factor + self.timeout_margin
         with self._state_lock:
             self._in_flight[goal.step_id] = InFlight(goal, deadline)
-        self._outgoing.put(goal)
+            self._outgoing.append(goal)
+        self._send_trigger.trigger()
 
-    def _sender(self) -> None:
-        """Sends goals in order, each once its module's action server is matched: a goal sent
-        before discovery completes is silently lost (DDS drops it)."""
+    def _send_ready_goals(self) -> None:
+        """Send queued goals whose module's action server is matched (a goal sent before
+        discovery completes is silently lost); the others wait for the retry timer."""
+        with self._state_lock:
+            cancels, self._cancels = self._cancels, []
+        for handle in cancels:
+            handle.cancel_goal_async()
+        waiting: deque[StepGoal] = deque()
         while True:
-            goal = self._outgoing.get()
-            if goal is None:
-                return
+            with self._state_lock:
+                if not self._outgoing:
+                    self._outgoing.extend(waiting)
+                    return
+                goal = self._outgoing.popleft()
+                if goal.step_id not in self._in_flight:
+                    continue  # ended meanwhile (timed out, module down)
             client = self._module_clients[goal.module]
-            while not client.server_is_ready() and goal.step_id in self._in_flight:
-                time.sleep(0.05)  # the watchdog fails the step if the module never appears
-            if goal.step_id not in self._in_flight:
+            if not client.server_is_ready():
+                waiting.append(goal)
                 continue
             message = goal_message(goal, self._units[(goal.module, goal.task)])
             future = client.send_goal_async(message)
             future.add_done_callback(
                 lambda f, step_id=goal.step_id: self._goal_answered(step_id, f)
             )
+
+    def _retry_sends(self) -> None:
+        if self._outgoing or self._cancels:
+            self._send_ready_goals()
+
+    def _cancel(self, handle: Any) -> None:
+        """Cancel a module goal: queued, and sent from the goals' group like every request."""
+        with self._state_lock:
+            self._cancels.append(handle)
+        self._send_trigger.trigger()
 
     def _goal_answered(self, step_id: str, future: Any) -> None:
         handle = future.result()
@@ -277,6 +326,14 @@ class SchedulerNode(Node):
                 outbox = self.service.step_failed(step_id, reason)
         self._dispatch(outbox)
 
+    def _release_job_samples(self, job_id: str) -> None:
+        """A job that ended early leaves vials in modules: free their positions there."""
+        for module, client in self._release_clients.items():
+            if client.service_is_ready():
+                client.call_async(ReleaseSamples.Request(job_id=job_id))
+            else:
+                self.get_logger().warning(f"cannot release samples of {job_id} on {module}")
+
     # ---- liveness and timeouts -------------------------------------------------------------------
 
     def _heartbeat(self, module: str, _status: ModuleStatus) -> None:
@@ -307,7 +364,7 @@ class SchedulerNode(Node):
         for step_id, entry in list(self._in_flight.items()):
             if now > entry.deadline:
                 if entry.handle is not None:
-                    entry.handle.cancel_goal_async()
+                    self._cancel(entry.handle)
                 self._end_step(step_id, False, "timed out")
 
     # ---- jobs ------------------------------------------------------------------------------------
@@ -328,23 +385,25 @@ class SchedulerNode(Node):
         self.get_logger().info(f"job {job_id} accepted from {request.user}")
         self._dispatch(outbox)
         while rclpy.ok():
-            summary = self._summary(job_id)
-            assert summary is not None
-            if summary.view.state in ENDED:
+            view = self.service.job(job_id)
+            assert view is not None
+            if view.state in ENDED:
                 break
+            # progress and estimates from the last published schedule: planning is not free
+            summary = self._published.get(job_id)
             handle.publish_feedback(
                 SubmitJob.Feedback(
                     job_id=job_id,
-                    state=JOB_STATES[summary.view.state],
-                    progress=float(summary.progress),
-                    experiments_done=summary.experiments_done,
-                    experiments_total=summary.experiments_total,
-                    estimated_finish=stamp(summary.estimated_finish),
+                    state=JOB_STATES[view.state],
+                    progress=float(summary.progress) if summary else 0.0,
+                    experiments_done=summary.experiments_done if summary else 0,
+                    experiments_total=summary.experiments_total if summary else 0,
+                    estimated_finish=stamp(summary.estimated_finish if summary else None),
                 )
             )
             changed.wait(timeout=1.0)
             changed.clear()
-        state = summary.view.state
+        state = view.state
         result = SubmitJob.Result(
             job_id=job_id, final_state=JOB_STATES[state], summary=self._result_summary(job_id)
         )
@@ -404,6 +463,7 @@ class SchedulerNode(Node):
             [p for p in self.service.plan() if p.job_id == request.job_id],
             detail.steps,
             self.clock_scaled(),
+            self.service.step_shape,
         )
         response.found, response.job, response.steps = True, job_message(summary), schedule.steps
         response.results_json = json.dumps(
@@ -438,22 +498,27 @@ class SchedulerNode(Node):
         executed = self.service.store.steps(job_id or None)
         if job_id:
             placements = [p for p in placements if p.job_id == job_id]
-        schedule = schedule_message(self.policy, placements, executed, self.clock_scaled())
-        schedule.jobs = [
-            job_message(s)
-            for s in self.service.summaries(placements)
-            if not job_id or s.view.job_id == job_id
-        ]
+        schedule = schedule_message(
+            self.policy, placements, executed, self.clock_scaled(), self.service.step_shape
+        )
+        summaries = self.service.summaries(placements)
+        if not job_id:
+            self._published = {s.view.job_id: s for s in summaries}
+        schedule.jobs = [job_message(s) for s in summaries if not job_id or s.view.job_id == job_id]
         return schedule
 
     def _publish_if_dirty(self) -> None:
-        if not self._schedule_dirty.is_set():
+        """On change, and at least every 2 s: the now-line of a live Gantt moves on."""
+        self._ticks += 1
+        changed = self._schedule_dirty.is_set()
+        if not changed and self._ticks % 4:
             return
         self._schedule_dirty.clear()
         schedule = self._schedule()
         self._schedule_pub.publish(schedule)
-        for job in schedule.jobs:
-            self._jobs_pub.publish(job)
+        if changed:  # job updates only when something happened
+            for job in schedule.jobs:
+                self._jobs_pub.publish(job)
 
     def _get_schedule(self, request: GetSchedule.Request, response: Any) -> Any:
         response.schedule = self._schedule(request.job_id)
@@ -500,7 +565,6 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._outgoing.put(None)  # noqa: SLF001 - stop the sender thread
         node.notifier.close(timeout=5.0)
         node.service.store.close()
         node.destroy_node()
