@@ -13,7 +13,7 @@ from typing import Any
 
 from octopus_client.gantt.model import build_model
 from octopus_client.gantt.ros_io import SCHEDULE_TOPIC
-from octopus_client.gantt.timeaxis import format_time, is_wall_clock
+from octopus_client.gantt.timeaxis import format_time
 from octopus_client.gantt.timeline import module_devices_of_lab, steps_from_sim_report
 
 
@@ -45,7 +45,8 @@ def export_current_schedule(
             f"no schedule on {topic} within {timeout_s:g} s: is the lab (its scheduler) running?"
         )
     stamp = snapshot.stamp
-    now = stamp if stamp is not None and not is_wall_clock(stamp) else clock()
+    # the schedule's stamp is the scheduler's clock, which runs faster for a time-scaled lab
+    now = stamp if stamp is not None else clock()
     if title is None:
         policy = f" ({snapshot.policy})" if snapshot.policy else ""
         title = f"Lab schedule at {format_time(now)}{policy}"

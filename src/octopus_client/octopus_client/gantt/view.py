@@ -117,8 +117,9 @@ class ScheduleView(QWidget):
     # -- drawing -------------------------------------------------------------------------------
     def now(self) -> float:
         stamp = None if self._snapshot is None else self._snapshot.stamp
-        # A schedule on a virtual clock (simulated lab) has its own "now": its stamp.
-        if stamp is not None and not is_wall_clock(stamp):
+        # A schedule on a virtual clock (simulated, or a time-scaled lab running ahead of the
+        # wall) has its own "now": its stamp. Otherwise the now-line follows the wall clock.
+        if stamp is not None and (not is_wall_clock(stamp) or stamp - self._clock() > 60):
             return stamp
         return self._clock()
 
