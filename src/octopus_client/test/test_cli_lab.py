@@ -124,14 +124,47 @@ def finished(lab: Lab) -> tuple[subprocess.CompletedProcess, float]:
     return result, time.monotonic() - started
 
 
-@pytest.fixture(scope="module")
-def long_job(lab: Lab) -> str:
-    """Alice's job that runs for a minute; the hold/cancel test ends it.
+@dataclass
+class Follower:
+    """`octopus submit --wait` of a long job, running in the background."""
 
-    Only one job is ever cancelled, and last: a cancelled job's samples stay in the module's
-    slots, so a job submitted after it is rejected by the module (see the report).
+    process: subprocess.Popen
+    out: Path
+    job_id: str = ""
+
+
+@pytest.fixture(scope="module")
+def follower(lab: Lab) -> Iterator[Follower]:
+    """Alice's job that runs for a minute, followed by --wait; the hold/cancel test ends it.
+
+    Only one job is ever cancelled, and last: no later job depends on a cancelled job's samples
+    being released from the module's slots (they were not, when this was written).
     """
-    return _job_id(octopus("submit", str(lab.script("long", 600))))
+    out = lab.dir / "follow.txt"
+    with out.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "octopus_client.cli", "submit", str(lab.script("long", 600)),
+             "--wait"],
+            stdout=sink, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "OCTOPUS_USER": "alice", "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    following = Follower(process, out)
+    try:
+        deadline = time.monotonic() + 20
+        while not (match := re.match(r"(J\d{4}) \[", out.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.1)
+        following.job_id = match.group(1)
+        yield following
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def long_job(follower: Follower) -> str:
+    return follower.job_id
 
 
 def _job_id(result: subprocess.CompletedProcess) -> str:
@@ -294,7 +327,9 @@ def test_watch_redraws_until_ctrl_c_and_exits_cleanly(lab: Lab, long_job: str) -
     assert "Running steps" in out.read_text()
 
 
-def test_owner_holds_resumes_and_cancels_others_are_refused(long_job: str) -> None:
+def test_owner_holds_resumes_and_cancels_others_are_refused(
+    long_job: str, follower: Follower
+) -> None:
     job_id = long_job
     refused, not_bobs, unknown = octopus_together(
         ("mallory", "hold", job_id), ("bob", "cancel", job_id), ("alice", "hold", "J9999")
@@ -309,10 +344,13 @@ def test_owner_holds_resumes_and_cancels_others_are_refused(long_job: str) -> No
     resumed = octopus("resume", job_id)
     assert resumed.returncode == 0 and resumed.stdout.split()[-1] in ("running", "queued")
     assert octopus("cancel", job_id).returncode == 0
-    deadline = time.monotonic() + 20
-    while _status_row(job_id)[3] != "cancelled":
-        assert time.monotonic() < deadline, "the cancelled job did not end"
-        time.sleep(0.5)
+    # the --wait that followed the job ends with it: exit 1, the state, the reason in one line
+    _out, err = follower.process.communicate(timeout=30)
+    assert follower.process.returncode == 1, err
+    progress = follower.out.read_text().splitlines()
+    assert progress[-1] == f"{job_id} cancelled" and any(" held" in p for p in progress)
+    assert f"{job_id} cancelled" in err and len(err.strip().splitlines()) == 1, err
+    assert _status_row(job_id)[3] == "cancelled"
 
 
 def test_results_as_json_and_csv(lab: Lab, finished) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID, ClientError
 from octopus_client.commands.text import (
     ENDED,
     clock_time,
@@ -27,8 +28,6 @@ def connect(args: argparse.Namespace) -> Any:
 
 
 def read_script(path: str) -> str:
-    from octopus_client.commands.errors import EXIT_INVALID, ClientError
-
     try:
         return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -70,28 +69,27 @@ class ProgressPrinter:
 
 
 def submit(args: argparse.Namespace) -> int:
-    from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID
-
     script = read_script(args.file)
     printer = ProgressPrinter()
     with connect(args) as client:
         submission = client.submit(
             script, follow=args.wait, on_feedback=printer if args.wait else None
         )
-    printer.done()
-    if not submission.accepted:
-        print(f"octopus submit: rejected: {submission.summary}", file=sys.stderr)
-        return EXIT_INVALID
-    if not args.wait:
-        print(submission.job_id)
-        return 0
-    state = job_state(submission.final_state if submission.final_state is not None else 0)
-    print(f"{submission.job_id} {state}")
-    if state != "succeeded":
-        if submission.summary:
-            print(submission.summary.rstrip(), file=sys.stderr)
+        printer.done()
+        if not submission.accepted:
+            print(f"octopus submit: rejected: {submission.summary}", file=sys.stderr)
+            return EXIT_INVALID
+        if not args.wait:
+            print(submission.job_id)
+            return 0
+        state = job_state(submission.final_state if submission.final_state is not None else 0)
+        print(f"{submission.job_id} {state}")
+        if state == "succeeded":
+            return 0
+        # why, in one line: the job's message (the result summary is a YAML document)
+        why = client.get_job(submission.job_id).job.message or "no reason recorded"
+        print(f"octopus submit: {submission.job_id} {state}: {why}", file=sys.stderr)
         return EXIT_FAILED
-    return 0
 
 
 def status(args: argparse.Namespace) -> int:
@@ -105,8 +103,6 @@ def status(args: argparse.Namespace) -> int:
 
 
 def job_command(args: argparse.Namespace) -> int:
-    from octopus_client.commands.errors import EXIT_FAILED
-
     with connect(args) as client:
         response = client.command(args.command, args.job_id, reason=args.reason or "")
     if not response.success:
@@ -120,8 +116,6 @@ def job_command(args: argparse.Namespace) -> int:
 
 
 def estop(args: argparse.Namespace) -> int:
-    from octopus_client.commands.errors import EXIT_FAILED
-
     engaged = not args.reset
     with connect(args) as client:
         response = client.set_estop(engaged, args.reason or ("" if args.reset else "octopus estop"))
