@@ -94,11 +94,12 @@ def report(day: Day, measured: Sequence[JobTimes], day_start: float) -> str:
             f"{_at(octopus, 'turnaround', i):>6} {_at(octopus, 'total', i):>6}"
         )
     makespan = (max(t.finished or 0.0 for t in measured) - day_start) / 3600.0
+    ids = [job.index for job in day.jobs]
     lines.append("-" * len(header))
     lines.append(
         f"{'sum':>11} | {sums[0]:>14.2f} {sums[1]:>6.2f} {sums[2]:>6.2f} | "
-        f"{_sum(fcfs, 'total'):>10} | {_sum(octopus, 'waiting'):>13} "
-        f"{_sum(octopus, 'turnaround'):>6} {_sum(octopus, 'total'):>6}"
+        f"{_sum(fcfs, 'total', ids):>10} | {_sum(octopus, 'waiting', ids):>13} "
+        f"{_sum(octopus, 'turnaround', ids):>6} {_sum(octopus, 'total', ids):>6}"
     )
     lines.append(
         f"{'makespan h':>11} | {makespan:>29.2f} | {fcfs.get('makespan_h', ''):>10} | "
@@ -112,6 +113,8 @@ def _at(published: Mapping[str, Any], key: str, index: int) -> str:
     return f"{values[index]:.2f}" if index < len(values) else "-"
 
 
-def _sum(published: Mapping[str, Any], key: str) -> str:
-    values = published.get(key)
-    return f"{sum(values):.2f}" if values else "-"
+def _sum(published: Mapping[str, Any], key: str, ids: Sequence[int]) -> str:
+    """The published sum over the same jobs as this run (all of them for the whole day)."""
+    values = published.get(key, [])
+    picked = [values[i] for i in ids if i < len(values)]
+    return f"{sum(picked):.2f}" if picked else "-"
