@@ -26,6 +26,7 @@ examples:
   octopus gantt --out plan.png         the current schedule as a picture
   octopus simulate fig8-platform-day --policy planner
   octopus bench                        published scenarios under every policy
+  octopus demo                         the published lab day, live on the simulated lab
 
 who and where:
   Requests carry your user name (--user, else $OCTOPUS_USER, else your login): only a job's
@@ -111,9 +112,9 @@ def _add_lab_commands(commands: argparse._SubParsersAction) -> None:
     watch.add_argument("--interval", type=float, default=1.0, help="redraw at least every N s (1)")
 
     for kind, what in (
-        ("hold", "no new step of the job starts (running steps finish)"),
+        ("hold", "no new step of it starts (running steps finish)"),
         ("resume", "a held job goes on"),
-        ("cancel", "the job ends: running steps are stopped, nothing new starts"),
+        ("cancel", "it ends now, its running steps are stopped"),
     ):
         parser = _command(
             commands,
@@ -216,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="published scenarios under every policy, beside the published numbers",
     )
+    commands.add_parser(
+        "demo",
+        help="the published 11-job day on the simulated lab, end to end (octopus demo --help)",
+        add_help=False,  # its own parser answers --help: see main()
+    )
     return parser
 
 
@@ -252,6 +258,11 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:  # the demo parses its own options
+        from octopus_client.demo import main as demo_main
+
+        return int(demo_main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     if args.command == "lab":
         from octopus_client.commands.lab import lab_up
