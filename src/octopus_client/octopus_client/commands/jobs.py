@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID, ClientError
+from octopus_client.commands.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    ClientError,
+)
 from octopus_client.commands.text import (
     ENDED,
     clock_time,
@@ -43,10 +48,12 @@ class ProgressPrinter:
         self.stream = stream
         self.tty = stream.isatty()
         self.last = ""
+        self.job_id = ""
 
     def __call__(self, feedback: Any) -> None:
         # SubmitJob feedback, or a Job message when the job is followed through get_job
         job_id = getattr(feedback, "job_id", None) or feedback.id
+        self.job_id = job_id
         finish = stamp_seconds(feedback.estimated_finish)
         line = (
             f"{job_id} {progress_bar(feedback.progress)} "
@@ -72,9 +79,21 @@ def submit(args: argparse.Namespace) -> int:
     script = read_script(args.file)
     printer = ProgressPrinter()
     with connect(args) as client:
-        submission = client.submit(
-            script, follow=args.wait, on_feedback=printer if args.wait else None
-        )
+        try:
+            submission = client.submit(
+                script, follow=args.wait, on_feedback=printer if args.wait else None
+            )
+        except KeyboardInterrupt:
+            printer.done()
+            if not printer.job_id:
+                raise
+            job = printer.job_id
+            print(
+                f"octopus submit: stopped following {job}; the job goes on "
+                f"(octopus cancel {job} ends it)",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
         printer.done()
         if not submission.accepted:
             print(f"octopus submit: rejected: {submission.summary}", file=sys.stderr)
