@@ -294,11 +294,7 @@ class LabService:
             out = []
             for view in self.core.jobs():
                 campaign = runs[view.job_id].spec.campaign
-                total = (
-                    campaign.batch * campaign.cycles
-                    if campaign.sequential
-                    else len(campaign.experiments)
-                )
+                total = experiments_of(campaign)
                 steps = done[view.job_id] + left[view.job_id] + running[view.job_id]
                 progress = 1.0 if view.state == "succeeded" else done[view.job_id] / max(steps, 1)
                 out.append(
@@ -313,6 +309,12 @@ class LabService:
                 )
             return out
 
+    def experiments_total(self, job_id: str) -> int:
+        """How many experiments the job runs in all (cheap: no planning)."""
+        with self._lock:
+            run = next((j for j in self.core.all_jobs() if j.id == job_id), None)
+            return experiments_of(run.spec.campaign) if run else 0
+
     def step_shape(self, module: str, task: str, step: str) -> tuple[str, tuple[str, ...]]:
         """(kind, devices) of a step of the lab: "active"/"standby" and the mask it holds."""
         spec = next((s for s in self.lab.task(module, task).steps if s.name == step), None)
@@ -322,3 +324,7 @@ class LabService:
 
     def running_goal(self, step_id: str) -> StepGoal | None:
         return self._running_goals.get(step_id)
+
+
+def experiments_of(campaign: Any) -> int:
+    return campaign.batch * campaign.cycles if campaign.sequential else len(campaign.experiments)

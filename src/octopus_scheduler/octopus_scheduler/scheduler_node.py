@@ -397,7 +397,7 @@ class SchedulerNode(Node):
                     state=JOB_STATES[view.state],
                     progress=float(summary.progress) if summary else 0.0,
                     experiments_done=summary.experiments_done if summary else 0,
-                    experiments_total=summary.experiments_total if summary else 0,
+                    experiments_total=self.service.experiments_total(job_id),
                     estimated_finish=stamp(summary.estimated_finish if summary else None),
                 )
             )
