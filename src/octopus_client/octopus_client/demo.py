@@ -5,7 +5,7 @@ its user at its time of the day (scaled), shows progress, prints per-job waiting
 total hours beside the published FCFS and OCTOPUS runs, writes the Gantt chart, and stops every
 process it started.
 
-    python -m octopus_client.demo [--time-scale 300] [--pick 1,2,3] [--out out/demo]
+    python -m octopus_client.demo [--time-scale 400] [--pick 1,2,3] [--out out/demo]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def default_day_file() -> Path:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="octopus demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--time-scale", type=float, default=300.0, help="lab seconds per second")
+    parser.add_argument("--time-scale", type=float, default=400.0, help="lab seconds per second")
     parser.add_argument(
         "--pick", default="", help="only these jobs of the day, by id (e.g. 1,2,3: a quick run)"
     )

@@ -112,6 +112,7 @@ class ModuleNode(Node):
         )
         self._finished: OrderedDict[str, ExecuteTask.Result] = OrderedDict()
         self._active: dict[str, threading.Event] = {}  # task id -> set when it ends
+        self._warned: set[str] = set()
         self._finished_lock = threading.Lock()
 
         self._status_pub = self.create_publisher(ModuleStatus, "~/status", STATUS_QOS)
@@ -265,6 +266,10 @@ class ModuleNode(Node):
 
     def _publish_status(self, status: RuntimeStatus) -> None:
         self._status_pub.publish(status_message(status, time.time()))
+        new = set(status.warnings) - self._warned
+        for warning in sorted(new):  # low stock, device errors: once each, while they last
+            self.get_logger().warning(warning)
+        self._warned = set(status.warnings)
 
     def _on_estop(self, message: EmergencyStop) -> None:
         if message.engaged and not self.runtime.estop_engaged:

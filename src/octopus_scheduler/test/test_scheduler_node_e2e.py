@@ -90,12 +90,12 @@ def start_scheduler(node_processes, lab: Path, name: str = "scheduler"):
     return process
 
 
-def start_module(node_processes, description: str):
+def start_module(node_processes, description: str, ledger: Path):
     process = node_processes.start(
         description,
         [sys.executable, "-m", "octopus_modules.module_node", "--ros-args",
          "-p", f"description:={description}", "-p", f"time_scale:={TIME_SCALE}",
-         "-p", "heartbeat_period:=0.5"],
+         "-p", "heartbeat_period:=0.5", "-p", f"sample_ledger:={ledger}"],
     )  # fmt: skip
     process.wait_for_output("ready", timeout=30)
     return process
@@ -103,7 +103,8 @@ def start_module(node_processes, description: str):
 
 @pytest.fixture
 def lab(ros, node_processes, tmp_path: Path, webhook):
-    modules = {d: start_module(node_processes, d) for d in ("batch_synthesis", "uv_vis")}
+    ledger = tmp_path / "samples.json"  # what each simulated sample contains, across modules
+    modules = {d: start_module(node_processes, d, ledger) for d in ("batch_synthesis", "uv_vis")}
     path = lab_file(tmp_path, webhook.url)
     scheduler = start_scheduler(node_processes, path)
     client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
@@ -230,3 +231,77 @@ def test_killed_module_is_marked_down_within_two_heartbeats(ros, lab) -> None:
     lab["modules"]["batch_synthesis"].kill()
     lab["scheduler"].wait_for_output("module BatchSynthesis: no heartbeat", timeout=5)
     assert time.monotonic() - killed_at < 2 * 0.5 + 1.0
+
+
+BAYESIAN = """
+metadata: {name: tune the peak, owner: whoever}
+campaign:
+  kind: bayesian
+  batch: 2
+  cycles: 2
+  initial_sampling: random
+  acquisition: {function: ei, xi: 0.01}
+  space: {AddSolution.Rate: {range: [10, 100, 10], unit: uL/s}}
+  loss: {lambda_max_nm: {target: 550, weight: 1.0}}
+process:
+  Synthesis:
+    BatchSynthesis:
+      sequence:
+        - PrepareContainer
+        - {task: AddSolution, params: {Solution: H2O2}}
+        - {task: AddSolution, params: {Solution: NaBH4}}
+        - {task: AddSolution, params: {Solution: AgNO3}}
+        - {task: React, params: {Time: 5 min}}
+        - {task: MoveContainer, params: {Target: UV-Vis}}
+      fixedParams: {AddSolution.Volume: 300 uL}
+  Characterization:
+    UV-Vis: {sequence: [PrepareCuvette, GetAbs, StoreCuvette]}
+"""
+
+
+def test_a_bayesian_campaign_runs_two_cycles_on_measured_spectra(ros, lab) -> None:
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from octopus_interfaces.msg import Schedule
+
+    schedules: list = []
+    latched = QoSProfile(
+        depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+    )
+    ros.node.create_subscription(Schedule, "/octopus/schedule", schedules.append, latched)
+    outcome = wait_for_future(submit(lab["client"], BAYESIAN, "carol").get_result_async(), 120.0)
+    assert outcome.result.final_state == Job.STATE_SUCCEEDED, outcome.result.summary
+    detail = call_with_retry(lambda: service(ros, GetJob, "get_job").call_async(
+        GetJob.Request(job_id="J0001")), 5.0)  # fmt: skip
+    results = json.loads(detail.results_json)
+    assert len(results) == 4  # 2 cycles x 2 experiments, each measured by the spectrometer
+    peaks = [
+        value
+        for r in results
+        for step in r["measured"].values()
+        for key, value in step.items()
+        if key.endswith("UV_Spectrometer.measure")
+        for value in [value["lambda_max_nm"]]
+    ]
+    assert len(peaks) == 4 and all(350 < p < 800 for p in peaks)
+    # the optimiser was told cycle 0 and proposed cycle 1 from it: both checkpoints are stored
+    db = sqlite3.connect(str(lab["path"].parent / "octopus.sqlite"))
+    ran = db.execute("SELECT step_id, state FROM steps WHERE job_id = 'J0001'").fetchall()
+    cycles = db.execute("SELECT cycle FROM optimiser_state WHERE job_id = 'J0001'").fetchall()
+    (last,) = db.execute(
+        "SELECT state FROM optimiser_state WHERE job_id = 'J0001' ORDER BY cycle DESC LIMIT 1"
+    ).fetchone()
+    db.close()
+    assert cycles and max(c for (c,) in cycles) == 1
+    told = [op for op in json.loads(last)["log"] if op["op"] == "tell"]
+    assert [op["cycle"] for op in told] == [0]  # cycle 1 was proposed from cycle 0's spectra
+    assert all(entry["loss"] is not None for entry in told[0]["results"])
+    # the published schedule shows exactly the steps that ran
+    wait_until(
+        lambda: (
+            schedules
+            and {s.task_id for s in schedules[-1].steps if s.state == s.STATE_SUCCEEDED}
+            == {step for step, state in ran if state == "succeeded"}
+        ),
+        timeout=10,
+    )
