@@ -223,14 +223,27 @@ def test_killed_scheduler_restarts_and_loses_nothing(ros, lab, node_processes) -
     assert len(started) == 2 * 8  # every step of both jobs, each recorded once
 
 
-def test_killed_module_is_marked_down_within_two_heartbeats(ros, lab) -> None:
-    submit(lab["client"], SYNTHESIS.format(name="orphan", react=600), "alice")
+def test_killed_module_is_marked_down_within_two_heartbeats(
+    ros, lab, node_processes, tmp_path: Path
+) -> None:
+    orphan = submit(lab["client"], SYNTHESIS.format(name="orphan", react=600), "alice")
     lab["scheduler"].wait_for_output("job J0001 accepted", timeout=10)
     time.sleep(0.5)
     killed_at = time.monotonic()
     lab["modules"]["batch_synthesis"].kill()
     lab["scheduler"].wait_for_output("module BatchSynthesis: no heartbeat", timeout=5)
     assert time.monotonic() - killed_at < 2 * 0.5 + 1.0
+    # its step in flight fails (no retries asked for): the job fails, nothing hangs
+    outcome = wait_for_future(orphan.get_result_async(), 20.0)
+    assert outcome.result.final_state == Job.STATE_FAILED
+    assert "module BatchSynthesis down" in outcome.result.summary
+    # the module comes back: it is up again, and new work runs on it
+    start_module(node_processes, "batch_synthesis", tmp_path / "samples.json")
+    lab["scheduler"].wait_for_output("module BatchSynthesis is back", timeout=15)
+    again = submit(lab["client"], SYNTHESIS.format(name="again", react=10), "alice")
+    assert wait_for_future(again.get_result_async(), 60.0).result.final_state == (
+        Job.STATE_SUCCEEDED
+    )
 
 
 BAYESIAN = """
