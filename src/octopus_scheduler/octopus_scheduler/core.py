@@ -9,6 +9,7 @@ still finish afterwards). Policies only order candidates, veto them or size chun
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -155,6 +156,7 @@ class SchedulerCore:
             if self.logging:
                 self.event_log.append(event)
             self._apply(event)
+            self.policy.on_event(self, event)
         self._dispatch()
         out, self._out = self._out, []
         return out
@@ -179,6 +181,38 @@ class SchedulerCore:
 
     def stock(self) -> dict[SlotKey, int]:
         return dict(self._stock)
+
+    def fork(self) -> SchedulerCore:
+        """A deep copy of the live state only (no ended jobs, no event log) for look-ahead."""
+        saved = (self._jobs, self._steps, self.event_log)
+        live = {k: j for k, j in self._jobs.items() if not j.finished}
+        self._jobs = live
+        self._steps = {k: s for k, s in self._steps.items() if not s.job.finished}
+        self.event_log = []
+        # immutable parts are shared, not copied: the lab and the validated job scripts
+        memo: dict[int, Any] = {id(self.lab): self.lab}
+        for job in live.values():
+            memo[id(job.spec)] = job.spec
+            for group in job.groups:
+                for sample in group.pending:
+                    memo[id(sample)] = sample
+                for chunk in group.chunks:
+                    for visit in chunk.visits:
+                        memo[id(visit.demand)] = visit.demand
+                    for sample in chunk.samples:
+                        memo[id(sample)] = sample
+        for step in self._steps.values():  # never mutated after creation
+            memo[id(step.params)] = step.params
+            memo[id(step.consumes)] = step.consumes
+            memo[id(step.devices)] = step.devices
+            memo[id(step.samples)] = step.samples
+        try:
+            twin = copy.deepcopy(self, memo)
+        finally:
+            self._jobs, self._steps, self.event_log = saved
+        twin.logging = False
+        twin.policy.forked(twin)
+        return twin
 
     def plan(self, horizon_s: float | None = None) -> list[Any]:
         from .projection import project

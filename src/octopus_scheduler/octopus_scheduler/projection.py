@@ -6,8 +6,8 @@ time and no new job arrived; each planned placement carries the reason it waits.
 
 from __future__ import annotations
 
-import copy
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,8 +41,25 @@ def project(core: SchedulerCore, horizon_s: float | None = None) -> list[Placeme
     for s in core.running():
         start = s.start if s.start is not None else core.now
         out.append(_placement(s, start, max(core.now, start + s.expected), "running", "running"))
-    sim = copy.deepcopy(core)
-    sim.logging = False
+    _, planned = run_forward(core, horizon_s=horizon_s)
+    return out + planned
+
+
+def run_forward(
+    core: SchedulerCore,
+    *,
+    horizon_s: float | None = None,
+    dispatch_first: bool = False,
+    configure: Callable[[SchedulerCore], None] | None = None,
+    max_events: int = MAX_EVENTS,
+) -> tuple[SchedulerCore, list[Placement]]:
+    """Run a copy of ``core`` with expected durations and no new arrivals; return it and its
+    placements. ``dispatch_first`` runs a dispatch round before anything finishes (for a policy
+    that evaluates alternatives at the start of a round); ``configure`` adjusts the copy."""
+    out: list[Placement] = []
+    sim = core.fork()
+    if configure is not None:
+        configure(sim)
     if sim.proposer is None:
         sim.proposer = standin_proposer  # future cycles planned with stand-in parameters
     now = core.now
@@ -53,6 +70,11 @@ def project(core: SchedulerCore, horizon_s: float | None = None) -> list[Placeme
         start = s.start if s.start is not None else now
         seq += 1
         heapq.heappush(queue, (max(now, start + s.expected), seq, s.id))
+    if dispatch_first:
+        sim._out = []
+        sim._dispatch()
+        decisions, sim._out = sim._out, []
+        _collect(decisions, sim, queue, out, now)
     # proposals asked before the copy have no answer yet: give them stand-in ones
     for job in sim.all_jobs():
         if job.awaiting_proposals:
@@ -66,7 +88,7 @@ def project(core: SchedulerCore, horizon_s: float | None = None) -> list[Placeme
             )
     limit = None if horizon_s is None else core.now + horizon_s
     count = 0
-    while queue and count < MAX_EVENTS:
+    while queue and count < max_events:
         t = queue[0][0]
         if limit is not None and t > limit:
             break
@@ -76,7 +98,7 @@ def project(core: SchedulerCore, horizon_s: float | None = None) -> list[Placeme
         now = t
         count += len(batch)
         _collect(sim.handle(batch), sim, queue, out, t)
-    return out
+    return sim, out
 
 
 def _collect(

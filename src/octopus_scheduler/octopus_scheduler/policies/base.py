@@ -45,6 +45,12 @@ class Policy:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
 
+    def forked(self, core: SchedulerCore) -> None:
+        """Called on the copy made by ``SchedulerCore.fork`` (ended jobs are left out)."""
+
+    def on_event(self, core: SchedulerCore, event: Any) -> None:
+        """Called for every applied event, before the dispatch round."""
+
     def begin_round(self, core: SchedulerCore) -> None:
         """Called once before each dispatch round (the planner re-plans here)."""
 

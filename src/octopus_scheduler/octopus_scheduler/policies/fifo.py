@@ -30,6 +30,9 @@ class Fcfs(Policy):
         self.scope = scope
         self._cursor = 0  # jobs before it have ended (jobs are kept in arrival order)
 
+    def forked(self, core: SchedulerCore) -> None:
+        self._cursor = 0  # the copy has no ended jobs: the cursor indexes a shorter list
+
     def admission_groups(self, core: SchedulerCore, groups: list[GroupRun]) -> list[GroupRun]:
         if self.scope == "module" or not groups:
             return groups

@@ -43,6 +43,19 @@ class Planner(Policy):
         super().__init__(options)
         self.fairness = float(self.options.get("fairness", 1.0))
         self.protect_critical = bool(self.options.get("protect_critical", True))
+        self.admitted_first = bool(self.options.get("admitted_first", False))
+        self.lookahead = bool(self.options.get("lookahead", True))
+        # look-ahead rollouts: on a submission (or module/failure event) try each rule mode on a
+        # copy with expected durations and keep the one with the smallest sum of job times
+        self.rollouts = bool(self.options.get("rollouts", True))
+        self.rollout_jobs = int(self.options.get("rollout_jobs", 8))
+        self.rollout_events = int(self.options.get("rollout_events", 150))
+        # rule modes tried: (protect the makespan-critical job, admitted work first)
+        self.modes: tuple[tuple[bool, bool], ...] = ((True, False), (False, False), (True, True))
+        self._replan = False
+        self.mode_history: list[
+            tuple[float, tuple[bool, bool], dict[tuple[bool, bool], float]]
+        ] = []
         self._per_sample: dict[
             str, tuple[float, float]
         ] = {}  # job -> (active s, path s) per sample
@@ -103,7 +116,55 @@ class Planner(Policy):
         return active, path
 
     # -------------------------------------------------------------- policy hooks
+    def on_event(self, core: SchedulerCore, event: Any) -> None:
+        if type(event).__name__ in (
+            "JobSubmitted",
+            "ModuleDown",
+            "ModuleUp",
+            "StepFailed",
+            "CancelJob",
+            "SetPriority",
+            "ResumeJob",
+        ):
+            self._replan = True
+
+    def _choose_mode(self, core: SchedulerCore) -> None:
+        from ..projection import run_forward
+
+        live = [j for j in core.all_jobs() if not j.finished and not j.ending]
+        if len(live) > self.rollout_jobs or len(live) < 2:
+            return
+        scores: dict[tuple[bool, bool], float] = {}
+        for mode in self.modes:
+
+            def configure(sim: SchedulerCore, mode: tuple[bool, bool] = mode) -> None:
+                pol = sim.policy
+                assert isinstance(pol, Planner)
+                pol.rollouts = False
+                pol.protect_critical, pol.admitted_first = mode
+
+            sim, _ = run_forward(
+                core, dispatch_first=True, configure=configure, max_events=self.rollout_events
+            )
+            pol = sim.policy
+            assert isinstance(pol, Planner)
+            ends = []
+            for j in live:  # unfinished at the rollout horizon: add its remaining path
+                run = sim._jobs[j.id]
+                ends.append(
+                    run.end if run.end is not None else sim.now + pol.remaining(sim, run)[1]
+                )
+            total = sum(e - j.submit for e, j in zip(ends, live, strict=True))
+            scores[mode] = total + 1e-3 * max(ends)
+        if scores:
+            best = min(scores, key=lambda m: (scores[m], m != (True, False)))
+            self.protect_critical, self.admitted_first = best
+            self.mode_history.append((core.now, best, scores))
+
     def begin_round(self, core: SchedulerCore) -> None:
+        if self._replan and self.rollouts:
+            self._replan = False
+            self._choose_mode(core)
         jobs = [j for j in core.all_jobs() if not j.finished and not j.ending]
         rem = {j.id: self.remaining(core, j) for j in jobs}
         ends = {j.id: core.now + rem[j.id][1] for j in jobs}
@@ -148,6 +209,16 @@ class Planner(Policy):
         key = self._keys.get(cand.job.id, (0, 1, 1, 0.0, cand.job.order))
         # within a job: steps of admitted work before new chunks, then readiness order
         admitting = 1 if isinstance(cand, Admission) else 0
+        if self.admitted_first:
+            # work already holding slots goes first: it frees the slots others wait for
+            return (
+                key[0],
+                key[1],
+                admitting,
+                *key[2:],
+                cand.ready_time or 0.0,
+                getattr(cand, "seq", 0),
+            )
         return (*key, admitting, cand.ready_time or 0.0, getattr(cand, "seq", 0))
 
     def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
@@ -160,7 +231,7 @@ class Planner(Policy):
             if devices & reserved and until > at + 1e-9:
                 return False
         mine = self._keys.get(cand.job.id)
-        for key, at, needed in self._upcoming:
+        for key, at, needed in self._upcoming if self.lookahead else ():
             if mine is not None and key < mine and until > at + 1e-9 and devices & needed:
                 return False
         return True
