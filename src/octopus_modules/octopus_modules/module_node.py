@@ -22,15 +22,12 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-import rclpy
 import yaml
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask
 from octopus_interfaces.msg import EmergencyStop, ModuleDescription, ModuleStatus
@@ -43,6 +40,7 @@ from octopus_modules.description import (
 from octopus_modules.driver_overrides import apply_driver_overrides
 from octopus_modules.drivers.registry import DriverContext, create_backends
 from octopus_modules.goals import GoalRejected
+from octopus_modules.ros_common import LATCHED, declare, run_node
 from octopus_modules.ros_conversions import (
     description_message,
     goal_parameters,
@@ -56,10 +54,6 @@ from octopus_modules.sim.sample_ledger import SampleLedger
 from octopus_modules.status import ModuleStatus as RuntimeStatus
 from octopus_modules.step_tasks import runtime_task, with_step_tasks
 
-# Late joiners (a scheduler started after the module) must get the last description / e-stop.
-LATCHED = QoSProfile(
-    depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-)
 STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 ESTOP_TOPIC = "/octopus/emergency_stop"
 # Results of finished task ids kept to answer a repeated goal (a restarted scheduler reconciling).
@@ -148,9 +142,7 @@ class ModuleNode(Node):
         )
 
     def _declare(self, name: str, default: Any, description: str) -> Any:
-        return self.declare_parameter(
-            name, default, ParameterDescriptor(description=description)
-        ).value
+        return declare(self, name, default, description)
 
     # ---- ExecuteTask ---------------------------------------------------------------------------
 
@@ -310,25 +302,14 @@ def description_argument(argv: list[str]) -> str:
 
 def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv if args is None else args)
-    rclpy.init(args=argv)
-    try:
-        # Named after its module (REP 144), unless the caller remaps __node.
-        reference = description_argument(argv)
+    # Named after its module (REP 144), unless the caller remaps __node.
+    reference = description_argument(argv)
+
+    def make_node() -> ModuleNode:
         name = node_name_for(load_module_description(reference).module) if reference else "module"
-        node = ModuleNode(node_name=name)
-    except Exception as error:  # a bad description or driver: say which, exit non-zero
-        rclpy.logging.get_logger("module").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=8)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        return ModuleNode(node_name=name)
+
+    run_node(make_node, "module", args=argv)
 
 
 if __name__ == "__main__":

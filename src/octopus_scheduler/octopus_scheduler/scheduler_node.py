@@ -25,13 +25,11 @@ from typing import Any
 
 import rclpy
 import yaml
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask, SubmitJob
 from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
@@ -43,6 +41,7 @@ from octopus_interfaces.srv import (
     ReleaseSamples,
     SetEmergencyStop,
 )
+from octopus_modules.ros_common import LATCHED, declare, run_node
 
 from . import notifications
 from .lab_config import load_lab_config
@@ -51,9 +50,6 @@ from .ros_messages import JOB_STATES, goal_message, job_message, schedule_messag
 from .step_goals import StepGoal
 from .store import Store
 
-LATCHED = QoSProfile(
-    depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-)
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 STARTUP_GRACE_S = 5.0
 
@@ -210,9 +206,7 @@ class SchedulerNode(Node):
         )
 
     def _declare(self, name: str, default: Any, description: str) -> Any:
-        return self.declare_parameter(
-            name, default, ParameterDescriptor(description=description)
-        ).value
+        return declare(self, name, default, description)
 
     # ---- dispatch: decisions -> module goals -> events -------------------------------------------
 
@@ -551,24 +545,11 @@ class SchedulerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    try:
-        node = SchedulerNode()
-    except Exception as error:  # a bad lab description: say what, exit non-zero
-        rclpy.logging.get_logger("scheduler").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=16)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
+    def close(node: SchedulerNode) -> None:
         node.notifier.close(timeout=5.0)
         node.service.store.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
+
+    run_node(SchedulerNode, "scheduler", args=args, threads=16, on_exit=close)
 
 
 if __name__ == "__main__":
