@@ -309,6 +309,19 @@ class LabService:
                 )
             return out
 
+    def resources(self) -> dict[str, tuple[dict[str, tuple[int, int]], dict[str, str]]]:
+        """Per module: {slot type: (used, capacity)} and {busy device: holding step id}."""
+        with self._lock:
+            out: dict[str, tuple[dict[str, tuple[int, int]], dict[str, str]]] = {
+                m: ({}, {}) for m in self.lab.modules
+            }
+            for (module, slot_type), used_capacity in self.core.slots().items():
+                out[module][0][slot_type] = used_capacity
+            for device, holder in self.core.devices().items():
+                if holder is not None:
+                    out[self.lab.device_module[device]][1][device] = holder
+            return out
+
     def experiments_total(self, job_id: str) -> int:
         """How many experiments the job runs in all (cheap: no planning)."""
         with self._lock:

@@ -141,3 +141,29 @@ def goal_message(goal: StepGoal, units: Mapping[str, str]) -> ExecuteTask.Goal:
         ],
         step_indices=[goal.step_index],
     )
+
+
+def resource_message(
+    resources: Mapping[str, tuple[Mapping[str, tuple[int, int]], Mapping[str, str]]],
+    down: set[str],
+    now: float,
+) -> msg.ResourceState:
+    state = msg.ResourceState(
+        modules=[
+            msg.ModuleResources(
+                module=module,
+                up=module not in down,
+                slots=[
+                    msg.SlotState(slot_type=t, free=capacity - used, total=capacity)
+                    for t, (used, capacity) in sorted(slots.items())
+                ],
+                busy_devices=[
+                    msg.DeviceState(name=d, state=msg.DeviceState.STATE_BUSY, holder=holder)
+                    for d, holder in sorted(busy.items())
+                ],
+            )
+            for module, (slots, busy) in resources.items()
+        ]
+    )
+    state.header.stamp = stamp(now)
+    return state

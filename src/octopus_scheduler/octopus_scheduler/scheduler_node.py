@@ -5,7 +5,8 @@
   with the reason, naming the field, in ``summary``.
 - ``list_jobs``, ``get_job``, ``cancel_job``/``hold_job``/``resume_job`` (JobCommand),
   ``get_schedule``, ``set_emergency_stop`` (services).
-- ``schedule`` and ``resources`` (latched), ``jobs`` (job updates), ``emergency_stop`` (latched).
+- ``schedule`` and ``resources`` (latched: the plan and what ran; free slots, busy devices and
+  their holders, modules up), ``jobs`` (job updates), ``emergency_stop`` (latched).
 - Each decision to start a step becomes an ExecuteTask goal to its module (``modules/<name>/
   execute_task``); the goal's result goes back into the core. A module whose heartbeat
   (``modules/<name>/status``) stops for ``2 x heartbeat_period`` is marked down.
@@ -32,7 +33,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask, SubmitJob
-from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
+from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, ResourceState, Schedule
 from octopus_interfaces.srv import (
     GetJob,
     GetSchedule,
@@ -46,7 +47,14 @@ from octopus_modules.ros_common import LATCHED, declare, run_node
 from . import notifications
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox
-from .ros_messages import JOB_STATES, goal_message, job_message, schedule_message, stamp
+from .ros_messages import (
+    JOB_STATES,
+    goal_message,
+    job_message,
+    resource_message,
+    schedule_message,
+    stamp,
+)
 from .step_goals import StepGoal
 from .store import Store
 
@@ -158,6 +166,7 @@ class SchedulerNode(Node):
 
         self._schedule_pub = self.create_publisher(Schedule, "schedule", LATCHED)
         self._jobs_pub = self.create_publisher(Job, "jobs", RELIABLE)
+        self._resources_pub = self.create_publisher(ResourceState, "resources", LATCHED)
         self._estop_pub = self.create_publisher(EmergencyStop, "emergency_stop", LATCHED)
         self._estop_pub.publish(self.estop)
         ActionServer(
@@ -510,6 +519,9 @@ class SchedulerNode(Node):
         self._schedule_dirty.clear()
         schedule = self._schedule()
         self._schedule_pub.publish(schedule)
+        self._resources_pub.publish(
+            resource_message(self.service.resources(), self._down, self.clock_scaled())
+        )
         if changed:  # job updates only when something happened
             for job in schedule.jobs:
                 self._jobs_pub.publish(job)

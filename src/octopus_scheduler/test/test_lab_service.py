@@ -141,3 +141,17 @@ def test_only_owner_or_admin_controls_a_job(tmp_path: Path, clock) -> None:
     assert cancelled.success
     assert lab.job(job_id).state in ("cancelled", "running")  # running steps end first
     assert not lab.command("cancel", "J9999", "alice")[0].success
+
+
+def test_resources_show_slots_in_use_and_device_holders(tmp_path: Path, clock) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    idle = lab.resources()
+    assert idle["BatchSynthesis"] == ({"stirrer": (0, 8), "vial_holder": (0, 8)}, {})
+    _, outbox = lab.submit(SYNTHESIS, "alice")
+    slots, busy = lab.resources()["BatchSynthesis"]
+    assert slots["stirrer"] == (2, 8)  # both samples entered the module
+    first = outbox.goals[0]
+    assert set(busy.values()) == {first.step_id}  # PrepareContainer's arm, storage, actuator
+    assert "Batch_RobotArm" in busy and lab.resources()["UV-Vis"][1] == {
+        "UV_RobotArm": first.step_id  # the shared-workspace mask of the other module
+    }
