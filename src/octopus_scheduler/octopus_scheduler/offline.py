@@ -65,6 +65,7 @@ def solve_offline(
     hint: Mapping[str, float] | None = None,
     time_limit_s: float = 20.0,
     workers: int = 2,
+    makespan_limit_s: float | None = None,
 ) -> OfflineResult:
     """Minimise the sum of total job times with every arrival known (CP-SAT)."""
     import time as _time
@@ -171,6 +172,10 @@ def solve_offline(
     for key, uses in slot_use.items():
         cap = lab.modules[key[0]].slots[key[1]].capacity
         model.AddCumulative([iv for iv, _ in uses], [n for _, n in uses], cap)
+    if makespan_limit_s is not None:
+        t_first = units(min(j.submit for j, _ in jobs))
+        for j, _ in jobs:
+            model.Add(job_end[j.id] - t_first <= int(makespan_limit_s // u))
     total = sum(job_end[j.id] - units(j.submit) for j, _ in jobs)
     model.Minimize(total)
     if hint:

@@ -93,7 +93,9 @@ def test_planner_runs_the_short_job_first():
     sc = scenario([{"script": long_job}, {"script": short_job}], capacity=3)
     fifo = simulate(sc, "closed_packing", check=True)
     assert [j["end"] for j in fifo.jobs] == [35, 45]
-    rep = simulate(sc, "planner", policy_options={"protect_critical": False}, check=True)
+    rep = simulate(
+        sc, "planner", policy_options={"protect_critical": False, "rollouts": False}, check=True
+    )
     tl = timeline(rep)
     assert tl["1:g0c0:Prep#0"] == (0, 10)
     assert tl["1:g0c0:React#b"] == (15, 25)
@@ -107,7 +109,7 @@ def test_planner_priority_beats_arrival_order():
     high = synth_job(react="10 s")
     high["metadata"]["priority"] = 5
     sc = scenario([{"script": low}, {"script": high}], capacity=3)
-    tl = timeline(simulate(sc, "planner", check=True))
+    tl = timeline(simulate(sc, "planner", check=True))  # priority holds in every rule mode
     assert tl["1:g0c0:Prep#0"] == (0, 10)
     assert tl["0:g0c0:Prep#0"] == (10, 20)
 
@@ -120,7 +122,7 @@ def test_planner_does_not_delay_the_reserved_step():
     first["metadata"]["priority"] = 1
     second = synth_job(react="10 s")
     sc = scenario([{"script": first}, {"id": "1", "submit": 24, "script": second}], capacity=3)
-    tl = timeline(simulate(sc, "planner", check=True))
+    tl = timeline(simulate(sc, "planner", policy_options={"rollouts": False}, check=True))
     assert tl["0:g0c0:Read#0"] == (25, 45)
     assert tl["1:g0c0:Prep#0"][0] == 45
 
@@ -130,3 +132,21 @@ def test_every_policy_finishes_every_job(policy):
     jobs = [{"script": synth_job(batch=2, measure=True), "submit": 7 * i} for i in range(4)]
     rep = simulate(scenario(jobs), policy, check=True)
     assert all(j["state"] == "succeeded" for j in rep.jobs)
+
+
+def test_planner_rollouts_keep_the_mode_with_the_smallest_projected_sum():
+    from octopus_scheduler import events as ev
+    from octopus_scheduler.core import SchedulerCore
+    from octopus_scheduler.jobscript import parse_job_script
+    from octopus_scheduler.policies.planner import Planner
+
+    sc = scenario([{"script": synth_job(batch=2, react="300 s")}], capacity=3)
+    core = SchedulerCore(sc.lab, "planner", clock=lambda: 0.0)
+    for i, batch in enumerate((2, 1, 1)):
+        core.handle(ev.JobSubmitted(f"j{i}", parse_job_script(synth_job(batch=batch), sc.lab)))
+    policy = core.policy
+    assert isinstance(policy, Planner) and policy.mode_history
+    _, chosen, scores = policy.mode_history[-1]
+    assert set(scores) == set(policy.modes)
+    assert scores[chosen] == min(scores.values())
+    assert (policy.protect_critical, policy.admitted_first, policy.fifo) == chosen

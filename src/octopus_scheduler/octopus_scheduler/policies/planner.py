@@ -3,19 +3,30 @@
 Rules, in order of precedence (lower rank key goes first):
 
 1. user priority (``metadata.priority``, higher first);
-2. jobs in danger: a deadline that the job's remaining critical path barely meets, or the
-   makespan-critical job (the one whose remaining critical path ends last): delaying it delays the
-   whole lab day;
-3. shortest remaining *active* work first (device time the job still needs), scaled by the
-   owner's current share of busy devices: this minimises the sum of job times while sharing the
-   lab between users;
-4. arrival order.
+2. jobs in danger: a deadline that the job's remaining critical path barely meets, then (mode
+   ``protect_critical``) the makespan-critical job, the one whose remaining critical path ends
+   last: delaying it delays the whole lab day;
+3. (mode ``admitted_first``) work that already holds slots, which frees them for others;
+4. shortest remaining *active* work first (device time the job still needs), scaled by the
+   owner's current share of busy devices: this lowers the sum of job times and shares the lab
+   between users;
+5. arrival order.
 
-Duration-aware insertion: a lower-ranked step may start only if it does not delay the start of
-the highest-ranked blocked step beyond the moment that step's devices free up (EASY-style
-reservation computed from expected durations). Batches that do not fit are split to the free slots
-(closed packing). The published plan is the forward projection of these rules with expected
-durations (``SchedulerCore.plan``), each placement with what it waited for.
+Duration-aware insertion: a lower-ranked step may start only if it does not delay (a) the start
+of the highest-ranked blocked step beyond the moment that step's devices free up, nor (b) the
+next step of a higher-ranked running job, which becomes ready when its predecessor's expected
+duration ends (EASY-style reservations from expected durations). Batches that do not fit are
+split to the free slots (closed packing).
+
+Look-ahead (option ``rollouts``, on by default): when a job is submitted (or a module goes down or
+up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` jobs are live,
+the planner runs each rule mode forward on a fork of the core with expected durations (bounded to
+``rollout_events`` events, the rest estimated by the remaining critical path) and keeps the mode
+with the smallest projected sum of job times; the fourth mode is closed packing's order (arrival
+order, running jobs first, no reservations). Deterministic, so event replay stays exact.
+
+The published plan is the forward projection of these rules (``SchedulerCore.plan``), each
+placement with what it waited for.
 """
 
 from __future__ import annotations
@@ -48,10 +59,16 @@ class Planner(Policy):
         # look-ahead rollouts: on a submission (or module/failure event) try each rule mode on a
         # copy with expected durations and keep the one with the smallest sum of job times
         self.rollouts = bool(self.options.get("rollouts", True))
-        self.rollout_jobs = int(self.options.get("rollout_jobs", 8))
-        self.rollout_events = int(self.options.get("rollout_events", 150))
+        self.rollout_jobs = int(self.options.get("rollout_jobs", 6))
+        self.rollout_events = int(self.options.get("rollout_events", 120))
         # rule modes tried: (protect the makespan-critical job, admitted work first)
-        self.modes: tuple[tuple[bool, bool], ...] = ((True, False), (False, False), (True, True))
+        self.fifo = bool(self.options.get("fifo", False))
+        self.modes: tuple[tuple[bool, bool, bool], ...] = (
+            (True, False, False),  # shortest remaining work first, makespan-critical job protected
+            (False, False, False),  # shortest remaining work first
+            (True, True, False),  # work already holding slots first
+            (True, False, True),  # arrival order, running jobs first (closed packing's order)
+        )
         self._replan = False
         self.mode_history: list[
             tuple[float, tuple[bool, bool], dict[tuple[bool, bool], float]]
@@ -134,14 +151,14 @@ class Planner(Policy):
         live = [j for j in core.all_jobs() if not j.finished and not j.ending]
         if len(live) > self.rollout_jobs or len(live) < 2:
             return
-        scores: dict[tuple[bool, bool], float] = {}
+        scores: dict[tuple[bool, bool, bool], float] = {}
         for mode in self.modes:
 
-            def configure(sim: SchedulerCore, mode: tuple[bool, bool] = mode) -> None:
+            def configure(sim: SchedulerCore, mode: tuple[bool, bool, bool] = mode) -> None:
                 pol = sim.policy
                 assert isinstance(pol, Planner)
                 pol.rollouts = False
-                pol.protect_critical, pol.admitted_first = mode
+                pol.protect_critical, pol.admitted_first, pol.fifo = mode
 
             sim, _ = run_forward(
                 core, dispatch_first=True, configure=configure, max_events=self.rollout_events
@@ -157,8 +174,8 @@ class Planner(Policy):
             total = sum(e - j.submit for e, j in zip(ends, live, strict=True))
             scores[mode] = total + 1e-3 * max(ends)
         if scores:
-            best = min(scores, key=lambda m: (scores[m], m != (True, False)))
-            self.protect_critical, self.admitted_first = best
+            best = min(scores, key=lambda m: (scores[m], self.modes.index(m)))
+            self.protect_critical, self.admitted_first, self.fifo = best
             self.mode_history.append((core.now, best, scores))
 
     def begin_round(self, core: SchedulerCore) -> None:
@@ -206,6 +223,8 @@ class Planner(Policy):
                     self._upcoming.append((key, at, succ.devices))
 
     def rank(self, core: SchedulerCore, cand: StepRun | Admission) -> tuple[Any, ...]:
+        if self.fifo:
+            return (-cand.job.priority, *super().rank(core, cand))
         key = self._keys.get(cand.job.id, (0, 1, 1, 0.0, cand.job.order))
         # within a job: steps of admitted work before new chunks, then readiness order
         admitting = 1 if isinstance(cand, Admission) else 0
@@ -222,6 +241,8 @@ class Planner(Policy):
         return (*key, admitting, cand.ready_time or 0.0, getattr(cand, "seq", 0))
 
     def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
+        if self.fifo:
+            return True
         devices = self._devices(core, cand)
         if not devices:
             return True
