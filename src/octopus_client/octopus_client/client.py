@@ -27,7 +27,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID, ClientError
 from octopus_interfaces.action import SubmitJob
-from octopus_interfaces.msg import EmergencyStop, Job, Schedule
+from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
 from octopus_interfaces.srv import GetJob, GetSchedule, JobCommand, ListJobs, SetEmergencyStop
 
 __all__ = ["ClientError", "OctopusClient", "Submission", "default_user", "normalize_namespace"]
@@ -309,6 +309,9 @@ class OctopusClient:
 
     def subscribe_jobs(self, callback: Callable[[Any], None]) -> Any:
         return self.node.create_subscription(Job, self.name("jobs"), callback, RELIABLE)
+
+    def subscribe_module_status(self, topic: str, callback: Callable[[Any], None]) -> Any:
+        return self.node.create_subscription(ModuleStatus, topic, callback, RELIABLE)
 
     def subscribe_estop(self, callback: Callable[[Any], None]) -> Any:
         return self.node.create_subscription(

@@ -302,6 +302,9 @@ def test_status_and_watch_show_a_running_job(lab: Lab, finished, long_job: str) 
     running = text.split("Running steps", 1)[1].split("\nJobs", 1)[0]
     assert "BatchSynthesis:" in running and long_job in running, text
     assert re.search(rf"^{long_job}\s+alice\s+long\s+(queued|running)", text, re.M), text
+    modules = text.split("\nModules\n", 1)[1].split("\nJobs", 1)[0]
+    assert re.search(r"^  BatchSynthesis: busy, 1 goal", modules, re.M), text
+    assert re.search(r"^  UV-Vis: +ready; vial_holder \d/8 free", modules, re.M), text
 
 
 def test_watch_redraws_until_ctrl_c_and_exits_cleanly(lab: Lab, long_job: str) -> None:
@@ -437,7 +440,9 @@ def test_estop_stops_the_modules_and_only_an_admin_resets_it(lab: Lab, ros) -> N
     for process in lab.modules.values():
         process.wait_for_output("EMERGENCY STOP: spill at the stirrer", timeout=10)
     assert not goal_accepted("estop-1")
-    assert "ENGAGED" in octopus("watch", "--once").stdout
+    frame = octopus("watch", "--once").stdout
+    assert "!! EMERGENCY STOP ENGAGED by alice: spill at the stirrer" in frame
+    assert re.search(r"^  UV-Vis: +E-STOPPED", frame, re.M), frame
 
     refused = octopus("estop", "--reset")
     assert refused.returncode == 1 and "only an admin" in refused.stderr, refused.stderr

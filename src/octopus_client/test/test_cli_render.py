@@ -13,7 +13,16 @@ from octopus_client.cli import build_parser
 from octopus_client.commands.results import to_csv, to_json, to_text
 from octopus_client.commands.text import clock_time, job_row, jobs_table, progress_bar, table
 from octopus_client.commands.watch import LiveState, render
-from octopus_interfaces.msg import EmergencyStop, Job, Schedule, TaskStep
+from octopus_interfaces.msg import (
+    ConsumableState,
+    DeviceState,
+    EmergencyStop,
+    Job,
+    ModuleStatus,
+    Schedule,
+    SlotState,
+    TaskStep,
+)
 
 NOW = time.mktime((2026, 3, 2, 10, 0, 0, 0, 0, -1))
 
@@ -101,6 +110,19 @@ def test_watch_frame_shows_running_steps_per_module_next_steps_jobs_and_the_esto
     jobs = frame.split("\nJobs\n", 1)[1]
     assert jobs.index("J0003") < jobs.index("J0002")  # newest first
     assert "EMERGENCY" not in frame
+    assert "Modules" not in frame  # no module heard from yet
+    busy = ModuleStatus(module="BatchSynthesis", state=ModuleStatus.STATE_BUSY, running_goals=1)
+    busy.devices = [DeviceState(name="Batch_Stirrer", state=DeviceState.STATE_BUSY)]
+    busy.slots = [SlotState(slot_type="stirrer", free=6, total=8)]
+    busy.consumables = [ConsumableState(name="vial", stock=3.0, low=True)]
+    state.on_module(busy)
+    state.on_module(ModuleStatus(module="UV-Vis", state=ModuleStatus.STATE_READY))
+    state.modules["UV-Vis"] = (state.modules["UV-Vis"][0], time.monotonic() - 10)  # gone quiet
+    modules = render(state, "/octopus").split("\nModules\n", 1)[1].split("\n\n", 1)[0]
+    assert modules.splitlines() == [
+        "  BatchSynthesis: busy, 1 goal(s); busy: Batch_Stirrer; stirrer 6/8 free; LOW: vial 3",
+        "  UV-Vis:         silent for 10 s (down?)",
+    ]
     state.on_estop(EmergencyStop(engaged=True, reason="spill", source="alice"))
     assert "!! EMERGENCY STOP ENGAGED by alice: spill" in render(state, "/octopus")
 

@@ -21,6 +21,11 @@ RUNNING = 2  # TaskStep.STATE_RUNNING
 PLANNED = (0, 1)  # TaskStep.STATE_PLANNED, STATE_READY
 STANDBY = 1  # TaskStep.MODE_STANDBY
 NEXT_STEPS = 5
+MODULE_STATES = ("ready", "busy", "ERROR", "E-STOPPED")
+SILENT_S = 3.0  # a module not heard from for this long is shown as silent
+HEARTBEAT_WAIT_S = 3.0  # --once waits at most this long for one beat of every module
+SETTLE_S = 1.0  # the graph shows topics one by one: give every module's a chance
+STATUS_TYPE = "octopus_interfaces/msg/ModuleStatus"
 
 
 class LiveState:
@@ -33,6 +38,7 @@ class LiveState:
         self.schedule: Any = None
         self.jobs: dict[str, Any] = {}
         self.estop: Any = None
+        self.modules: dict[str, tuple[Any, float]] = {}  # name -> (ModuleStatus, monotonic)
 
     def on_schedule(self, schedule: Any) -> None:
         with self.lock:
@@ -44,6 +50,11 @@ class LiveState:
     def on_job(self, job: Any) -> None:
         with self.lock:
             self.jobs[job.id] = job
+        self.changed.set()
+
+    def on_module(self, status: Any) -> None:
+        with self.lock:
+            self.modules[status.module] = (status, time.monotonic())
         self.changed.set()
 
     def on_estop(self, estop: Any) -> None:
@@ -62,10 +73,29 @@ def _step_line(step: Any, now: float) -> str:
     return f"{step.job_id}{sample} {step.task}/{step.step_name}{mode}{devices}, {when}"
 
 
+def _module_line(status: Any, age_s: float) -> str:
+    if age_s > SILENT_S:
+        return f"silent for {age_s:.0f} s (down?)"
+    state = MODULE_STATES[status.state] if status.state < len(MODULE_STATES) else "?"
+    parts = [state + (f", {status.running_goals} goal(s)" if status.running_goals else "")]
+    for code, word in ((1, "busy"), (2, "error"), (3, "disconnected")):
+        names = [d.name for d in status.devices if d.state == code]
+        if names:
+            parts.append(f"{word}: {', '.join(names)}")
+    slots = ", ".join(f"{s.slot_type} {s.free}/{s.total} free" for s in status.slots)
+    if slots:
+        parts.append(slots)
+    low = [f"{c.name} {c.stock:g}" for c in status.consumables if c.low]
+    if low:
+        parts.append(f"LOW: {', '.join(low)}")
+    return "; ".join(parts)
+
+
 def render(state: LiveState, namespace: str, now: float | None = None) -> str:
     """One frame: header, running steps per module, the next planned steps, the job table."""
     with state.lock:
         schedule, jobs, estop = state.schedule, dict(state.jobs), state.estop
+        modules = dict(state.modules)
     lab_now = stamp_seconds(schedule.header.stamp) if schedule is not None else None
     now = lab_now or now or time.time()
     policy = f", policy {schedule.policy}" if schedule is not None and schedule.policy else ""
@@ -96,9 +126,26 @@ def render(state: LiveState, namespace: str, now: float | None = None) -> str:
         for step in upcoming:
             at = clock_time(stamp_seconds(step.planned_start), now)
             lines.append(f"  ~{at} {step.module}: {step.job_id} {step.task}/{step.step_name}")
+    if modules:
+        lines += ["", "Modules"]
+        width = max(len(name) for name in modules) + 1
+        for name, (status, heard) in sorted(modules.items()):
+            line = _module_line(status, time.monotonic() - heard)
+            lines.append(f"  {name + ':':<{width}} {line}")
     ordered = sorted(jobs.values(), key=lambda j: j.id, reverse=True)
     lines += ["", "Jobs", jobs_table(ordered, now)]
     return "\n".join(lines)
+
+
+def follow_modules(client: Any, state: LiveState, known: set[str]) -> None:
+    """Subscribe to every module's status topic seen on the graph so far (modules may come
+    later than the scheduler; their names are not in the schedule when they are idle)."""
+    prefix = client.name("modules/")
+    for topic, types in client.node.get_topic_names_and_types():
+        if topic.startswith(prefix) and topic.endswith("/status") and STATUS_TYPE in types:
+            if topic not in known:
+                known.add(topic)
+                client.subscribe_module_status(topic, state.on_module)
 
 
 def watch(args: argparse.Namespace) -> int:
@@ -114,7 +161,15 @@ def watch(args: argparse.Namespace) -> int:
                 f"no schedule on {client.name('schedule')} within {args.timeout:g} s: "
                 "is the lab up? (octopus lab up)"
             )
-        time.sleep(0.2)  # let the latched e-stop state arrive with the first frame
+        subscribed: set[str] = set()
+        started = time.monotonic()
+        # a moment for the latched e-stop; with --once, also for one beat of every module
+        while time.monotonic() - started < (HEARTBEAT_WAIT_S if args.once else 0.2):
+            follow_modules(client, state, subscribed)
+            heard_all = subscribed and len(state.modules) >= len(subscribed)
+            if heard_all and time.monotonic() - started > SETTLE_S:
+                break
+            time.sleep(0.05)
         if args.once:
             print(render(state, client.namespace))
             return 0
@@ -130,6 +185,7 @@ def watch(args: argparse.Namespace) -> int:
                     last = frame
                 state.changed.wait(args.interval)
                 state.changed.clear()
+                follow_modules(client, state, subscribed)
         except KeyboardInterrupt:
             print()
             return 0
