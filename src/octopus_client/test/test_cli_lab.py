@@ -178,7 +178,7 @@ def test_client_api_in_process(lab: Lab, finished) -> None:
     """The library under the CLI, for scripts: typed answers, ClientError with exit codes."""
     import gc
 
-    from octopus_client.client import ClientError, OctopusClient
+    from octopus_client.client import ClientError, OctopusClient, Submission
     from octopus_interfaces.msg import Job
 
     finished_id = finished[0].stdout.strip().split()[-2]
@@ -194,6 +194,13 @@ def test_client_api_in_process(lab: Lab, finished) -> None:
         assert unknown.value.exit_code == 2 and "J4242" in str(unknown.value)
         rejected = client.submit(lab.script("typo", -1).read_text(), follow=True)
         assert not rejected.accepted and "React.Time" in rejected.summary
+        # the fallback when a goal's answer is lost: find the new job, follow it through get_job
+        seen: list = []
+        adopted = client._adopt_new_job(set(), Submission("", True), True, seen.append, 0.1)
+        assert (adopted.job_id, adopted.final_state) == (finished_id, Job.STATE_SUCCEEDED)
+        assert [j.id for j in seen] == [finished_id]
+        with pytest.raises(ClientError):  # nothing new: an error, never a second submission
+            client._adopt_new_job({finished_id}, Submission("", True), False, None, 0.1)
     finally:
         client.close()
         del client
