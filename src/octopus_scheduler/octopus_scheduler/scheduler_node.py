@@ -551,6 +551,18 @@ class SchedulerNode(Node):
             self.get_logger().warning(
                 f"emergency stop {state} by {request.source}: {request.reason}"
             )
+            # while stopped no step starts anywhere (the modules abort theirs and refuse new
+            # goals); after the reset, work resumes on the modules that are alive
+            for description in self.descriptions:
+                module = description.module
+                with self._state_lock:
+                    if request.engaged:
+                        outbox = self.service.module_down(module)
+                    elif module not in self._down:
+                        outbox = self.service.module_up(module)
+                    else:
+                        continue
+                self._dispatch(outbox)
             response.success, response.message = True, f"emergency stop {state}"
         response.state = self.estop
         return response
