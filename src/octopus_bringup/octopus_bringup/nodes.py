@@ -102,6 +102,7 @@ def node_specs(
             "heartbeat_period": config.heartbeat_period,
             # simulated samples keep their contents across modules (pump -> spectrometer)
             "sample_ledger": f"{config.database}.samples.json",
+            "estop_topic": f"{ns}/emergency_stop",  # the scheduler's, in this lab's namespace
         }
         if entry.drivers:
             parameters["driver_overrides"] = yaml.safe_dump(dict(entry.drivers), sort_keys=True)

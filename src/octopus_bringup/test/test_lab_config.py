@@ -39,6 +39,7 @@ def test_launch_arguments_override_the_description() -> None:
     )
     assert specs[0].parameters["policy"] == "fcfs"
     assert specs[0].namespace == "/lab2" and specs[1].namespace == "/lab2/modules"
+    assert specs[1].parameters["estop_topic"] == "/lab2/emergency_stop"
     assert all(s.parameters["time_scale"] == 60.0 for s in specs[1:])
     with pytest.raises(LabConfigError, match="policy: 'fastest'"):
         node_specs(load_lab_config(default_lab_file()), policy="fastest")

@@ -59,6 +59,7 @@ def test_default_lab_starts_scheduler_and_module_nodes(launch_api) -> None:
             "time_scale": 600.0,
             "heartbeat_period": 1.0,
             "sample_ledger": "octopus_demo.sqlite.samples.json",
+            "estop_topic": "/octopus/emergency_stop",
         }
     ]
     assert nodes[0].kwargs["output"] == "screen"

@@ -84,6 +84,9 @@ class ModuleNode(Node):
             "File shared by the simulated modules of one lab: what each sample contains, so a "
             "simulated spectrometer sees what a simulated pump dosed in another module.",
         )
+        estop_topic = self._declare(
+            "estop_topic", ESTOP_TOPIC, "The lab's latched emergency-stop topic."
+        )
         overrides_yaml = self._declare(
             "driver_overrides",
             "",
@@ -129,7 +132,7 @@ class ModuleNode(Node):
         )
         self.create_subscription(
             EmergencyStop,
-            ESTOP_TOPIC,
+            estop_topic,
             self._on_estop,
             LATCHED,
             callback_group=MutuallyExclusiveCallbackGroup(),

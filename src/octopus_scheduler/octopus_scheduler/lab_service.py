@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from .errors import SpecError
 from .identity import AccessPolicy
 from .jobscript import parse_job_script
 from .lab_from_modules import lab_from_modules
+from .runtime import DONE
 from .step_goals import StepGoal, StepGoalMapper
 from .store import Store
 
@@ -89,6 +89,7 @@ class LabService:
         self.goals = StepGoalMapper(descriptions)
         self.campaigns = CampaignDriver(store, self)
         self._running_goals: dict[str, StepGoal] = {}
+        self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
         self.core = SchedulerCore(self.lab, policy, clock=clock)
         # Restart: the same events give the same decisions, which rebuild the goals in flight
@@ -168,7 +169,12 @@ class LabService:
                 return CommandResult(False, f"job_id: no job '{job_id}'"), Outbox()
             verdict = self.access.check(user, record.owner, kind)
             if not verdict.allowed:
-                return CommandResult(False, f"user: {verdict.reason}"), Outbox()
+                return CommandResult(False, verdict.reason), Outbox()
+            state = self.core.job(job_id).state
+            if state in ENDED:
+                return CommandResult(
+                    False, f"job_id: {job_id} has already ended ({state})"
+                ), Outbox()
             event_type = {"cancel": ev.CancelJob, "hold": ev.HoldJob, "resume": ev.ResumeJob}[kind]
             outbox = self._handle(event_type(job_id, time=self.clock()))
             state = self.core.job(job_id).state
@@ -205,6 +211,7 @@ class LabService:
                 self._running_goals[decision.step_id] = goal
                 if replaying:
                     continue
+                self._record_parameters(decision)
                 self.store.step_started(
                     step_id=decision.step_id,
                     job_id=decision.job_id,
@@ -246,6 +253,25 @@ class LabService:
         sets = self.campaigns.propose(need)
         return ev.ProposalsReady(need.job_id, need.cycle, tuple(sets), time=self.clock())
 
+    def _record_parameters(self, decision: dc.StartStep) -> None:
+        """The first time an experiment (sample) starts, keep its parameters and cycle."""
+        new = [s for s in decision.samples if s not in self._recorded]
+        if not new:
+            return
+        run = next(j for j in self.core.all_jobs() if j.id == decision.job_id)
+        for group in run.groups:
+            for chunk in group.chunks:
+                for sample in chunk.samples:
+                    if sample.id in new:
+                        self.store.record_experiment(
+                            job_id=decision.job_id,
+                            experiment_id=sample.id,
+                            recorded_at=decision.time,
+                            cycle=group.index,
+                            parameters=dict(sample.params),
+                        )
+                        self._recorded.add(sample.id)
+
     def _record_measurements(self, goal: StepGoal, measured: Mapping[str, Any], now: float) -> None:
         """Per sample: module data keyed "<sample>/<Device>.<action>" or, per batch, unkeyed."""
         where = f"{goal.module}.{goal.step_id.rsplit('/', 1)[-1]}"
@@ -285,24 +311,19 @@ class LabService:
         with self._lock:
             placements = self.core.plan() if plan is None else plan
             runs = {j.id: j for j in self.core.all_jobs()}
-            done = Counter(r.job_id for r in self.store.steps(state="succeeded"))
-            left = Counter(p.job_id for p in placements if p.state != "running")
-            running = Counter(p.job_id for p in placements if p.state == "running")
             finish: dict[str, float] = {}
             for p in placements:
                 finish[p.job_id] = max(finish.get(p.job_id, p.end), p.end)
             out = []
             for view in self.core.jobs():
-                campaign = runs[view.job_id].spec.campaign
-                total = experiments_of(campaign)
-                steps = done[view.job_id] + left[view.job_id] + running[view.job_id]
-                progress = 1.0 if view.state == "succeeded" else done[view.job_id] / max(steps, 1)
+                run = runs[view.job_id]
+                progress, done, total = job_progress(run)
                 out.append(
                     JobSummary(
                         view=view,
-                        campaign=campaign.kind,
-                        progress=progress,
-                        experiments_done=int(progress * total),
+                        campaign=run.spec.campaign.kind,
+                        progress=1.0 if view.state == "succeeded" else progress,
+                        experiments_done=done,
                         experiments_total=total,
                         estimated_finish=finish.get(view.job_id, view.end_time),
                     )
@@ -341,3 +362,21 @@ class LabService:
 
 def experiments_of(campaign: Any) -> int:
     return campaign.batch * campaign.cycles if campaign.sequential else len(campaign.experiments)
+
+
+def job_progress(run: Any) -> tuple[float, int, int]:
+    """(share of steps done, experiments whose every step is done, experiments in all).
+
+    Steps of experiments not expanded yet (later cycles, samples still queued) are counted at
+    the rate of those already expanded.
+    """
+    total = experiments_of(run.spec.campaign)
+    chunks = [c for g in run.groups for c in g.chunks]
+    known = sum(len(c.steps) for c in chunks)
+    samples = sum(len(c.samples) for c in chunks)
+    done_steps = sum(1 for c in chunks for step in c.steps if step.state == DONE)
+    finished = sum(
+        len(c.samples) for c in chunks if c.steps and all(s.state == DONE for s in c.steps)
+    )
+    expected = known + (known / samples) * max(total - samples, 0) if samples else 0
+    return (done_steps / expected if expected else 0.0), finished, total

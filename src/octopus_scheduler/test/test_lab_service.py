@@ -76,6 +76,11 @@ def test_a_job_runs_step_by_step_with_module_units_and_positions(tmp_path: Path,
     assert len(positions | all_positions) == 2
     assert lab.goals.positions.samples() == []  # MoveContainer released them
     assert [j.state for j in lab.store.jobs()] == ["succeeded"]
+    # each experiment's parameters are kept with it (canonical units: the reaction time in s)
+    kept = {e.experiment_id: e.parameters for e in lab.store.experiments("J0001")}
+    assert sorted(p["React.Time"] for p in kept.values()) == [1200.0, 2400.0]
+    summary = lab.summaries()[0]
+    assert (summary.progress, summary.experiments_done, summary.experiments_total) == (1.0, 2, 2)
 
 
 def test_text_parameters_reach_the_module_and_are_checked(tmp_path: Path, clock) -> None:
@@ -141,6 +146,13 @@ def test_only_owner_or_admin_controls_a_job(tmp_path: Path, clock) -> None:
     assert cancelled.success
     assert lab.job(job_id).state in ("cancelled", "running")  # running steps end first
     assert not lab.command("cancel", "J9999", "alice")[0].success
+    for goal in lab._running_goals.copy().values():
+        lab.step_failed(goal.step_id, "cancelled")
+    assert lab.job(job_id).state == "cancelled"
+    again, _ = lab.command("hold", job_id, "alice")
+    assert not again.success and "has already ended (cancelled)" in again.message
+    summary = next(s for s in lab.summaries() if s.view.job_id == job_id)
+    assert summary.progress < 1.0 and summary.experiments_done == 0
 
 
 def test_resources_show_slots_in_use_and_device_holders(tmp_path: Path, clock) -> None:
