@@ -59,7 +59,7 @@ class Planner(Policy):
         # look-ahead rollouts: on a submission (or module/failure event) try each rule mode on a
         # copy with expected durations and keep the one with the smallest sum of job times
         self.rollouts = bool(self.options.get("rollouts", True))
-        self.rollout_jobs = int(self.options.get("rollout_jobs", 6))
+        self.rollout_jobs = int(self.options.get("rollout_jobs", 5))
         self.rollout_events = int(self.options.get("rollout_events", 120))
         # rule modes tried: (protect the makespan-critical job, admitted work first)
         self.fifo = bool(self.options.get("fifo", False))
