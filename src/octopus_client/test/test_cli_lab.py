@@ -23,20 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from octopus_testing.lab import SYNTHESIS_JOB, start_lab
 from octopus_testing.processes import NodeProcess, NodeProcesses
 
-TIME_SCALE = 600.0
-JOB = """
-metadata: {{name: {name}, owner: whoever}}
-campaign:
-  kind: manual
-  experiments: [{{React.Time: {react} min}}, {{React.Time: 20 min}}]
-process:
-  Synthesis:
-    BatchSynthesis:
-      sequence: [PrepareContainer, Mix, React, MoveContainer]
-      fixedParams: {{Temperature: 60 C}}
-"""
 JOB_ID = re.compile(r"^J\d{4}$")
 
 
@@ -48,7 +37,7 @@ class Lab:
 
     def script(self, name: str, react: float) -> Path:
         path = self.dir / f"{name}.yaml"
-        path.write_text(JOB.format(name=name, react=react))
+        path.write_text(SYNTHESIS_JOB.format(name=name, react=react))
         return path
 
 
@@ -80,37 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("cli_lab")
     processes = NodeProcesses(root)
     try:
-        modules = {
-            d: processes.start(
-                d,
-                [
-                    sys.executable,
-                    "-m",
-                    "octopus_modules.module_node",
-                    "--ros-args",
-                    "-p",
-                    f"description:={d}",
-                    "-p",
-                    f"time_scale:={TIME_SCALE}",
-                    "-p",
-                    "heartbeat_period:=0.5",
-                ],
-            )  # fmt: skip
-            for d in ("batch_synthesis", "uv_vis")
-        }
-        lab_file = root / "lab.yaml"
-        lab_file.write_text(
-            f"name: cli\ntime_scale: {TIME_SCALE}\npolicy: planner\n"
-            f"database: {root / 'octopus.sqlite'}\nheartbeat_period: 0.5\nadmins: [boss]\n"
-            "modules: [{description: batch_synthesis}, {description: uv_vis}]\n"
-        )
-        scheduler = processes.start(
-            "scheduler",
-            [sys.executable, "-m", "octopus_scheduler.scheduler_node", "--ros-args",
-             "-p", f"lab_file:={lab_file}", "-p", "heartbeat_period:=0.5"],
-        )  # fmt: skip
-        for process in (*modules.values(), scheduler):
-            process.wait_for_output("ready", timeout=30)
+        modules, scheduler, _lab_file = start_lab(processes, root)
         yield Lab(root, modules, scheduler)
     finally:
         processes.stop_all()
@@ -237,7 +196,7 @@ def test_help_is_fast_and_imports_no_ros() -> None:
 
 def test_without_a_lab_each_command_fails_clearly_and_soon(tmp_path: Path) -> None:
     script = tmp_path / "job.yaml"
-    script.write_text(JOB.format(name="x", react=1))
+    script.write_text(SYNTHESIS_JOB.format(name="x", react=1))
     commands = {
         "status": ["status"],
         "submit": ["submit", str(script)],

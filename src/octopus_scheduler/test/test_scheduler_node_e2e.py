@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,20 +19,7 @@ from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job
 from octopus_interfaces.srv import GetJob, JobCommand, ListJobs
 from octopus_testing.futures import call_with_retry, wait_for_future, wait_until
-
-TIME_SCALE = 600.0
-
-SYNTHESIS = """
-metadata: {{name: {name}, owner: whoever}}
-campaign:
-  kind: manual
-  experiments: [{{React.Time: {react} min}}, {{React.Time: 20 min}}]
-process:
-  Synthesis:
-    BatchSynthesis:
-      sequence: [PrepareContainer, Mix, React, MoveContainer]
-      fixedParams: {{Temperature: 60 C}}
-"""
+from octopus_testing.lab import SYNTHESIS_JOB, start_lab, start_module, start_scheduler
 
 
 class WebhookSink:
@@ -69,44 +55,10 @@ def webhook():
     sink.close()
 
 
-def lab_file(tmp_path: Path, webhook_url: str) -> Path:
-    path = tmp_path / "lab.yaml"
-    path.write_text(
-        f"name: e2e\ntime_scale: {TIME_SCALE}\npolicy: planner\n"
-        f"database: {tmp_path / 'octopus.sqlite'}\nheartbeat_period: 0.5\nadmins: [boss]\n"
-        "modules: [{description: batch_synthesis}, {description: uv_vis}]\n"
-        f"notifications: {{webhook: {{url: '{webhook_url}'}}, events: [job_finished]}}\n"
-    )
-    return path
-
-
-def start_scheduler(node_processes, lab: Path, name: str = "scheduler"):
-    process = node_processes.start(
-        name,
-        [sys.executable, "-m", "octopus_scheduler.scheduler_node", "--ros-args",
-         "-p", f"lab_file:={lab}", "-p", "heartbeat_period:=0.5"],
-    )  # fmt: skip
-    process.wait_for_output("scheduler ready", timeout=30)
-    return process
-
-
-def start_module(node_processes, description: str, ledger: Path):
-    process = node_processes.start(
-        description,
-        [sys.executable, "-m", "octopus_modules.module_node", "--ros-args",
-         "-p", f"description:={description}", "-p", f"time_scale:={TIME_SCALE}",
-         "-p", "heartbeat_period:=0.5", "-p", f"sample_ledger:={ledger}"],
-    )  # fmt: skip
-    process.wait_for_output("ready", timeout=30)
-    return process
-
-
 @pytest.fixture
 def lab(ros, node_processes, tmp_path: Path, webhook):
-    ledger = tmp_path / "samples.json"  # what each simulated sample contains, across modules
-    modules = {d: start_module(node_processes, d, ledger) for d in ("batch_synthesis", "uv_vis")}
-    path = lab_file(tmp_path, webhook.url)
-    scheduler = start_scheduler(node_processes, path)
+    notify = f"notifications: {{webhook: {{url: '{webhook.url}'}}, events: [job_finished]}}\n"
+    modules, scheduler, path = start_lab(node_processes, tmp_path, extra=notify)
     client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     assert client.wait_for_server(timeout_sec=20)
     yield {
@@ -139,9 +91,9 @@ def service(ros, kind, name: str):
 
 def test_users_submit_jobs_that_run_to_the_end(ros, lab) -> None:
     feedback: list = []
-    first = submit(lab["client"], SYNTHESIS.format(name="seeds", react=30), "alice", feedback)
-    second = submit(lab["client"], SYNTHESIS.format(name="rods", react=40), "bob")
-    rejected = submit(lab["client"], SYNTHESIS.format(name="bad", react=-5), "carol")
+    first = submit(lab["client"], SYNTHESIS_JOB.format(name="seeds", react=30), "alice", feedback)
+    second = submit(lab["client"], SYNTHESIS_JOB.format(name="rods", react=40), "bob")
+    rejected = submit(lab["client"], SYNTHESIS_JOB.format(name="bad", react=-5), "carol")
     bad = wait_for_future(rejected.get_result_async(), 10.0)
     assert bad.status == GoalStatus.STATUS_ABORTED
     assert "campaign.experiments[0].React.Time" in bad.result.summary
@@ -175,7 +127,7 @@ def test_users_submit_jobs_that_run_to_the_end(ros, lab) -> None:
 
 
 def test_hold_and_cancel_by_owner_and_refusal_for_others(ros, lab) -> None:
-    handle = submit(lab["client"], SYNTHESIS.format(name="long", react=600), "alice")
+    handle = submit(lab["client"], SYNTHESIS_JOB.format(name="long", react=600), "alice")
     hold = service(ros, JobCommand, "hold_job")
     cancel = service(ros, JobCommand, "cancel_job")
     wait_until(
@@ -201,11 +153,13 @@ def test_hold_and_cancel_by_owner_and_refusal_for_others(ros, lab) -> None:
 
 def test_killed_scheduler_restarts_and_loses_nothing(ros, lab, node_processes) -> None:
     handles = [
-        submit(lab["client"], SYNTHESIS.format(name=f"job{i}", react=60), "alice") for i in range(2)
+        submit(lab["client"], SYNTHESIS_JOB.format(name=f"job{i}", react=60), "alice")
+        for i in range(2)
     ]
     time.sleep(1.0)  # let some steps run
     lab["scheduler"].kill()
     restarted = start_scheduler(node_processes, lab["path"], name="scheduler_restarted")
+    restarted.wait_for_output("scheduler ready", timeout=30)
     assert "job(s) on record" in restarted.output()
     # the clients' goals died with the first scheduler: follow the jobs through the services
     list_jobs = service(ros, ListJobs, "list_jobs")
@@ -226,7 +180,7 @@ def test_killed_scheduler_restarts_and_loses_nothing(ros, lab, node_processes) -
 def test_killed_module_is_marked_down_within_two_heartbeats(
     ros, lab, node_processes, tmp_path: Path
 ) -> None:
-    orphan = submit(lab["client"], SYNTHESIS.format(name="orphan", react=600), "alice")
+    orphan = submit(lab["client"], SYNTHESIS_JOB.format(name="orphan", react=600), "alice")
     lab["scheduler"].wait_for_output("job J0001 accepted", timeout=10)
     time.sleep(0.5)
     killed_at = time.monotonic()
@@ -240,7 +194,7 @@ def test_killed_module_is_marked_down_within_two_heartbeats(
     # the module comes back: it is up again, and new work runs on it
     start_module(node_processes, "batch_synthesis", tmp_path / "samples.json")
     lab["scheduler"].wait_for_output("module BatchSynthesis is back", timeout=15)
-    again = submit(lab["client"], SYNTHESIS.format(name="again", react=10), "alice")
+    again = submit(lab["client"], SYNTHESIS_JOB.format(name="again", react=10), "alice")
     assert wait_for_future(again.get_result_async(), 60.0).result.final_state == (
         Job.STATE_SUCCEEDED
     )
