@@ -1,4 +1,3 @@
-
 from setuptools import find_packages, setup
 
 package_name = "octopus_modules"
@@ -8,7 +7,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
     # YAML/Markdown data that the code loads with importlib.resources lives inside the package.
-    package_data={"": ["*.yaml", "*.md", "**/*.yaml"]},
+    package_data={"": ["*.yaml", "*.md", "**/*.yaml", "descriptions/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

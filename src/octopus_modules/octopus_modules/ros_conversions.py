@@ -26,8 +26,7 @@ _DEVICE_STATES = {
 
 
 def node_name_for(module: str) -> str:
-    """REP 144 node name of a module: "UV-Vis" -> "uv_vis", "BatchSynthesis" -> "batch_synthesis"
-    """
+    """REP 144 node name of a module, e.g. "UV-Vis" -> "uv_vis"."""
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", module)
     name = re.sub(r"[^a-z0-9]+", "_", spaced.lower()).strip("_")
     return name if name and not name[0].isdigit() else f"m_{name}"
