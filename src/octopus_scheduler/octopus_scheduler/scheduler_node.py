@@ -340,6 +340,8 @@ class SchedulerNode(Node):
     # ---- liveness and timeouts -------------------------------------------------------------------
 
     def _heartbeat(self, module: str, _status: ModuleStatus) -> None:
+        if module not in self._last_beat:
+            self.get_logger().info(f"module {module} is up (first heartbeat)")
         self._last_beat[module] = time.monotonic()
         if module in self._down:
             self._down.discard(module)

@@ -182,6 +182,8 @@ def test_killed_module_is_marked_down_within_two_heartbeats(
 ) -> None:
     orphan = submit(lab["client"], SYNTHESIS_JOB.format(name="orphan", react=600), "alice")
     lab["scheduler"].wait_for_output("job J0001 accepted", timeout=10)
+    # liveness counts from the first heartbeat heard (before it, discovery has a grace period)
+    lab["scheduler"].wait_for_output("module BatchSynthesis is up", timeout=10)
     time.sleep(0.5)
     killed_at = time.monotonic()
     lab["modules"]["batch_synthesis"].kill()
