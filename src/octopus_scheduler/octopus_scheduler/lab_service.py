@@ -330,6 +330,22 @@ class LabService:
                 )
             return out
 
+    def result_summary(self, job_id: str) -> str:
+        """A job's end as YAML: state, message, and per experiment its parameters and results."""
+        detail = self.store.job_detail(job_id)
+        return yaml.safe_dump(
+            {
+                "job": job_id,
+                "state": detail.job.state,
+                "message": detail.job.message,
+                "experiments": [
+                    {"id": e.experiment_id, "parameters": e.parameters, "derived": e.derived}
+                    for e in detail.experiments
+                ],
+            },
+            sort_keys=False,
+        )
+
     def resources(self) -> dict[str, tuple[dict[str, tuple[int, int]], dict[str, str]]]:
         """Per module: {slot type: (used, capacity)} and {busy device: holding step id}."""
         with self._lock:

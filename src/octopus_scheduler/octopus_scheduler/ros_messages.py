@@ -33,8 +33,12 @@ STEP_STATES = {
 }
 
 
+MAX_STAMP_S = 2**31 - 1  # builtin_interfaces/Time.sec is an int32
+
+
 def stamp(seconds: float | None) -> Time:
-    if seconds is None or not math.isfinite(seconds):
+    """A time; unknown (zero) for None, infinity or what Time cannot hold ("never" estimates)."""
+    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds < MAX_STAMP_S:
         return Time()
     whole = math.floor(seconds)
     return Time(sec=int(whole), nanosec=min(int((seconds - whole) * 1e9), 999_999_999))

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import rclpy
-import yaml
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -47,6 +47,7 @@ from octopus_modules.ros_common import LATCHED, declare, run_node
 from . import notifications
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox
+from .liveness import ModuleLiveness
 from .ros_messages import (
     JOB_STATES,
     goal_message,
@@ -59,7 +60,6 @@ from .step_goals import StepGoal
 from .store import Store
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-STARTUP_GRACE_S = 5.0
 
 
 @dataclass
@@ -124,9 +124,9 @@ class SchedulerNode(Node):
         self._outgoing: deque[StepGoal] = deque()
         self._cancels: list[Any] = []
         self._job_changed: dict[str, threading.Event] = {}
-        self._last_beat: dict[str, float] = {}
-        self._started = time.monotonic()
-        self._down: set[str] = set()
+        self.liveness = ModuleLiveness(
+            [d.module for d in self.descriptions], self.heartbeat_period, time.monotonic()
+        )
         self.estop = EmergencyStop(engaged=False, reason="", source="scheduler")
 
         callbacks = ReentrantCallbackGroup()
@@ -340,11 +340,10 @@ class SchedulerNode(Node):
     # ---- liveness and timeouts -------------------------------------------------------------------
 
     def _heartbeat(self, module: str, _status: ModuleStatus) -> None:
-        if module not in self._last_beat:
+        first, back = self.liveness.beat(module, time.monotonic())
+        if first:
             self.get_logger().info(f"module {module} is up (first heartbeat)")
-        self._last_beat[module] = time.monotonic()
-        if module in self._down:
-            self._down.discard(module)
+        if back:
             self.get_logger().info(f"module {module} is back")
             with self._state_lock:
                 outbox = self.service.module_up(module)
@@ -352,20 +351,15 @@ class SchedulerNode(Node):
 
     def _watchdog(self) -> None:
         now = time.monotonic()
-        for description in self.descriptions:
-            module = description.module
-            # a module not heard of yet gets a discovery grace before it counts as down
-            last = self._last_beat.get(module, self._started + STARTUP_GRACE_S)
-            if module not in self._down and now - last > 2 * self.heartbeat_period:
-                self._down.add(module)
-                self.get_logger().error(f"module {module}: no heartbeat, marked down")
-                self.notifier.notify(notifications.module_down(module, "no heartbeat"))
-                with self._state_lock:
-                    lost = [s for s, e in self._in_flight.items() if e.goal.module == module]
-                    outbox = self.service.module_down(module)
-                self._dispatch(outbox)
-                for step_id in lost:
-                    self._end_step(step_id, False, f"module {module} down")
+        for module in self.liveness.newly_down(now):
+            self.get_logger().error(f"module {module}: no heartbeat, marked down")
+            self.notifier.notify(notifications.module_down(module, "no heartbeat"))
+            with self._state_lock:
+                lost = [s for s, e in self._in_flight.items() if e.goal.module == module]
+                outbox = self.service.module_down(module)
+            self._dispatch(outbox)
+            for step_id in lost:
+                self._end_step(step_id, False, f"module {module} down")
         for step_id, entry in list(self._in_flight.items()):
             if now > entry.deadline:
                 if entry.handle is not None:
@@ -409,9 +403,8 @@ class SchedulerNode(Node):
             changed.wait(timeout=1.0)
             changed.clear()
         state = view.state
-        result = SubmitJob.Result(
-            job_id=job_id, final_state=JOB_STATES[state], summary=self._result_summary(job_id)
-        )
+        report = self.service.result_summary(job_id)
+        result = SubmitJob.Result(job_id=job_id, final_state=JOB_STATES[state], summary=report)
         if state == "succeeded":
             handle.succeed()
         elif state == "cancelled" and handle.is_cancel_requested:
@@ -429,21 +422,6 @@ class SchedulerNode(Node):
 
     def _summary(self, job_id: str) -> Any:
         return next((s for s in self.service.summaries() if s.view.job_id == job_id), None)
-
-    def _result_summary(self, job_id: str) -> str:
-        detail = self.service.store.job_detail(job_id)
-        return yaml.safe_dump(
-            {
-                "job": job_id,
-                "state": detail.job.state,
-                "message": detail.job.message,
-                "experiments": [
-                    {"id": e.experiment_id, "parameters": e.parameters, "derived": e.derived}
-                    for e in detail.experiments
-                ],
-            },
-            sort_keys=False,
-        )
 
     def _list_jobs(self, request: ListJobs.Request, response: ListJobs.Response) -> Any:
         wanted = set(request.states)
@@ -519,10 +497,16 @@ class SchedulerNode(Node):
         if not changed and self._ticks % 4:
             return
         self._schedule_dirty.clear()
+        try:
+            self._publish_state(changed)
+        except Exception:  # a broken publication must not take the scheduler down
+            self.get_logger().error(f"publishing the schedule failed:\n{traceback.format_exc()}")
+
+    def _publish_state(self, changed: bool) -> None:
         schedule = self._schedule()
         self._schedule_pub.publish(schedule)
         self._resources_pub.publish(
-            resource_message(self.service.resources(), self._down, self.clock_scaled())
+            resource_message(self.service.resources(), self.liveness.down, self.clock_scaled())
         )
         if changed:  # job updates only when something happened
             for job in schedule.jobs:
@@ -560,7 +544,7 @@ class SchedulerNode(Node):
                 with self._state_lock:
                     if request.engaged:
                         outbox = self.service.module_down(module)
-                    elif module not in self._down:
+                    elif module not in self.liveness.down:
                         outbox = self.service.module_up(module)
                     else:
                         continue
