@@ -15,7 +15,7 @@ import yaml
 POLICIES = ("fcfs", "backfill", "closed_packing", "planner")
 _KEYS = {
     "name", "time_scale", "policy", "database", "namespace", "heartbeat_period", "admins",
-    "masks", "modules", "notifications",
+    "masks", "modules", "notifications", "retries",
 }  # fmt: skip
 _MODULE_KEYS = {"description", "drivers"}
 
@@ -42,6 +42,7 @@ class LabConfig:
     admins: tuple[str, ...] = ()
     masks: Mapping[str, Any] = field(default_factory=dict)
     notifications: Mapping[str, Any] = field(default_factory=dict)
+    retries: int = 0  # a failed step is retried this often unless the job script says
     source: str = ""
 
 
@@ -84,8 +85,12 @@ def parse_lab_config(data: Any) -> LabConfig:
     for key in ("masks", "notifications"):
         if not isinstance(data.get(key, {}) or {}, Mapping):
             raise LabConfigError(f"lab.{key}: expected a mapping")
+    retries = data.get("retries", 0)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise LabConfigError(f"lab.retries: expected a whole number 0..10, got {retries!r}")
     return LabConfig(
         name=name,
+        retries=retries,
         modules=entries,
         time_scale=time_scale,
         policy=policy,

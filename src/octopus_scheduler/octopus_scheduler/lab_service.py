@@ -80,8 +80,10 @@ class LabService:
         policy: str = "planner",
         masks: Mapping[str, Sequence[str]] | None = None,
         admins: Sequence[str] = (),
+        retries: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.default_retries = retries
         self.lab = lab_from_modules(descriptions, masks)
         self.store = store
         self.access = AccessPolicy.from_admins(admins)
@@ -111,6 +113,8 @@ class LabService:
                 data.setdefault("metadata", {})
                 if isinstance(data["metadata"], dict):
                     data["metadata"]["owner"] = user or data["metadata"].get("owner", "")
+                    # the lab's retry policy, unless the job states its own
+                    data["metadata"].setdefault("retries", self.default_retries)
             spec = parse_job_script(data, self.lab)
         except SpecError as error:
             return Submission(error=str(error)), Outbox()

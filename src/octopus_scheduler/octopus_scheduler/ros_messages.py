@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from octopus_interfaces import msg
 from octopus_interfaces.action import ExecuteTask
@@ -171,3 +172,39 @@ def resource_message(
     )
     state.header.stamp = stamp(now)
     return state
+
+
+def diagnostics_message(
+    resources: Mapping[str, tuple[Mapping[str, tuple[int, int]], Mapping[str, str]]],
+    down: set[str],
+    jobs: Mapping[str, int],
+    steps_in_flight: int,
+    policy: str,
+    now: float,
+) -> DiagnosticArray:
+    """/diagnostics: the scheduler (jobs by state, steps in flight) and each module (up, slots)."""
+    statuses = [
+        DiagnosticStatus(
+            level=DiagnosticStatus.OK,
+            name="octopus: scheduler",
+            message=f"policy {policy}, {steps_in_flight} step(s) in flight",
+            hardware_id="scheduler",
+            values=[KeyValue(key=f"jobs {s}", value=str(n)) for s, n in sorted(jobs.items())],
+        )
+    ]
+    for module, (slots, busy) in resources.items():
+        statuses.append(
+            DiagnosticStatus(
+                level=DiagnosticStatus.ERROR if module in down else DiagnosticStatus.OK,
+                name=f"octopus: module {module}",
+                message="no heartbeat" if module in down else f"up, {len(busy)} device(s) busy",
+                hardware_id=module,
+                values=[
+                    KeyValue(key=f"free {t}", value=f"{capacity - used}/{capacity}")
+                    for t, (used, capacity) in sorted(slots.items())
+                ],
+            )
+        )
+    array = DiagnosticArray(status=statuses)
+    array.header.stamp = stamp(now)
+    return array

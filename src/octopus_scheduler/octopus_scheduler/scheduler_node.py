@@ -6,7 +6,8 @@
 - ``list_jobs``, ``get_job``, ``cancel_job``/``hold_job``/``resume_job`` (JobCommand),
   ``get_schedule``, ``set_emergency_stop`` (services).
 - ``schedule`` and ``resources`` (latched: the plan and what ran; free slots, busy devices and
-  their holders, modules up), ``jobs`` (job updates), ``emergency_stop`` (latched).
+  their holders, modules up), ``jobs`` (job updates), ``emergency_stop`` (latched), and
+  ``/diagnostics`` (the scheduler and each module, for rqt_robot_monitor).
 - Each decision to start a step becomes an ExecuteTask goal to its module (``modules/<name>/
   execute_task``); the goal's result goes back into the core. A module whose heartbeat
   (``modules/<name>/status``) stops for ``2 x heartbeat_period`` is marked down.
@@ -21,11 +22,12 @@ import json
 import threading
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -50,6 +52,7 @@ from .lab_service import ENDED, LabService, Outbox
 from .liveness import ModuleLiveness
 from .ros_messages import (
     JOB_STATES,
+    diagnostics_message,
     goal_message,
     job_message,
     resource_message,
@@ -116,6 +119,7 @@ class SchedulerNode(Node):
             policy=self.policy,
             masks=self.config.masks,
             admins=self.config.admins,
+            retries=self.config.retries,
             clock=self.clock_scaled,
         )
         self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)
@@ -167,6 +171,7 @@ class SchedulerNode(Node):
         self._schedule_pub = self.create_publisher(Schedule, "schedule", LATCHED)
         self._jobs_pub = self.create_publisher(Job, "jobs", RELIABLE)
         self._resources_pub = self.create_publisher(ResourceState, "resources", LATCHED)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         self._estop_pub = self.create_publisher(EmergencyStop, "emergency_stop", LATCHED)
         self._estop_pub.publish(self.estop)
         ActionServer(
@@ -511,6 +516,17 @@ class SchedulerNode(Node):
         if changed:  # job updates only when something happened
             for job in schedule.jobs:
                 self._jobs_pub.publish(job)
+        by_state = Counter(view.state for view in self.service.jobs())
+        self._diagnostics_pub.publish(
+            diagnostics_message(
+                self.service.resources(),
+                self.liveness.down,
+                by_state,
+                len(self._in_flight),
+                self.policy,
+                self.clock_scaled(),
+            )
+        )
 
     def _get_schedule(self, request: GetSchedule.Request, response: Any) -> Any:
         response.schedule = self._schedule(request.job_id)

@@ -167,3 +167,19 @@ def test_resources_show_slots_in_use_and_device_holders(tmp_path: Path, clock) -
     assert "Batch_RobotArm" in busy and lab.resources()["UV-Vis"][1] == {
         "UV_RobotArm": first.step_id  # the shared-workspace mask of the other module
     }
+
+
+def test_the_lab_retry_policy_applies_unless_the_job_says(tmp_path: Path, clock) -> None:
+    descriptions = [load_builtin_description(m) for m in MODULES]
+    lab = LabService(descriptions, Store(tmp_path / "db.sqlite"), retries=1, clock=clock)
+    _, outbox = lab.submit(SYNTHESIS, "alice")
+    first = outbox.goals[0]
+    retried = lab.step_failed(first.step_id, "gripper slipped").goals
+    assert [g.task for g in retried] == ["PrepareContainer"]  # tried again, job still on
+    assert lab.job("J0001").state == "running"
+    strict = LabService(descriptions, Store(tmp_path / "strict.sqlite"), retries=1, clock=clock)
+    script = SYNTHESIS.replace("owner: ignored}", "owner: ignored, retries: 0}")
+    _, outbox = strict.submit(script, "bob")
+    for goal in outbox.goals:  # both samples' first steps fail: no retry, the job fails
+        strict.step_failed(goal.step_id, "gripper slipped")
+    assert strict.job("J0001").state == "failed"
