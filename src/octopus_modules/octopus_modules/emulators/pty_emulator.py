@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import signal
 import tempfile
 import threading
 import tty
@@ -174,6 +175,9 @@ def emulator_arguments(doc: str | None) -> argparse.ArgumentParser:
 
 def serve_until_interrupted(emulator: PtyEmulator) -> None:
     """Start, print ``<port> -> <pty>`` for the user, run until Ctrl-C, clean up."""
+    # started from a non-interactive shell's background job, SIGINT arrives ignored: Ctrl-C
+    # (and a test's SIGINT) must still stop the emulator
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     emulator.start()
     print(emulator.port, "->", emulator.pty_path, flush=True)
     try:
