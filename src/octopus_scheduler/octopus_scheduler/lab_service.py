@@ -376,9 +376,6 @@ class LabService:
             return "active", ()
         return spec.kind, tuple(sorted(self.lab.step_devices(module, task, spec)))
 
-    def running_goal(self, step_id: str) -> StepGoal | None:
-        return self._running_goals.get(step_id)
-
 
 def experiments_of(campaign: Any) -> int:
     return campaign.batch * campaign.cycles if campaign.sequential else len(campaign.experiments)

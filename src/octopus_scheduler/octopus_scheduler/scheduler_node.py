@@ -232,7 +232,9 @@ class SchedulerNode(Node):
             if entry is not None and entry.handle is not None:
                 self._cancel(entry.handle)
         for ended in outbox.ended_jobs:
-            self._job_changed.setdefault(ended.job_id, threading.Event()).set()
+            waiter = self._job_changed.get(ended.job_id)
+            if waiter is not None:
+                waiter.set()
             if ended.state != "succeeded":
                 self._release_job_samples(ended.job_id)
             record = self.service.store.job(ended.job_id)
@@ -407,6 +409,7 @@ class SchedulerNode(Node):
             )
             changed.wait(timeout=1.0)
             changed.clear()
+        self._job_changed.pop(job_id, None)  # only goals being followed keep an event
         state = view.state
         report = self.service.result_summary(job_id)
         result = SubmitJob.Result(job_id=job_id, final_state=JOB_STATES[state], summary=report)
