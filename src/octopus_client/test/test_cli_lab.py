@@ -290,7 +290,12 @@ def test_watch_redraws_until_ctrl_c_and_exits_cleanly(lab: Lab, long_job: str) -
                 time.sleep(0.1)
         finally:
             watching.send_signal(signal.SIGINT)
-            _out, err = watching.communicate(timeout=10)
+            try:
+                _out, err = watching.communicate(timeout=20)
+            finally:
+                if watching.poll() is None:  # never leave it behind, even when the test fails
+                    watching.kill()
+                    watching.communicate()
     assert watching.returncode == 0, err
     assert "Traceback" not in err, err
     assert "Running steps" in out.read_text()

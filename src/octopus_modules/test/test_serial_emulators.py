@@ -41,7 +41,12 @@ def test_module_entry_point_prints_a_port_that_answers(
             assert instrument.read_until(reply_end).endswith(reply_end)
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: the emulator cleans up its port
-        process.wait(timeout=5.0)
-        if process.stdout is not None:
-            process.stdout.close()
+        try:
+            process.wait(timeout=10.0)
+        finally:
+            if process.poll() is None:  # never leave it behind, even when the test fails
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
     assert not link.exists()
