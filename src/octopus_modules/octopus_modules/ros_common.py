@@ -46,6 +46,8 @@ def run_node(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # let running callbacks finish before what they use (a database) is closed
+        executor.shutdown(timeout_sec=5.0)
         if on_exit is not None:
             on_exit(node)
         node.destroy_node()

@@ -347,23 +347,31 @@ class SchedulerNode(Node):
     # ---- liveness and timeouts -------------------------------------------------------------------
 
     def _heartbeat(self, module: str, _status: ModuleStatus) -> None:
-        first, back = self.liveness.beat(module, time.monotonic())
+        # liveness and the core change together: a beat racing the watchdog cannot leave the
+        # core believing a live module is down
+        with self._state_lock:
+            first, back = self.liveness.beat(module, time.monotonic())
+            outbox = self.service.module_up(module) if back else None
         if first:
             self.get_logger().info(f"module {module} is up (first heartbeat)")
-        if back:
+        if outbox is not None:
             self.get_logger().info(f"module {module} is back")
-            with self._state_lock:
-                outbox = self.service.module_up(module)
             self._dispatch(outbox)
 
     def _watchdog(self) -> None:
         now = time.monotonic()
-        for module in self.liveness.newly_down(now):
+        with self._state_lock:
+            lost_modules = [
+                (
+                    module,
+                    [s for s, e in self._in_flight.items() if e.goal.module == module],
+                    self.service.module_down(module),
+                )
+                for module in self.liveness.newly_down(now)
+            ]
+        for module, lost, outbox in lost_modules:
             self.get_logger().error(f"module {module}: no heartbeat, marked down")
             self.notifier.notify(notifications.module_down(module, "no heartbeat"))
-            with self._state_lock:
-                lost = [s for s, e in self._in_flight.items() if e.goal.module == module]
-                outbox = self.service.module_down(module)
             self._dispatch(outbox)
             for step_id in lost:
                 self._end_step(step_id, False, f"module {module} down")

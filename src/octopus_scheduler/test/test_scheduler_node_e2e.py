@@ -180,7 +180,8 @@ def test_killed_scheduler_restarts_and_loses_nothing(ros, lab, node_processes) -
 def test_killed_module_is_marked_down_within_two_heartbeats(
     ros, lab, node_processes, tmp_path: Path
 ) -> None:
-    orphan = submit(lab["client"], SYNTHESIS_JOB.format(name="orphan", react=600), "alice")
+    no_retry = SYNTHESIS_JOB.replace("owner: whoever}}", "owner: whoever, retries: 0}}")
+    orphan = submit(lab["client"], no_retry.format(name="orphan", react=600), "alice")
     lab["scheduler"].wait_for_output("job J0001 accepted", timeout=10)
     # liveness counts from the first heartbeat heard (before it, discovery has a grace period)
     lab["scheduler"].wait_for_output("module BatchSynthesis is up", timeout=10)

@@ -49,13 +49,14 @@ def write_lab_file(
     time_scale: float = TIME_SCALE,
     extra: str = "",
 ) -> Path:
-    """A lab description with its database in ``folder``; ``boss`` is the admin."""
+    """A lab description with its database in ``folder``; ``boss`` is the admin; a failed step
+    is retried once (a loaded test machine may miss a heartbeat and fail a step)."""
     path = folder / "lab.yaml"
     listed = ", ".join(f"{{description: {m}}}" for m in modules)
     path.write_text(
         f"name: test\ntime_scale: {time_scale}\npolicy: planner\n"
         f"database: {folder / 'octopus.sqlite'}\nheartbeat_period: {HEARTBEAT_S}\n"
-        f"admins: [boss]\nmodules: [{listed}]\n{extra}"
+        f"admins: [boss]\nretries: 1\nmodules: [{listed}]\n{extra}"
     )
     return path
 
