@@ -26,7 +26,6 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
@@ -127,7 +126,7 @@ class SchedulerNode(Node):
         self._in_flight: dict[str, InFlight] = {}
         self._outgoing: deque[StepGoal] = deque()
         self._cancels: list[Any] = []
-        self._job_changed: dict[str, threading.Event] = {}
+        self._followed: dict[str, ServerGoalHandle] = {}  # job id -> its SubmitJob goal
         self.liveness = ModuleLiveness(
             [d.module for d in self.descriptions], self.heartbeat_period, time.monotonic()
         )
@@ -178,8 +177,9 @@ class SchedulerNode(Node):
             self,
             SubmitJob,
             "submit_job",
-            execute_callback=self._run_job,
+            execute_callback=self._job_result,
             goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            handle_accepted_callback=self._accept_job,
             cancel_callback=self._cancel_job_goal,
             callback_group=callbacks,
         )
@@ -204,6 +204,11 @@ class SchedulerNode(Node):
             MutuallyExclusiveCallbackGroup(),
         )
         publishing = MutuallyExclusiveCallbackGroup()
+        following = MutuallyExclusiveCallbackGroup()
+        self._follow_trigger = self.create_guard_condition(
+            self._follow_jobs, callback_group=following
+        )
+        self.create_timer(1.0, self._follow_jobs, following)  # feedback once a second
         self._schedule_dirty = threading.Event()
         self._published: dict[str, Any] = {}  # job id -> summary of the last published schedule
         self._ticks = 0
@@ -232,9 +237,6 @@ class SchedulerNode(Node):
             if entry is not None and entry.handle is not None:
                 self._cancel(entry.handle)
         for ended in outbox.ended_jobs:
-            waiter = self._job_changed.get(ended.job_id)
-            if waiter is not None:
-                waiter.set()
             if ended.state != "succeeded":
                 self._release_job_samples(ended.job_id)
             record = self.service.store.job(ended.job_id)
@@ -252,8 +254,8 @@ class SchedulerNode(Node):
             self.notifier.notify(notifications.low_consumables(low.module, low.item, low.remaining))
         if outbox.goals or outbox.aborts or outbox.ended_jobs:
             self._schedule_dirty.set()
-            for event in self._job_changed.values():
-                event.set()
+        if outbox.ended_jobs:
+            self._follow_trigger.trigger()  # their goals get their results now
 
     def _send(self, goal: StepGoal) -> None:
         wall = goal.expected_s / self.config.time_scale
@@ -383,42 +385,64 @@ class SchedulerNode(Node):
 
     # ---- jobs ------------------------------------------------------------------------------------
 
-    def _run_job(self, handle: ServerGoalHandle) -> SubmitJob.Result:
+    def _accept_job(self, handle: ServerGoalHandle) -> None:
+        """Submit the script; the goal then waits, holding no executor thread, until its job
+        ends (feedback comes from the follower timer). Many users' jobs may be followed at once.
+        """
         request = handle.request
         with self._state_lock:
             submission, outbox = self.service.submit(request.script, request.user)
         if not submission.accepted:
             self.get_logger().warning(f"job of {request.user} rejected: {submission.error}")
-            handle.abort()
-            return SubmitJob.Result(
-                job_id="", final_state=Job.STATE_FAILED, summary=submission.error
-            )
+            handle._octopus_rejection = submission.error  # noqa: SLF001 - read by _job_result
+            handle.execute()
+            return
         job_id = submission.job_id
-        changed = self._job_changed.setdefault(job_id, threading.Event())
         handle._octopus_job_id = job_id  # noqa: SLF001 - read by the cancel callback
+        with self._state_lock:
+            self._followed[job_id] = handle
         self.get_logger().info(f"job {job_id} accepted from {request.user}")
         self._dispatch(outbox)
-        while rclpy.ok():
+        self._follow_jobs()
+
+    def _follow_jobs(self) -> None:
+        """Feedback to every followed job; a job that ended gets its result."""
+        with self._state_lock:
+            followed = list(self._followed.items())
+        for job_id, handle in followed:
             view = self.service.job(job_id)
-            assert view is not None
+            if view is None:
+                continue
             if view.state in ENDED:
-                break
+                with self._state_lock:
+                    mine = self._followed.pop(job_id, None) is not None
+                if mine:  # exactly once, whichever thread saw the end first
+                    handle.execute()  # runs _job_result, which ends the goal
+                continue
             # progress and estimates from the last published schedule: planning is not free
             summary = self._published.get(job_id)
-            handle.publish_feedback(
-                SubmitJob.Feedback(
-                    job_id=job_id,
-                    state=JOB_STATES[view.state],
-                    progress=float(summary.progress) if summary else 0.0,
-                    experiments_done=summary.experiments_done if summary else 0,
-                    experiments_total=self.service.experiments_total(job_id),
-                    estimated_finish=stamp(summary.estimated_finish if summary else None),
+            try:
+                handle.publish_feedback(
+                    SubmitJob.Feedback(
+                        job_id=job_id,
+                        state=JOB_STATES[view.state],
+                        progress=float(summary.progress) if summary else 0.0,
+                        experiments_done=summary.experiments_done if summary else 0,
+                        experiments_total=self.service.experiments_total(job_id),
+                        estimated_finish=stamp(summary.estimated_finish if summary else None),
+                    )
                 )
-            )
-            changed.wait(timeout=1.0)
-            changed.clear()
-        self._job_changed.pop(job_id, None)  # only goals being followed keep an event
-        state = view.state
+            except Exception:  # the goal is no longer active (cancelled): nothing to tell
+                pass
+
+    def _job_result(self, handle: ServerGoalHandle) -> SubmitJob.Result:
+        rejection = getattr(handle, "_octopus_rejection", None)
+        if rejection is not None:
+            handle.abort()
+            return SubmitJob.Result(job_id="", final_state=Job.STATE_FAILED, summary=rejection)
+        job_id = handle._octopus_job_id  # noqa: SLF001
+        view = self.service.job(job_id)
+        state = view.state if view is not None else "failed"
         report = self.service.result_summary(job_id)
         result = SubmitJob.Result(job_id=job_id, final_state=JOB_STATES[state], summary=report)
         if state == "succeeded":

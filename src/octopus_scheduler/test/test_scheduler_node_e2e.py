@@ -275,3 +275,26 @@ def test_a_bayesian_campaign_runs_two_cycles_on_measured_spectra(ros, lab) -> No
         ),
         timeout=10,
     )
+
+
+MEASUREMENT = """
+metadata: {{name: m{index}, owner: whoever}}
+campaign: {{kind: manual, experiments: [{{GetAbs.IntegrationTime: 100}}]}}
+process:
+  Characterization:
+    UV-Vis: {{sequence: [PrepareCuvette, GetAbs, StoreCuvette]}}
+"""
+
+
+def test_many_followed_jobs_do_not_starve_the_scheduler(ros, lab) -> None:
+    """More jobs followed at once than the scheduler has executor threads (16)."""
+    handles = [
+        submit(lab["client"], MEASUREMENT.format(index=i), f"user{i % 4}") for i in range(24)
+    ]
+    list_jobs = service(ros, ListJobs, "list_jobs")
+    started = time.monotonic()
+    listed = call_with_retry(lambda: list_jobs.call_async(ListJobs.Request()), 5.0)
+    assert len(listed.jobs) == 24 and time.monotonic() - started < 5.0
+    results = [wait_for_future(h.get_result_async(), 90.0).result for h in handles]
+    assert {r.final_state for r in results} == {Job.STATE_SUCCEEDED}
+    assert len({r.job_id for r in results}) == 24
