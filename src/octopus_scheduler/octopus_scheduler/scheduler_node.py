@@ -47,7 +47,7 @@ from octopus_modules.ros_common import LATCHED, declare, run_node
 
 from . import notifications
 from .lab_config import load_lab_config
-from .lab_service import ENDED, LabService, Outbox
+from .lab_service import ENDED, LabService, Outbox, Submission
 from .liveness import ModuleLiveness
 from .ros_messages import (
     JOB_STATES,
@@ -127,6 +127,7 @@ class SchedulerNode(Node):
         self._outgoing: deque[StepGoal] = deque()
         self._cancels: list[Any] = []
         self._followed: dict[str, ServerGoalHandle] = {}  # job id -> its SubmitJob goal
+        self._submissions: dict[int, Submission] = {}  # id(goal) -> its submission, until accepted
         self.liveness = ModuleLiveness(
             [d.module for d in self.descriptions], self.heartbeat_period, time.monotonic()
         )
@@ -178,7 +179,7 @@ class SchedulerNode(Node):
             SubmitJob,
             "submit_job",
             execute_callback=self._job_result,
-            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            goal_callback=self._submit_job,
             handle_accepted_callback=self._accept_job,
             cancel_callback=self._cancel_job_goal,
             callback_group=callbacks,
@@ -385,15 +386,28 @@ class SchedulerNode(Node):
 
     # ---- jobs ------------------------------------------------------------------------------------
 
-    def _accept_job(self, handle: ServerGoalHandle) -> None:
-        """Submit the script; the goal then waits, holding no executor thread, until its job
-        ends (feedback comes from the follower timer). Many users' jobs may be followed at once.
-        """
-        request = handle.request
+    def _submit_job(self, goal: SubmitJob.Goal) -> GoalResponse:
+        """Persist the job before the goal response leaves: a client that sees its goal accepted
+        finds its job in list_jobs. A script that fails validation is accepted too, so that its
+        result can name the field (a goal rejection carries no message)."""
         with self._state_lock:
-            submission, outbox = self.service.submit(request.script, request.user)
+            submission, outbox = self.service.submit(goal.script, goal.user)
+            # rclpy hands this same Goal object to the accepted handle (handle.request)
+            self._submissions[id(goal)] = submission
+        if submission.accepted:
+            self.get_logger().info(f"job {submission.job_id} accepted from {goal.user}")
+            self._dispatch(outbox)
+        else:
+            self.get_logger().warning(f"job of {goal.user} rejected: {submission.error}")
+        return GoalResponse.ACCEPT
+
+    def _accept_job(self, handle: ServerGoalHandle) -> None:
+        """The goal then waits, holding no executor thread, until its job ends (feedback comes
+        from the follower timer). Many users' jobs may be followed at once.
+        """
+        with self._state_lock:
+            submission = self._submissions.pop(id(handle.request))
         if not submission.accepted:
-            self.get_logger().warning(f"job of {request.user} rejected: {submission.error}")
             handle._octopus_rejection = submission.error  # noqa: SLF001 - read by _job_result
             handle.execute()
             return
@@ -401,8 +415,6 @@ class SchedulerNode(Node):
         handle._octopus_job_id = job_id  # noqa: SLF001 - read by the cancel callback
         with self._state_lock:
             self._followed[job_id] = handle
-        self.get_logger().info(f"job {job_id} accepted from {request.user}")
-        self._dispatch(outbox)
         self._follow_jobs()
 
     def _follow_jobs(self) -> None:
