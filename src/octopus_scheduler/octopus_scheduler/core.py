@@ -257,6 +257,8 @@ class SchedulerCore:
             return "" if step.state == RUNNING else f"step '{e.step_id}' is not running"
         if isinstance(e, ev.ModuleDown | ev.ModuleUp):
             return "" if e.module in self.lab.modules else f"unknown module '{e.module}'"
+        if isinstance(e, ev.ModuleAdded):
+            return self._extension_problem(e)
         if isinstance(e, ev.CancelJob | ev.HoldJob | ev.ResumeJob | ev.SetPriority):
             job = self._jobs.get(e.job_id)
             if job is None:
@@ -309,6 +311,33 @@ class SchedulerCore:
             self._add_group(job, job.cycle, [dict(p) for p in e.parameter_sets])
         elif isinstance(e, ev.Restock):
             self._stock[(e.module, e.item)] += e.amount
+        elif isinstance(e, ev.ModuleAdded):
+            self._add_module(e.lab, e.module)
+
+    def _extension_problem(self, e: ev.ModuleAdded) -> str:
+        """A new module may only add to the lab: what runs now must not change under it."""
+        if e.module in self.lab.modules:
+            return f"module '{e.module}' is already in the lab"
+        if e.module not in e.lab.modules:
+            return f"the extended lab has no module '{e.module}'"
+        if set(e.lab.modules) != set(self.lab.modules) | {e.module}:
+            return f"adding '{e.module}' must not add or remove other modules"
+        for name, module in self.lab.modules.items():
+            if e.lab.modules[name] != module:
+                return f"adding '{e.module}' must not change module '{name}'"
+        if any(e.lab.device_module.get(d) != m for d, m in self.lab.device_module.items()):
+            return f"adding '{e.module}' must not move devices between modules"
+        return ""
+
+    def _add_module(self, lab: Lab, name: str) -> None:
+        self.lab = lab
+        module = lab.modules[name]
+        self._holder.update(dict.fromkeys(module.devices))
+        for slot in module.slots.values():
+            self._cap[(name, slot.name)] = slot.capacity
+            self._used[(name, slot.name)] = 0
+        for item in module.consumables.values():
+            self._stock[(name, item.name)] = item.stock
 
     def _submit(self, job_id: str, spec: JobSpec) -> None:
         job = JobRun(

@@ -86,6 +86,16 @@ class Restock(Event):
 
 
 @dataclass(frozen=True)
+class ModuleAdded(Event):
+    """A module joined the lab while it runs: ``lab`` is the lab with it (a superset of the
+    current one). Not in EVENT_TYPES: a Lab is not JSON, so whoever persists the event stores
+    what the lab was built from (a module description) and rebuilds the event on replay."""
+
+    module: str
+    lab: Lab
+
+
+@dataclass(frozen=True)
 class Tick(Event):
     pass
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from octopus_modules.description import ModuleDescription
+from octopus_modules.description import DescriptionError, ModuleDescription, parse_description_text
 
 from . import decisions as dc
 from . import events as ev
@@ -26,6 +26,7 @@ from .core import EventRejected, JobView, SchedulerCore
 from .errors import SpecError
 from .identity import AccessPolicy
 from .jobscript import parse_job_script
+from .lab import Lab
 from .lab_from_modules import lab_from_modules
 from .runtime import DONE
 from .step_goals import StepGoal, StepGoalMapper
@@ -84,7 +85,9 @@ class LabService:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.default_retries = retries
-        self.lab = lab_from_modules(descriptions, masks)
+        self.descriptions = list(descriptions)
+        self.masks = masks
+        self.lab = lab_from_modules(self.descriptions, masks)
         self.store = store
         self.access = AccessPolicy.from_admins(admins)
         self.clock = clock
@@ -97,7 +100,7 @@ class LabService:
         # Restart: the same events give the same decisions, which rebuild the goals in flight
         # and the slot positions; nothing is sent or written again.
         for stored in store.load_events():
-            event = ev.from_dict(stored, self.lab)
+            event = self._event_from_store(stored)
             self._before(event)
             self._decide(event, Outbox(), replaying=True)
         self.recovered_goals = list(self._running_goals.values())
@@ -155,6 +158,27 @@ class LabService:
             self.store.step_ended(step_id, state="failed", ended_at=now, outcome=reason)
             return self._handle(ev.StepFailed(step_id, reason, time=now))
 
+    def add_module(self, description_yaml: str) -> tuple[str, Outbox]:
+        """A module that announced itself while the lab runs joins it (modules are
+        self-describing). Returns an error naming the problem, or "", and the work it unblocks;
+        a rejected description changes nothing."""
+        with self._lock:
+            try:
+                description = parse_description_text(description_yaml, "announced description")
+                if description.module in self.lab.modules:
+                    return f"module: '{description.module}' is already in the lab", Outbox()
+                lab = lab_from_modules([*self.descriptions, description], self.masks)
+            except (DescriptionError, SpecError) as error:
+                return str(error), Outbox()
+            now = self.clock()
+            record = {
+                "type": ev.ModuleAdded.__name__,
+                "module": description.module,
+                "description": description_yaml,
+                "time": now,
+            }
+            return "", self._handle(self._adopt(description, lab, now), record)
+
     def module_down(self, module: str) -> Outbox:
         with self._lock:
             return self._handle(ev.ModuleDown(module, time=self.clock()))
@@ -186,9 +210,10 @@ class LabService:
 
     # ---- the core ---------------------------------------------------------------------------
 
-    def _handle(self, event: ev.Event) -> Outbox:
-        """Persist, then apply; then turn the decisions into work for the node."""
-        self.store.append_event(ev.to_dict(event))
+    def _handle(self, event: ev.Event, record: Mapping[str, Any] | None = None) -> Outbox:
+        """Persist (``record``, else the event's own mapping), then apply; then turn the
+        decisions into work for the node."""
+        self.store.append_event(dict(record) if record is not None else ev.to_dict(event))
         self._before(event)
         outbox = Outbox()
         for follow_up in self._decide(event, outbox, replaying=False):
@@ -198,6 +223,20 @@ class LabService:
             outbox.ended_jobs += more.ended_jobs
             outbox.low_stock += more.low_stock
         return outbox
+
+    def _event_from_store(self, stored: Mapping[str, Any]) -> ev.Event:
+        if stored.get("type") != ev.ModuleAdded.__name__:
+            return ev.from_dict(stored, self.lab)
+        description = parse_description_text(stored["description"], "stored description")
+        lab = lab_from_modules([*self.descriptions, description], self.masks)
+        return self._adopt(description, lab, stored["time"])
+
+    def _adopt(self, description: ModuleDescription, lab: Lab, now: float) -> ev.ModuleAdded:
+        """Take a new module into the service's own model; the event takes it into the core."""
+        self.descriptions.append(description)
+        self.lab = lab
+        self.goals.add(description)
+        return ev.ModuleAdded(description.module, lab, time=now)
 
     def _before(self, event: ev.Event) -> None:
         """Bookkeeping of goals and positions that an event implies (live and on replay)."""

@@ -84,6 +84,12 @@ class StepGoalMapper:
             {(d.module, s.type): s.capacity for d in descriptions for s in d.slots}
         )
 
+    def add(self, description: ModuleDescription) -> None:
+        """A module that joined the lab while it runs."""
+        self.descriptions[description.module] = description
+        for slot in description.slots:
+            self.positions.capacities[(description.module, slot.type)] = slot.capacity
+
     def goal(self, decision: StartStep) -> StepGoal:
         description = self.descriptions[decision.module]
         task = description.task(decision.task)
