@@ -26,6 +26,12 @@ class ModuleLiveness:
         self._last: dict[str, float] = {}
         self.down: set[str] = set()
 
+    def add(self, module: str, now: float) -> None:
+        """A module that joined while the lab runs; it was heard at ``now``."""
+        if module not in self.modules:
+            self.modules.append(module)
+        self._last.setdefault(module, now)
+
     def beat(self, module: str, now: float) -> tuple[bool, bool]:
         """A heartbeat: (first ever heard, back from down)."""
         first = module not in self._last

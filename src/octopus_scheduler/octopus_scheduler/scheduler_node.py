@@ -34,7 +34,14 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask, SubmitJob
-from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, ResourceState, Schedule
+from octopus_interfaces.msg import (
+    EmergencyStop,
+    Job,
+    ModuleDescription,
+    ModuleStatus,
+    ResourceState,
+    Schedule,
+)
 from octopus_interfaces.srv import (
     GetJob,
     GetSchedule,
@@ -103,7 +110,6 @@ class SchedulerNode(Node):
             raise ValueError("parameter 'lab_file' is required")
         self.config = load_lab_config(lab_file)
         from octopus_modules.module_node import load_module_description
-        from octopus_modules.ros_conversions import node_name_for
 
         self.descriptions = [load_module_description(m.description) for m in self.config.modules]
         self.policy = policy or self.config.policy
@@ -129,7 +135,7 @@ class SchedulerNode(Node):
         self._followed: dict[str, ServerGoalHandle] = {}  # job id -> its SubmitJob goal
         self._submissions: dict[int, Submission] = {}  # id(goal) -> its submission, until accepted
         self.liveness = ModuleLiveness(
-            [d.module for d in self.descriptions], self.heartbeat_period, time.monotonic()
+            [d.module for d in self.service.descriptions], self.heartbeat_period, time.monotonic()
         )
         self.estop = EmergencyStop(engaged=False, reason="", source="scheduler")
 
@@ -142,31 +148,18 @@ class SchedulerNode(Node):
             self._send_ready_goals, callback_group=self._goal_group
         )
         self.create_timer(0.1, self._retry_sends, callback_group=self._goal_group)
+        self._callbacks = callbacks
         self._module_clients: dict[str, ActionClient] = {}
         self._release_clients: dict[str, Any] = {}
         self._units: dict[tuple[str, str], dict[str, str]] = {}
-        for description in self.descriptions:
-            node_name = node_name_for(description.module)
-            self._module_clients[description.module] = ActionClient(
-                self,
-                ExecuteTask,
-                f"modules/{node_name}/execute_task",
-                callback_group=self._goal_group,
-            )
-            self._release_clients[description.module] = self.create_client(
-                ReleaseSamples, f"modules/{node_name}/release_samples", callback_group=callbacks
-            )
-            for task in description.tasks:
-                self._units[(description.module, task.name)] = {
-                    p.name: p.unit for p in task.parameters
-                }
-            self.create_subscription(
-                ModuleStatus,
-                f"modules/{node_name}/status",
-                lambda status, module=description.module: self._heartbeat(module, status),
-                RELIABLE,
-                callback_group=callbacks,
-            )
+        for description in self.service.descriptions:  # the lab file's and those that joined
+            self._wire_module(description)
+        # modules are self-describing: any module node that announces itself joins the lab
+        self._description_topics: set[str] = set()
+        self._refused_descriptions: dict[str, str] = {}  # module -> announced text refused
+        self.create_timer(
+            self.heartbeat_period, self._discover_modules, MutuallyExclusiveCallbackGroup()
+        )
 
         self._schedule_pub = self.create_publisher(Schedule, "schedule", LATCHED)
         self._jobs_pub = self.create_publisher(Job, "jobs", RELIABLE)
@@ -222,7 +215,7 @@ class SchedulerNode(Node):
         self._schedule_dirty.set()
         self.get_logger().info(
             f"scheduler ready: lab {self.config.name}, policy {self.policy}, "
-            f"{len(self.descriptions)} modules, {len(self.service.jobs())} job(s) on record"
+            f"{len(self.service.descriptions)} modules, {len(self.service.jobs())} job(s) on record"
         )
 
     def _declare(self, name: str, default: Any, description: str) -> Any:
@@ -231,6 +224,11 @@ class SchedulerNode(Node):
     # ---- dispatch: decisions -> module goals -> events -------------------------------------------
 
     def _dispatch(self, outbox: Outbox) -> None:
+        for ended in outbox.ended_jobs:
+            # the core frees a job's slots when it ends: so must the modules, also for samples a
+            # finished route left in place (a no-op where the route took them out); before new
+            # goals, which may already use those positions
+            self._release_job_samples(ended.job_id)
         for goal in outbox.goals:
             self._send(goal)
         for step_id in outbox.aborts:
@@ -238,8 +236,6 @@ class SchedulerNode(Node):
             if entry is not None and entry.handle is not None:
                 self._cancel(entry.handle)
         for ended in outbox.ended_jobs:
-            if ended.state != "succeeded":
-                self._release_job_samples(ended.job_id)
             record = self.service.store.job(ended.job_id)
             self.notifier.notify(
                 notifications.job_ended(
@@ -340,7 +336,7 @@ class SchedulerNode(Node):
         self._dispatch(outbox)
 
     def _release_job_samples(self, job_id: str) -> None:
-        """A job that ended early leaves vials in modules: free their positions there."""
+        """Free the positions a job's samples still hold in the modules."""
         for module, client in self._release_clients.items():
             if client.service_is_ready():
                 client.call_async(ReleaseSamples.Request(job_id=job_id))
@@ -348,6 +344,69 @@ class SchedulerNode(Node):
                 self.get_logger().warning(f"cannot release samples of {job_id} on {module}")
 
     # ---- liveness and timeouts -------------------------------------------------------------------
+
+    def _wire_module(self, description: Any) -> None:
+        """Goals, sample releases and heartbeats of one module."""
+        from octopus_modules.ros_conversions import node_name_for
+
+        module = description.module
+        node_name = node_name_for(module)
+        self._module_clients[module] = ActionClient(
+            self, ExecuteTask, f"modules/{node_name}/execute_task", callback_group=self._goal_group
+        )
+        self._release_clients[module] = self.create_client(
+            ReleaseSamples,
+            f"modules/{node_name}/release_samples",
+            callback_group=self._callbacks,
+        )
+        for task in description.tasks:
+            self._units[(module, task.name)] = {p.name: p.unit for p in task.parameters}
+        self.create_subscription(
+            ModuleStatus,
+            f"modules/{node_name}/status",
+            lambda status: self._heartbeat(module, status),
+            RELIABLE,
+            callback_group=self._callbacks,
+        )
+
+    def _discover_modules(self) -> None:
+        """Subscribe to every module description topic on the graph (latched: a module that
+        started before us is heard too). ROS 2 has no wildcard subscriptions."""
+        prefix = f"{self.get_namespace().rstrip('/')}/modules/"
+        for topic, types in self.get_topic_names_and_types():
+            if (
+                topic.startswith(prefix)
+                and topic.endswith("/description")
+                and "octopus_interfaces/msg/ModuleDescription" in types
+                and topic not in self._description_topics
+            ):
+                self._description_topics.add(topic)
+                self.create_subscription(
+                    ModuleDescription,
+                    topic,
+                    self._on_description,
+                    LATCHED,
+                    callback_group=self._callbacks,
+                )
+
+    def _on_description(self, message: ModuleDescription) -> None:
+        module = message.name
+        with self._state_lock:
+            known = module in self.service.lab.modules
+            if known or self._refused_descriptions.get(module) == message.description_yaml:
+                return
+            error, outbox = self.service.add_module(message.description_yaml)
+            if error:
+                self._refused_descriptions[module] = message.description_yaml
+            else:
+                self.liveness.add(module, time.monotonic())
+                self._wire_module(self.service.descriptions[-1])
+        if error:
+            self.get_logger().error(f"module {module} announced itself but cannot join: {error}")
+            return
+        self.get_logger().info(f"module {module} joined the lab (announced its description)")
+        self._dispatch(outbox)
+        self._schedule_dirty.set()
 
     def _heartbeat(self, module: str, _status: ModuleStatus) -> None:
         # liveness and the core change together: a beat racing the watchdog cannot leave the
@@ -391,7 +450,12 @@ class SchedulerNode(Node):
         finds its job in list_jobs. A script that fails validation is accepted too, so that its
         result can name the field (a goal rejection carries no message)."""
         with self._state_lock:
-            submission, outbox = self.service.submit(goal.script, goal.user)
+            try:
+                submission, outbox = self.service.submit(goal.script, goal.user)
+            except Exception:  # a bug must not leave the client without an answer
+                self.get_logger().error(f"submission failed:\n{traceback.format_exc()}")
+                submission = Submission(error="internal error: see the scheduler log")
+                outbox = Outbox()
             # rclpy hands this same Goal object to the accepted handle (handle.request)
             self._submissions[id(goal)] = submission
         if submission.accepted:
@@ -602,7 +666,7 @@ class SchedulerNode(Node):
             )
             # while stopped no step starts anywhere (the modules abort theirs and refuse new
             # goals); after the reset, work resumes on the modules that are alive
-            for description in self.descriptions:
+            for description in self.service.descriptions:
                 module = description.module
                 with self._state_lock:
                     if request.engaged:
