@@ -156,7 +156,7 @@ class SchedulerNode(Node):
             self._wire_module(description)
         # modules are self-describing: any module node that announces itself joins the lab
         self._description_topics: set[str] = set()
-        self._refused_descriptions: dict[str, str] = {}  # module -> announced text refused
+        self._heard_descriptions: dict[str, str] = {}  # module -> the last description it announced
         self.create_timer(
             self.heartbeat_period, self._discover_modules, MutuallyExclusiveCallbackGroup()
         )
@@ -392,15 +392,26 @@ class SchedulerNode(Node):
     def _on_description(self, message: ModuleDescription) -> None:
         module = message.name
         with self._state_lock:
-            known = module in self.service.lab.modules
-            if known or self._refused_descriptions.get(module) == message.description_yaml:
-                return
-            error, outbox = self.service.add_module(message.description_yaml)
-            if error:
-                self._refused_descriptions[module] = message.description_yaml
+            if self._heard_descriptions.get(module) == message.description_yaml:
+                return  # said once
+            self._heard_descriptions[module] = message.description_yaml
+            mine = next((d for d in self.service.descriptions if d.module == module), None)
+            if mine is not None:
+                differs = mine.to_yaml() != message.description_yaml
+                error, outbox = "", None
             else:
-                self.liveness.add(module, time.monotonic())
-                self._wire_module(self.service.descriptions[-1])
+                error, outbox = self.service.add_module(message.description_yaml)
+                if not error:
+                    del self._heard_descriptions[module]
+                    self.liveness.add(module, time.monotonic())
+                    self._wire_module(self.service.descriptions[-1])
+        if mine is not None:
+            if differs:  # e.g. driver overrides; the plan keeps the lab's description
+                self.get_logger().warning(
+                    f"module {module} announces a description that differs from the lab's; "
+                    "the scheduler plans with the lab's"
+                )
+            return
         if error:
             self.get_logger().error(f"module {module} announced itself but cannot join: {error}")
             return
