@@ -2,9 +2,11 @@
 
 ``SchedulerCore.handle(events)`` is the only mutating entry point: it applies stamped events,
 runs one dispatch round and returns decisions. Hard rules live here and no policy can break them:
-atomic all-or-nothing device acquisition, slot capacities, step precedence, and deadlock
-avoidance for slots (a banker's check: a chunk enters a module only if every admitted chunk can
-still finish afterwards). Policies only order candidates, veto them or size chunks.
+atomic all-or-nothing device acquisition, slot capacities, slot zones (samples holding a zoned slot
+type at once agree on its parameter, e.g. one hot plate = one temperature), step precedence, and
+deadlock avoidance for slots and zones (a banker's check: a chunk enters a module only if every
+admitted chunk can still finish afterwards). Policies only order candidates, veto them or size
+chunks.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 
 from . import decisions as dc
 from . import events as ev
-from .jobscript import JobSpec
-from .lab import Lab
+from .jobscript import JobSpec, RouteTask
+from .lab import Lab, ZoneKey, zone_key
 from .policies import make_policy
 from .policies.base import Admission
 from .proposer import Proposer
@@ -35,9 +37,12 @@ from .runtime import (
     Sample,
     StepRun,
     build_chunk,
+    task_params,
+    visits_of,
 )
 
 SlotKey = tuple[str, str]
+ZoneWant = tuple[SlotKey, ZoneKey]
 LEARN_RATE = 0.3
 
 
@@ -535,6 +540,9 @@ class SchedulerCore:
                 free = self._cap[key] - self._used[key]
                 if free < n:
                     return f"slots {key[0]}.{key[1]} ({free} free, needs {n})"
+            zone = self._zone_conflict(self._chunk_zones(step.chunk, step.visit), step.chunk)
+            if zone:
+                return zone
             if not self._safe(step.chunk, step.visit):
                 return "slots held back to avoid a deadlock"
         return ""
@@ -569,17 +577,33 @@ class SchedulerCore:
                 group.blocked = f"module {self.lab.device_module[d]} down"
                 return False
         free = self.free_slots(keys)
-        size = min(self.policy.admit_size(self, adm, free), len(group.pending))
+        batch, sized = group.pending, adm
+        if self._route_zoned(job.spec.route):
+            # a chunk's samples share their zone keys: admit the first key class that fits the
+            # zones now; the policy sizes it as if it were the whole batch
+            batch, first_conflict = [], ""
+            for cls in self._zone_classes(job.spec.route, group.pending):
+                conflict = self._zone_conflict(sample_zones(self.lab, job.spec.route, cls[0], 0))
+                if not conflict:
+                    batch = cls
+                    break
+                first_conflict = first_conflict or conflict
+            if not batch:
+                group.blocked = first_conflict
+                return False
+            if len(batch) < len(group.pending):
+                sized = Admission(dataclasses.replace(group, pending=batch))
+        size = min(self.policy.admit_size(self, sized, free), len(batch))
         if size <= 0:
             key = keys[0] if keys else (entry.module, "?")
-            group.blocked = f"slots {key[0]}.{key[1]} ({free} free, needs {len(group.pending)})"
+            group.blocked = f"slots {key[0]}.{key[1]} ({free} free, needs {len(batch)})"
             return False
         while size > 0:
             chunk = build_chunk(
                 self.lab,
                 job,
                 group,
-                group.pending[:size],
+                batch[:size],
                 merge_task_steps=self.policy.merge_task_steps,
                 estimate=self.estimate,
             )
@@ -590,7 +614,11 @@ class SchedulerCore:
                     return False
                 size -= 1
                 continue
-            del group.pending[:size]
+            if batch is group.pending:
+                del group.pending[:size]
+            else:
+                taken = {id(s) for s in batch[:size]}
+                group.pending[:] = [s for s in group.pending if id(s) not in taken]
             if not group.pending and group in self._groups:
                 self._groups.remove(group)
             group.chunks.append(chunk)
@@ -614,6 +642,8 @@ class SchedulerCore:
         for key, n in chunk.visits[0].demand.items():
             if self._cap[key] - self._used[key] < n:
                 return False
+        if self._zone_conflict(self._chunk_zones(chunk, 0), chunk):
+            return False
         return self._safe(chunk, 0, new=True)
 
     def _entry_devices(self, job: JobRun) -> frozenset[str]:
@@ -624,34 +654,54 @@ class SchedulerCore:
         return self.lab.step_devices(entry.module, entry.task, first)
 
     def _safe(self, chunk: ChunkRun, visit: int, new: bool = False) -> bool:
-        """Banker's check: after ``chunk`` enters ``visit``, can every chunk still finish?"""
+        """Banker's check: after ``chunk`` enters ``visit``, can every chunk still finish?
+
+        Zones: a chunk that will still enter a zoned slot type can go next only if no other
+        unfinished chunk holds that zone at another key (it waits for the zone to drain).
+        """
         entering = chunk.visits[visit]
         free = {k: self._cap[k] - self._used[k] for k in self._cap}
         for key, n in entering.demand.items():
             free[key] -= n
-        table: list[tuple[dict[SlotKey, int], dict[SlotKey, int]]] = []
+        zoned = self._lab_zoned()
+        # per unfinished chunk: slots held, slots still needed, zone keys held, zone keys needed
+        table: list[
+            tuple[dict[SlotKey, int], dict[SlotKey, int], dict[SlotKey, ZoneKey], list[ZoneWant]]
+        ] = []
         others = list(self._chunks)
         if new:
             others.append(chunk)
         for c in others:
             alloc = c.alloc()
             need: dict[SlotKey, int] = {}
+            wants: list[ZoneWant] = []
             for i, v in enumerate(c.visits):
                 if v.entered or (c is chunk and i == visit):
                     continue
                 for key, n in v.demand.items():
                     need[key] = max(need.get(key, 0), n)
+                if zoned:
+                    wants += self._chunk_zones(c, i).items()
             if c is chunk:
                 for key, n in entering.demand.items():
                     alloc[key] = alloc.get(key, 0) + n
             if need:
-                table.append((alloc, need))
+                holds: dict[SlotKey, ZoneKey] = {}
+                for i, v in enumerate(c.visits) if zoned else ():
+                    if (v.entered and not v.released) or (c is chunk and i == visit):
+                        holds.update(self._chunk_zones(c, i))
+                table.append((alloc, need, holds, wants))
             else:  # it can always finish: give its slots back right away
                 for key, n in alloc.items():
                     free[key] += n
         while table:
-            for i, (alloc, need) in enumerate(table):
-                if all(free[k] >= n for k, n in need.items()):
+            for i, (alloc, need, _, wants) in enumerate(table):
+                if all(free[k] >= n for k, n in need.items()) and not any(
+                    other[2].get(key, want) != want
+                    for j, other in enumerate(table)
+                    if j != i
+                    for key, want in wants
+                ):
                     for key, n in alloc.items():
                         free[key] += n
                     del table[i]
@@ -659,6 +709,62 @@ class SchedulerCore:
             else:
                 return False
         return True
+
+    # ------------------------------------------------------------------ zones
+    def _lab_zoned(self) -> bool:
+        return any(s.zone_by for m in self.lab.modules.values() for s in m.slots.values())
+
+    def _route_zoned(self, route: Sequence[RouteTask]) -> bool:
+        mods = [self.lab.modules[m] for m in dict.fromkeys(r.module for r in route)]
+        return any(m.slots[s].zone_by for m in mods for s in m.sample_slots)
+
+    def _chunk_zones(self, chunk: ChunkRun, visit: int) -> dict[SlotKey, ZoneKey]:
+        """The key each zoned slot type of ``visit`` holds for ``chunk`` (absent: any key)."""
+        mod = self.lab.modules[chunk.visits[visit].module]
+        if not any(mod.slots[s].zone_by for s in mod.sample_slots):
+            return {}
+        out: dict[SlotKey, ZoneKey] = {}
+        for sample in chunk.samples:  # one key class per chunk: the first key is every key
+            for key, zk in sample_zones(self.lab, chunk.job.spec.route, sample, visit).items():
+                out.setdefault(key, zk)
+        return out
+
+    def _zone_conflict(
+        self, wants: Mapping[SlotKey, ZoneKey], exclude: ChunkRun | None = None
+    ) -> str:
+        """Why samples with ``wants`` cannot enter their zones now ('' if they can)."""
+        if not wants:
+            return ""
+        modules = {key[0] for key in wants}
+        for c in self._chunks:
+            if c is exclude:
+                continue
+            for i, v in enumerate(c.visits):
+                if not v.entered or v.released or v.module not in modules:
+                    continue
+                for key, held in self._chunk_zones(c, i).items():
+                    want = wants.get(key)
+                    if want is not None and held != want:
+                        zone_by = self.lab.modules[key[0]].slots[key[1]].zone_by
+                        param = zone_by[1] if zone_by else "?"
+                        return (
+                            f"zone {key[0]}.{key[1]} at {param} {_fmt_key(held)} "
+                            f"(needs {_fmt_key(want)})"
+                        )
+        return ""
+
+    def _zone_classes(
+        self, route: Sequence[RouteTask], samples: list[Sample]
+    ) -> list[list[Sample]]:
+        """``samples`` split by their zone keys on the whole route, in order of first appearance."""
+        vis = visits_of(route)
+        classes: dict[tuple[Any, ...], list[Sample]] = {}
+        for s in samples:
+            sig = tuple(
+                (v, tuple(sample_zones(self.lab, route, s, v).items())) for v in range(vis[-1] + 1)
+            )
+            classes.setdefault(sig, []).append(s)
+        return list(classes.values())
 
     def _start(self, step: StepRun) -> None:
         job, chunk = step.job, step.chunk
@@ -736,3 +842,34 @@ def _step_view(s: StepRun) -> StepView:
         end=s.end,
         expected_s=s.expected,
     )
+
+
+def sample_zones(
+    lab: Lab, route: Sequence[RouteTask], sample: Sample, visit: int
+) -> dict[SlotKey, ZoneKey]:
+    """A sample's key on each zoned slot type of ``visit`` (absent: it runs no zone task there
+    and so is compatible with any key): the zone parameter over the visit's runs of the task."""
+    vis = visits_of(route)
+    module = route[vis.index(visit)].module
+    mod = lab.modules[module]
+    out: dict[SlotKey, ZoneKey] = {}
+    for slot in mod.sample_slots:
+        zone_by = mod.slots[slot].zone_by
+        if zone_by is None:
+            continue
+        task, param = zone_by
+        values = []
+        for rt, v in zip(route, vis, strict=True):
+            if v == visit and rt.task == task:
+                params = task_params(rt, sample, lab)
+                if param in params:
+                    values.append(params[param])
+        key = zone_key(values)
+        if key is not None:
+            out[(module, slot)] = key
+    return out
+
+
+def _fmt_key(key: ZoneKey) -> str:
+    parts = [f"{v:g}" if isinstance(v, float) else str(v) for v in key or ()]
+    return ", ".join(parts) or "any"

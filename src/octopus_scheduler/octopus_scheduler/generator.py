@@ -20,12 +20,17 @@ def random_scenario_data(
     failure_probability: float = 0.0,
     bo_share: float = 0.2,
     events: bool = False,
+    zones: bool = False,
 ) -> dict[str, Any]:
     """A scenario mapping: random modules, devices, shared devices, slots, tasks and jobs.
 
     ``load`` scales the arrival rate against the lab's rough capacity (1.0 ~ saturated).
+    ``zones``: some slot types get a temperature zone (``zone_by: <Task>.Temp``) and jobs pick
+    temperatures, fixed or per experiment. Zone choices come from their own random stream, so
+    the rest of the scenario is the same as without zones.
     """
     rng = random.Random(seed)
+    zrng = random.Random(f"zones/{seed}")
     mods: dict[str, Any] = {}
     all_devices: list[str] = []
     for m in range(modules):
@@ -58,6 +63,13 @@ def random_scenario_data(
             if rng.random() < 0.2:
                 masks[f"{name}.{tname}"] = [rng.choice(all_devices)]
     capacity = {n: (m["slots"].get("pos") if m["slots"] else None) for n, m in mods.items()}
+    if zones:
+        for mod in mods.values():
+            if mod["slots"] and zrng.random() < 0.7:
+                tname = zrng.choice(sorted(mod["tasks"]))
+                params = mod["tasks"][tname].setdefault("params", {})
+                params["Temp"] = {"unit": "C", "min": 20, "max": 200, "default": 25}
+                mod["slots"]["pos"] = {"capacity": mod["slots"]["pos"], "zone_by": f"{tname}.Temp"}
     job_list = []
     t = 0.0
     mean_gap = 600.0 / max(load, 1e-3)
@@ -72,14 +84,20 @@ def random_scenario_data(
             seq = []
             for tname in rng.sample(list(mods[m]["tasks"]), rng.randint(1, len(mods[m]["tasks"]))):
                 item: Any = tname
-                if "params" in mods[m]["tasks"][tname]:
+                params = mods[m]["tasks"][tname].get("params", {})
+                if "Time" in params:
                     item = {"task": tname, "params": {"Time": rng.choice([60, 300, 900, 1800])}}
+                if "Temp" in params and zrng.random() < 0.8:
+                    item = item if isinstance(item, dict) else {"task": tname, "params": {}}
+                    item["params"]["Temp"] = zrng.choice([25, 60, 80])
                 seq.append(item)
             process.setdefault(stage, {})[m] = {"sequence": seq}
-        has_time = any(
-            "params" in mods[m]["tasks"][(x if isinstance(x, str) else x["task"])]
+        route_params = [
+            mods[m]["tasks"][(x if isinstance(x, str) else x["task"])].get("params", {})
             for st in process.values() for m, body in st.items() for x in body["sequence"]
-        )  # fmt: skip
+        ]  # fmt: skip
+        has_time = any("Time" in p for p in route_params)
+        has_temp = any("Temp" in p for p in route_params)
         if has_time and rng.random() < bo_share:
             campaign: dict[str, Any] = {
                 "kind": "bayesian",
@@ -88,8 +106,13 @@ def random_scenario_data(
                 "space": {"Time": [60, 1800, 60]},
                 "loss": {"y": {"target": 1.0}},
             }
+            if has_temp and zrng.random() < 0.3:
+                campaign["space"]["Temp"] = [25, 95, 5]
         else:
-            campaign = {"kind": "manual", "experiments": [{} for _ in range(batch)]}
+            experiments: list[dict[str, Any]] = [{} for _ in range(batch)]
+            if has_temp and zrng.random() < 0.4:  # a batch whose samples want different zones
+                experiments = [{"Temp": zrng.choice([25, 60, 80])} for _ in range(batch)]
+            campaign = {"kind": "manual", "experiments": experiments}
         job_list.append(
             {
                 "id": str(j),

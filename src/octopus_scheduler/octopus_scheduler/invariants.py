@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .core import sample_zones
+from .lab import ZoneKey
 from .runtime import DONE, RUNNING
 
 if TYPE_CHECKING:
@@ -15,7 +17,8 @@ class InvariantError(AssertionError):
 
 
 def check_invariants(core: SchedulerCore) -> None:
-    """Raise InvariantError if a device is double-held, a slot over capacity, an order broken."""
+    """Raise InvariantError if a device is double-held, a slot over capacity, a zone holds two
+    keys at once, or an order is broken."""
     holders: dict[str, str] = {}
     for step in core.running():
         for d in step.devices:
@@ -44,3 +47,24 @@ def check_invariants(core: SchedulerCore) -> None:
     for step in core.running():
         if step.state != RUNNING:
             raise InvariantError(f"step {step.id} in running set with state {step.state}")
+    _check_zones(core)
+
+
+def _check_zones(core: SchedulerCore) -> None:
+    """A zoned slot type never holds samples with two different keys (one plate, one temperature).
+
+    Recomputed per sample, not per chunk, so a chunk that mixed keys would be caught too.
+    """
+    held: dict[tuple[str, str], dict[ZoneKey, str]] = {}
+    for chunk in core._chunks:
+        route = chunk.job.spec.route
+        for i, visit in enumerate(chunk.visits):
+            if not visit.entered or visit.released:
+                continue
+            for sample in chunk.samples:
+                for key, zk in sample_zones(core.lab, route, sample, i).items():
+                    keys = held.setdefault(key, {})
+                    keys.setdefault(zk, sample.id)
+                    if len(keys) > 1:
+                        who = ", ".join(f"{k} by {s}" for k, s in keys.items())
+                        raise InvariantError(f"zone {key[0]}.{key[1]} holds two keys: {who}")

@@ -82,11 +82,31 @@ class TaskSpec:
     consumes: Mapping[str, int] = field(default_factory=dict)
 
 
+ZoneKey = tuple[float | str, ...] | None
+
+
 @dataclass(frozen=True)
 class SlotSpec:
+    """A slot type; ``zone_by`` = (task, parameter): samples holding it at once must agree on it.
+
+    One hot plate has one temperature: with ``zone_by: React.Temperature`` the samples on the
+    plate at the same time must all run React at the same Temperature.
+    """
+
     name: str
     capacity: int
-    zone: str | None = None
+    zone_by: tuple[str, str] | None = None
+
+
+def zone_key(values: Sequence[Any]) -> ZoneKey:
+    """A sample's key on a zoned slot type: the parameter's values over the zone task's runs in
+    the visit, in order (None: it runs no such task and is compatible with any key).
+
+    Numbers are rounded to 9 significant digits so that unit conversions compare equal.
+    """
+    if not values:
+        return None
+    return tuple(float(f"{v:.9g}") if isinstance(v, int | float) else str(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -307,6 +327,18 @@ def _task(module: str, name: str, data: Any, path: str, devices: set[str]) -> Ta
     )
 
 
+def _zone_by(raw: Any, path: str, tasks: Mapping[str, TaskSpec]) -> tuple[str, str]:
+    if not isinstance(raw, str) or raw.count(".") != 1:
+        raise _err(path, f"expected '<Task>.<parameter>', got {raw!r}")
+    task, param = raw.split(".")
+    if task not in tasks:
+        raise _err(path, f"unknown task '{task}' (module has: {', '.join(tasks)})")
+    if param not in tasks[task].params:
+        known = ", ".join(tasks[task].params) or "none"
+        raise _err(path, f"task {task} has no parameter '{param}' (it has: {known})")
+    return task, param
+
+
 def load_lab(data: Any, field: str = "lab") -> Lab:
     """Build a :class:`Lab` from a parsed description; errors name the field."""
     root = _mapping(data, field)
@@ -330,15 +362,21 @@ def load_lab(data: Any, field: str = "lab") -> Lab:
             m, {"devices", "slots", "sample_slots", "tasks", "consumables", "description"}, mpath
         )
         slots: dict[str, SlotSpec] = {}
+        zones_raw: dict[str, Any] = {}  # checked once the module's tasks are known
         for sname, sraw in _mapping(m.get("slots", {}), f"{mpath}.slots").items():
             sp = f"{mpath}.slots.{sname}"
             if isinstance(sraw, Mapping):
-                cap, zone = sraw.get("capacity"), sraw.get("zone")
+                if "zone" in sraw:  # an old label that meant nothing: say what replaced it
+                    raise _err(f"{sp}.zone", "replaced by 'zone_by: <Task>.<parameter>'")
+                _check_keys(sraw, {"capacity", "zone_by"}, sp)
+                cap = sraw.get("capacity")
+                if "zone_by" in sraw:
+                    zones_raw[sname] = sraw["zone_by"]
             else:
-                cap, zone = sraw, None
+                cap = sraw
             if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
                 raise _err(sp, "capacity must be a positive integer")
-            slots[sname] = SlotSpec(sname, cap, None if zone is None else str(zone))
+            slots[sname] = SlotSpec(sname, cap)
         if "sample_slots" in m:
             sample_slots = _names(m["sample_slots"], f"{mpath}.sample_slots")
             for s in sample_slots:
@@ -365,6 +403,15 @@ def load_lab(data: Any, field: str = "lab") -> Lab:
             for item in t.consumes:
                 if item not in consumables:
                     raise _err(f"{mpath}.tasks.{tname}.consumes.{item}", "unknown consumable")
+        for sname, raw in zones_raw.items():
+            zone_by = _zone_by(raw, f"{mpath}.slots.{sname}.zone_by", tasks)
+            if sname not in sample_slots:
+                raise _err(
+                    f"{mpath}.slots.{sname}.zone_by",
+                    f"slot type '{sname}' is not in sample_slots ({', '.join(sample_slots)}): "
+                    "samples never hold it, so a zone would have no effect",
+                )
+            slots[sname] = SlotSpec(sname, slots[sname].capacity, zone_by)
         modules[mname] = ModuleSpec(
             name=mname,
             devices=tuple(d for d, mod in device_module.items() if mod == mname),
