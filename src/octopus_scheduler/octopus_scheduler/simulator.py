@@ -52,6 +52,22 @@ class SimReport:
         }
 
 
+def _row(d: dc.StartStep) -> dict[str, Any]:
+    return {
+        "step_id": d.step_id,
+        "job_id": d.job_id,
+        "module": d.module,
+        "task": d.task,
+        "step": d.step,
+        "kind": d.kind,
+        "devices": list(d.devices),
+        "samples": len(d.samples),
+        "start": d.time,
+        "end": None,
+        "state": "running",
+    }
+
+
 def latency_summary(lat: list[float]) -> dict[str, float]:
     if not lat:
         return {"p50": 0.0, "p99": 0.0, "max": 0.0, "n": 0}
@@ -88,13 +104,21 @@ def simulate(
         scenario.lab, policy, clock=lambda: now, policy_options=options, proposer=standin_proposer
     )
     core.logging = False
-    queue: list[tuple[float, int, ev.Event]] = []
+    queue: list[tuple[float, int, ev.Event, int]] = []
     seq = 0
+    # A retried step keeps its id: the outcome of an attempt that was aborted must not end the
+    # retry, so each step outcome carries the attempt it belongs to.
+    attempt_of: dict[str, int] = {}
 
-    def push(t: float, event: ev.Event) -> None:
+    def push(t: float, event: ev.Event, attempt: int = 0) -> None:
         nonlocal seq
         seq += 1
-        heapq.heappush(queue, (t, seq, event))
+        heapq.heappush(queue, (t, seq, event, attempt))
+
+    def current(event: ev.Event, attempt: int) -> bool:
+        if isinstance(event, ev.StepFinished | ev.StepFailed):
+            return attempt == attempt_of.get(event.step_id, 0)
+        return True
 
     for job in scenario.jobs:
         t = 0.0 if all_at_start else job.submit
@@ -102,7 +126,8 @@ def simulate(
     for e in scenario.events:
         push(e.time or 0.0, e)
     latencies: list[float] = []
-    starts: dict[str, dc.StartStep] = {}
+    attempts: list[dict[str, Any]] = []  # one row per attempt of a step
+    open_attempt: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     slot_area: dict[tuple[str, str], float] = {}
     last_t = 0.0
@@ -111,7 +136,11 @@ def simulate(
         t = queue[0][0]
         batch = []
         while queue and queue[0][0] == t:
-            batch.append(heapq.heappop(queue)[2])
+            _, _, event, attempt = heapq.heappop(queue)
+            if current(event, attempt):
+                batch.append(event)
+        if not batch:
+            continue
         for key, (used, _) in slot_state.items():
             slot_area[key] = slot_area.get(key, 0.0) + used * (t - last_t)
         last_t = now = t
@@ -121,40 +150,37 @@ def simulate(
         if check:
             check_invariants(core)
         slot_state = core.slots()
+        for event in batch:
+            if isinstance(event, ev.StepFinished | ev.StepFailed):
+                row = open_attempt.pop(event.step_id, None)
+                if row is not None:
+                    row["end"] = t
+                    row["state"] = "done" if isinstance(event, ev.StepFinished) else "failed"
         for d in out:
             if isinstance(d, dc.StartStep):
-                starts[d.step_id] = d
+                attempt = attempt_of[d.step_id] = attempt_of.get(d.step_id, 0) + 1
+                row = _row(d)
+                attempts.append(row)
+                open_attempt[d.step_id] = row
                 base = core._steps[d.step_id].base
                 dur = base
                 if scenario.noise_sigma > 0:
                     dur = base * rng.lognormvariate(0.0, scenario.noise_sigma)
                 if scenario.failure_probability > 0 and rng.random() < scenario.failure_probability:
-                    push(t + dur * rng.random(), ev.StepFailed(d.step_id, "simulated failure"))
+                    failed = ev.StepFailed(d.step_id, "simulated failure")
+                    push(t + dur * rng.random(), failed, attempt)
                 else:
-                    push(t + dur, ev.StepFinished(d.step_id))
+                    push(t + dur, ev.StepFinished(d.step_id), attempt)
             elif isinstance(d, dc.AbortStep):
-                push(t, ev.StepFailed(d.step_id, "aborted"))
+                push(t, ev.StepFailed(d.step_id, "aborted"), attempt_of.get(d.step_id, 0))
     if check:
         unfinished = [j.job_id for j in core.jobs() if j.state not in FINAL]
         if unfinished:
             raise InvariantError(f"jobs never ended (deadlock?): {unfinished}")
-    for d_id, d in starts.items():
-        step = core._steps[d_id]
-        rows.append(
-            {
-                "step_id": d_id,
-                "job_id": d.job_id,
-                "module": d.module,
-                "task": d.task,
-                "step": d.step,
-                "kind": d.kind,
-                "devices": list(d.devices),
-                "samples": len(d.samples),
-                "start": d.time,
-                "end": step.end,
-                "state": step.state,
-            }
-        )
+    for row in attempts:
+        if row["end"] is None:  # still running when the scenario ran out of events
+            row["state"] = core._steps[row["step_id"]].state
+        rows.append(row)
     jobs = []
     for j in core.jobs():
         submit = j.submit_time
