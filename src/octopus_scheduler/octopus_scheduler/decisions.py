@@ -32,6 +32,7 @@ class StartStep(Decision):
     samples: tuple[str, ...]
     params: Mapping[str, Any]
     expected_s: float
+    attempt: int = 0  # 0 first, 1.. a retry of a failed attempt
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def goal_message(goal: StepGoal, units: Mapping[str, str]) -> ExecuteTask.Goal:
     return ExecuteTask.Goal(
         job_id=goal.job_id,
         experiment_id=goal.experiment_id,
-        task_id=goal.step_id,
+        task_id=goal.task_id,
         task=goal.task,
         parameters=parameters,
         slots=[

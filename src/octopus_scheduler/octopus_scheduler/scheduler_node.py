@@ -276,7 +276,7 @@ class SchedulerNode(Node):
                     self._outgoing.extend(waiting)
                     return
                 goal = self._outgoing.popleft()
-                if goal.step_id not in self._in_flight:
+                if not self._current(goal):
                     continue  # ended meanwhile (timed out, module down)
             client = self._module_clients[goal.module]
             if not client.server_is_ready():
@@ -284,9 +284,7 @@ class SchedulerNode(Node):
                 continue
             message = goal_message(goal, self._units[(goal.module, goal.task)])
             future = client.send_goal_async(message)
-            future.add_done_callback(
-                lambda f, step_id=goal.step_id: self._goal_answered(step_id, f)
-            )
+            future.add_done_callback(lambda f, goal=goal: self._goal_answered(goal, f))
 
     def _retry_sends(self) -> None:
         if self._outgoing or self._cancels:
@@ -298,34 +296,45 @@ class SchedulerNode(Node):
             self._cancels.append(handle)
         self._send_trigger.trigger()
 
-    def _goal_answered(self, step_id: str, future: Any) -> None:
+    def _current(self, goal: StepGoal) -> bool:
+        """Is this goal the step's attempt in flight? (A retry has the same step id.)"""
+        entry = self._in_flight.get(goal.step_id)
+        return entry is not None and entry.goal is goal
+
+    def _goal_answered(self, goal: StepGoal, future: Any) -> None:
         handle = future.result()
         if not handle.accepted:
-            self._end_step(step_id, False, "rejected by the module")
+            self._end_step(goal.step_id, False, "rejected by the module", attempt=goal)
             return
         with self._state_lock:
-            entry = self._in_flight.get(step_id)
-            if entry is not None:
-                entry.handle = handle
-        handle.get_result_async().add_done_callback(
-            lambda f, step_id=step_id: self._goal_done(step_id, f)
-        )
+            if self._current(goal):
+                self._in_flight[goal.step_id].handle = handle
+        handle.get_result_async().add_done_callback(lambda f: self._goal_done(goal, f))
 
-    def _goal_done(self, step_id: str, future: Any) -> None:
+    def _goal_done(self, goal: StepGoal, future: Any) -> None:
         result = future.result().result
         if result.success:
             try:
                 measured = json.loads(result.measured_data) if result.measured_data else {}
             except json.JSONDecodeError:
                 measured = {"raw": result.measured_data}
-            self._end_step(step_id, True, "", measured)
+            self._end_step(goal.step_id, True, "", measured, attempt=goal)
         else:
-            self._end_step(step_id, False, result.error or "failed")
+            self._end_step(goal.step_id, False, result.error or "failed", attempt=goal)
 
     def _end_step(
-        self, step_id: str, success: bool, reason: str, measured: dict | None = None
+        self,
+        step_id: str,
+        success: bool,
+        reason: str,
+        measured: dict | None = None,
+        *,
+        attempt: StepGoal | None = None,
     ) -> None:
+        """End the step in flight; an outcome of an earlier ``attempt`` is ignored."""
         with self._state_lock:
+            if attempt is not None and not self._current(attempt):
+                return  # an outcome of an attempt that already ended (timed out, retried)
             if self._in_flight.pop(step_id, None) is None:
                 return  # already ended (timeout, module down)
             if success:

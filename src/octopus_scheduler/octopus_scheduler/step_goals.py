@@ -34,6 +34,13 @@ class StepGoal:
     slots: Mapping[str, Sequence[tuple[int, str]]]
     expected_s: float
     samples: tuple[str, ...] = ()
+    attempt: int = 0
+
+    @property
+    def task_id(self) -> str:
+        """The module's goal id: a retry is a new goal (a module answers a re-sent id with its
+        stored result), a re-send after a restart is the same one."""
+        return self.step_id if self.attempt == 0 else f"{self.step_id}~retry{self.attempt}"
 
 
 class SlotError(RuntimeError):
@@ -118,6 +125,7 @@ class StepGoalMapper:
             slots=slots,
             expected_s=decision.expected_s,
             samples=tuple(samples),
+            attempt=decision.attempt,
         )
 
     def step_ended(self, goal: StepGoal) -> None:

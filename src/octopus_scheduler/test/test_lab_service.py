@@ -177,6 +177,9 @@ def test_the_lab_retry_policy_applies_unless_the_job_says(tmp_path: Path, clock)
     retried = lab.step_failed(first.step_id, "gripper slipped").goals
     assert [g.task for g in retried] == ["PrepareContainer"]  # tried again, job still on
     assert lab.job("J0001").state == "running"
+    # the retry is a new module goal (a module answers a known goal id with its stored result)
+    assert retried[0].step_id == first.step_id and retried[0].task_id != first.task_id
+    assert first.task_id == first.step_id  # a first attempt keeps the id a restart re-sends
     strict = LabService(descriptions, Store(tmp_path / "strict.sqlite"), retries=1, clock=clock)
     script = SYNTHESIS.replace("owner: ignored}", "owner: ignored, retries: 0}")
     _, outbox = strict.submit(script, "bob")
