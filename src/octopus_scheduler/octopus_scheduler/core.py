@@ -807,6 +807,7 @@ class SchedulerCore:
                 samples=tuple(s.id for s in step.samples),
                 params=step.params,
                 expected_s=step.expected,
+                attempt=step.attempts,
             )
         )
 
