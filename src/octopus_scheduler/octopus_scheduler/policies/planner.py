@@ -25,6 +25,13 @@ the planner runs each rule mode forward on a fork of the core with expected dura
 with the smallest projected sum of job times; the fourth mode is closed packing's order (arrival
 order, running jobs first, no reservations). Deterministic, so event replay stays exact.
 
+CP-SAT improvement (option ``improve: cpsat``, off by default): on the same triggers, with at
+most ``improve_jobs`` live jobs, the projected plan of the chosen mode seeds a CP-SAT model of the
+next ``improve_horizon_steps`` steps (``improver.py``); a strictly better solution is followed as an
+order override until its steps have started or an event invalidates it, and only if the projection
+with it beats the plain rules. One worker and a deterministic budget (``improve_budget_s``, CP-SAT
+deterministic seconds), so replays stay exact.
+
 The published plan is the forward projection of these rules (``SchedulerCore.plan``), each
 placement with what it waited for.
 """
@@ -36,14 +43,26 @@ from typing import TYPE_CHECKING, Any
 
 from ..lab import ACTIVE, PER_BATCH
 from ..proposer import expected_point
-from ..runtime import ABORTED, DONE, PENDING, JobRun, Sample, task_params
+from ..runtime import ABORTED, DONE, PENDING, READY, JobRun, Sample, task_params
 from .base import Admission, Policy
+from .improver import Override, build_and_solve
 
 if TYPE_CHECKING:
     from ..core import SchedulerCore
     from ..runtime import StepRun
 
 DEADLINE_MARGIN = 1.2  # a job is urgent when its remaining path needs > 1/1.2 of the time left
+REPLAN_EVENTS = (
+    "JobSubmitted",
+    "ModuleDown",
+    "ModuleUp",
+    "StepFailed",
+    "CancelJob",
+    "SetPriority",
+    "ResumeJob",
+)
+# events after which a CP-SAT override no longer describes the lab: it is dropped
+STALE_EVENTS = (*REPLAN_EVENTS, "HoldJob", "ModuleAdded")
 
 
 class Planner(Policy):
@@ -79,6 +98,20 @@ class Planner(Policy):
         self._keys: dict[str, tuple[Any, ...]] = {}
         self._reservation: tuple[float, frozenset[str]] | None = None
         self._upcoming: list[tuple[tuple[Any, ...], float, frozenset[str]]] = []
+        # CP-SAT improvement of the projected plan (see improver.py); off by default
+        improve = self.options.get("improve") or "off"
+        if improve not in ("off", "cpsat"):
+            raise ValueError(f"planner: improve must be 'off' or 'cpsat', not {improve!r}")
+        self.improve = improve == "cpsat"
+        self.improve_budget_s = float(self.options.get("improve_budget_s", 0.5))
+        self.improve_horizon_steps = int(self.options.get("improve_horizon_steps", 40))
+        self.improve_jobs = int(self.options.get("improve_jobs", 20))
+        self.improve_events = int(self.options.get("improve_events", 400))
+        self._improve_due = False
+        self._override: Override | None = None
+        # (time, projected Σ of the rules, projected Σ with the override or None, CP-SAT status:
+        # INFEASIBLE = nothing strictly better on the horizon, the rules' plan is kept)
+        self.improve_history: list[tuple[float, float, float | None, str]] = []
 
     # -------------------------------------------------------------- estimates
     def _sample_cost(self, core: SchedulerCore, job: JobRun) -> tuple[float, float]:
@@ -134,16 +167,23 @@ class Planner(Policy):
 
     # -------------------------------------------------------------- policy hooks
     def on_event(self, core: SchedulerCore, event: Any) -> None:
-        if type(event).__name__ in (
-            "JobSubmitted",
-            "ModuleDown",
-            "ModuleUp",
-            "StepFailed",
-            "CancelJob",
-            "SetPriority",
-            "ResumeJob",
-        ):
+        name = type(event).__name__
+        if name in REPLAN_EVENTS:
             self._replan = True
+            self._improve_due = self.improve
+        if name in STALE_EVENTS:
+            self._override = None
+
+    @staticmethod
+    def _projected_total(sim: SchedulerCore, live: list[JobRun]) -> tuple[float, dict[str, float]]:
+        """Σ (end - submit) of ``live`` in a rollout; unfinished jobs end after their path."""
+        pol = sim.policy
+        assert isinstance(pol, Planner)
+        ends: dict[str, float] = {}
+        for j in live:  # unfinished at the rollout horizon: add its remaining path
+            run = sim._jobs[j.id]
+            ends[j.id] = run.end if run.end is not None else sim.now + pol.remaining(sim, run)[1]
+        return sum(ends[j.id] - j.submit for j in live), ends
 
     def _choose_mode(self, core: SchedulerCore) -> None:
         from ..projection import run_forward
@@ -157,31 +197,135 @@ class Planner(Policy):
             def configure(sim: SchedulerCore, mode: tuple[bool, bool, bool] = mode) -> None:
                 pol = sim.policy
                 assert isinstance(pol, Planner)
-                pol.rollouts = False
+                pol.rollouts = pol.improve = pol._improve_due = False
                 pol.protect_critical, pol.admitted_first, pol.fifo = mode
 
             sim, _ = run_forward(
                 core, dispatch_first=True, configure=configure, max_events=self.rollout_events
             )
-            pol = sim.policy
-            assert isinstance(pol, Planner)
-            ends = []
-            for j in live:  # unfinished at the rollout horizon: add its remaining path
-                run = sim._jobs[j.id]
-                ends.append(
-                    run.end if run.end is not None else sim.now + pol.remaining(sim, run)[1]
-                )
-            total = sum(e - j.submit for e, j in zip(ends, live, strict=True))
-            scores[mode] = total + 1e-3 * max(ends)
+            total, ends = self._projected_total(sim, live)
+            scores[mode] = total + 1e-3 * max(ends.values())
         if scores:
             best = min(scores, key=lambda m: (scores[m], self.modes.index(m)))
             self.protect_critical, self.admitted_first, self.fifo = best
             self.mode_history.append((core.now, best, scores))
 
+    def _improve(self, core: SchedulerCore) -> None:
+        """Look for a better plan with CP-SAT; follow it only if its projection is better."""
+        from ..projection import run_forward
+
+        live = [j for j in core.all_jobs() if not j.finished and not j.ending]
+        if len(live) > self.improve_jobs or len(live) < 2 or any(j.held for j in live):
+            return  # a held job's steps cannot follow a plan
+
+        def configure(sim: SchedulerCore, override: Override | None = None) -> None:
+            pol = sim.policy
+            assert isinstance(pol, Planner)
+            pol.rollouts = pol.improve = pol._improve_due = False
+            pol._override = override
+
+        sim, placements = run_forward(
+            core, dispatch_first=True, configure=configure, max_events=self.improve_events
+        )
+        base, base_ends = self._projected_total(sim, live)
+        result = build_and_solve(
+            core,
+            sim,
+            placements,
+            base_ends,
+            horizon_steps=self.improve_horizon_steps,
+            budget_s=self.improve_budget_s,
+        )
+        if result.override is None:
+            self.improve_history.append((core.now, base, None, result.status))
+            return
+        trial, _ = run_forward(
+            core,
+            dispatch_first=True,
+            configure=lambda s: configure(s, result.override),
+            max_events=self.improve_events,
+        )
+        total, ends = self._projected_total(trial, live)
+        low = min(j.priority for j in live)
+        # stalled (nothing left to run, a job unfinished) or a protected job later: not taken
+        stalled = not trial.running() and any(not trial._jobs[j.id].finished for j in live)
+        protected_later = any(
+            ends[j.id] > base_ends[j.id] + 1e-6
+            for j in live
+            if j.priority > low
+            or j.spec.metadata.deadline is not None
+            or j.spec.metadata.deadline_after_s is not None
+        )
+        accepted = total < base - 1e-6 and not stalled and not protected_later
+        self.improve_history.append((core.now, base, total, result.status))
+        if accepted:
+            self._override = result.override
+
+    def _override_key(self, cand: StepRun | Admission) -> str | None:
+        ov = self._override
+        if ov is None:
+            return None
+        if isinstance(cand, Admission):
+            group = cand.group
+            entry = ov.entries.get(f"{cand.job.id}/g{group.index}c{len(group.chunks)}")
+            return entry[0] if entry is not None else None
+        return cand.id if cand.id in ov.start else None
+
+    @staticmethod
+    def _started(core: SchedulerCore, step_id: str) -> bool:
+        step = core._steps.get(step_id)
+        return step is not None and step.state not in (PENDING, READY)
+
+    def _override_allows(self, core: SchedulerCore, cand: StepRun | Admission) -> bool | None:
+        """The override's verdict on ``cand`` (None: it has none, the rules decide)."""
+        ov = self._override
+        if ov is None or not core.running():
+            return None  # with nothing running the rules decide: a plan never stalls the lab
+        key = self._override_key(cand)
+        if key is not None:  # after what the plan starts before it on its devices and slots
+            return all(self._started(core, b) for b in ov.blockers[key])
+        # other work: only in the gaps of the plan
+        devices = self._devices(core, cand)
+        until = core.now + self._duration(core, cand)
+        slot_res: dict[str, int] = {}
+        if isinstance(cand, Admission):
+            n = len(cand.group.pending)
+            slot_res = {f"slot:{m}.{s}": n for m, s in core.entry_keys(cand.job)}
+        elif cand.enters_visit and not cand.chunk.visits[cand.visit].entered:
+            demand = cand.chunk.visits[cand.visit].demand
+            slot_res = {f"slot:{m}.{s}": n for (m, s), n in demand.items()}
+        needed: dict[str, int] = {}
+        for key, res in ov.resources.items():
+            if self._started(core, key):
+                continue
+            if until > ov.start[key] + 1e-9 and any(r in devices for r in res):
+                return False
+            for r, n in ov.slot_need.get(key, {}).items():
+                if r in slot_res:
+                    needed[r] = needed.get(r, 0) + n
+        if needed:
+            slots = core.slots()
+            for r, n in slot_res.items():
+                m, s = r[5:].split(".", 1)
+                used, cap = slots[(m, s)]
+                if cap - used - min(n, cap - used) < needed.get(r, 0):
+                    return False
+        return None
+
     def begin_round(self, core: SchedulerCore) -> None:
         if self._replan and self.rollouts:
             self._replan = False
             self._choose_mode(core)
+        if self._improve_due:
+            self._improve_due = False
+            self._improve(core)
+        ov = self._override
+        if ov is not None:
+            last = max(ov.start.values())
+            if all(self._started(core, k) for k in ov.start):
+                self._override = None  # followed to its end: the rules take over
+            elif core.now > last + max(60.0, last - ov.made_at):
+                self._override = None  # far behind the plan (a step never came): rules again
         jobs = [j for j in core.all_jobs() if not j.finished and not j.ending]
         rem = {j.id: self.remaining(core, j) for j in jobs}
         ends = {j.id: core.now + rem[j.id][1] for j in jobs}
@@ -223,6 +367,15 @@ class Planner(Policy):
                     self._upcoming.append((key, at, succ.devices))
 
     def rank(self, core: SchedulerCore, cand: StepRun | Admission) -> tuple[Any, ...]:
+        if self._override is not None:
+            key = self._override_key(cand)
+            if key is not None:  # the plan's order first (user priority still above it)
+                ov = self._override
+                return (-cand.job.priority, 0, ov.start[key], ov.order[key])
+            return (-cand.job.priority, 1, *self._rule_rank(core, cand))
+        return self._rule_rank(core, cand)
+
+    def _rule_rank(self, core: SchedulerCore, cand: StepRun | Admission) -> tuple[Any, ...]:
         if self.fifo:
             return (-cand.job.priority, *super().rank(core, cand))
         key = self._keys.get(cand.job.id, (0, 1, 1, 0.0, cand.job.order))
@@ -241,6 +394,9 @@ class Planner(Policy):
         return (*key, admitting, cand.ready_time or 0.0, getattr(cand, "seq", 0))
 
     def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
+        verdict = self._override_allows(core, cand)
+        if verdict is not None:
+            return verdict
         if self.fifo:
             return True
         devices = self._devices(core, cand)
@@ -259,6 +415,13 @@ class Planner(Policy):
 
     def admit_size(self, core: SchedulerCore, adm: Admission, free: int | None) -> int:
         pending = len(adm.group.pending)
+        ov = self._override
+        if ov is not None:  # a planned chunk enters whole, as the model has it
+            group = adm.group
+            entry = ov.entries.get(f"{adm.job.id}/g{group.index}c{len(group.chunks)}")
+            if entry is not None:
+                size = min(entry[1], pending)
+                return size if free is None or free >= size else 0
         return pending if free is None else min(pending, free)
 
     def blocked(self, core: SchedulerCore, cand: StepRun | Admission) -> None:
