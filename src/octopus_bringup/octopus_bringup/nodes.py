@@ -6,6 +6,7 @@ lab cannot drift apart. No ROS import here: tested without DDS.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,9 @@ def _ros_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value
+        # rcl reads `-p name:=value` as YAML: a JSON string is a YAML double-quoted scalar, so
+        # any text (multi-line YAML, "123", "true", "a: b") arrives as that same string
+        return json.dumps(value)
     return repr(value) if isinstance(value, float) else str(value)
 
 

@@ -60,6 +60,12 @@ def test_driver_overrides_travel_as_yaml() -> None:
     }
     spec = node_specs(parse_lab_config(data))[1]
     assert yaml.safe_load(spec.parameters["driver_overrides"]) == data["modules"][0]["drivers"]
+    # on the command line, rcl reads the value as YAML: the multi-line text must come back whole
+    args = spec.ros_arguments()
+    value = next(a.split(":=", 1)[1] for a in args if a.startswith("driver_overrides:="))
+    assert yaml.safe_load(yaml.safe_load(value)) == data["modules"][0]["drivers"]
+    described = next(a.split(":=", 1)[1] for a in args if a.startswith("description:="))
+    assert yaml.safe_load(described) == "batch_synthesis"
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ examples:
   octopus watch                        the running steps and jobs, live (Ctrl-C leaves)
   octopus hold J0003                   no new step of J0003 starts; `octopus resume J0003`
   octopus estop --reason "spill"       every module stops; an admin resets: `estop --reset`
+  octopus clear-error UV-Vis UV_Spectrometer   a device in error is fine again
   octopus results J0003 --csv --out j3.csv
   octopus gantt --out plan.png         the current schedule as a picture
   octopus simulate fig8-platform-day --policy planner
@@ -138,6 +139,19 @@ def _add_lab_commands(commands: argparse._SubParsersAction) -> None:
     estop.add_argument("--reset", action="store_true", help="release the stop (admins only)")
     estop.add_argument("--reason", help="why (shown to everyone)")
 
+    clear = _command(
+        commands,
+        "clear-error",
+        "a device in error is fine again: its module and the scheduler use it again",
+        "A device whose action failed (or whose back end got stuck) is out of order: the "
+        "module refuses goals on it and the scheduler holds the steps that need it (they wait, "
+        "they do not fail). After checking the device, clear its error.",
+        "  octopus clear-error UV-Vis UV_Spectrometer\n"
+        "  octopus clear-error uv_vis UV_Spectrometer",
+    )
+    clear.add_argument("module", help="module name (UV-Vis) or node name (uv_vis)")
+    clear.add_argument("device", help="device name, e.g. UV_Spectrometer")
+
     results = _command(
         commands,
         "results",
@@ -243,6 +257,10 @@ def _handler(command: str) -> Callable[[argparse.Namespace], int]:
         from octopus_client.commands.jobs import estop
 
         return estop
+    if command == "clear-error":
+        from octopus_client.commands.jobs import clear_error
+
+        return clear_error
     if command == "watch":
         from octopus_client.commands.watch import watch
 

@@ -28,7 +28,14 @@ from rclpy.signals import SignalHandlerOptions
 from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID, ClientError
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
-from octopus_interfaces.srv import GetJob, GetSchedule, JobCommand, ListJobs, SetEmergencyStop
+from octopus_interfaces.srv import (
+    ClearDeviceError,
+    GetJob,
+    GetSchedule,
+    JobCommand,
+    ListJobs,
+    SetEmergencyStop,
+)
 
 __all__ = ["ClientError", "OctopusClient", "Submission", "default_user", "normalize_namespace"]
 
@@ -188,6 +195,15 @@ class OctopusClient:
         """Engage or reset; both are idempotent (they set a state). Returns the response."""
         request = SetEmergencyStop.Request(engaged=engaged, reason=reason, source=self.user)
         return self.call(SetEmergencyStop, "set_emergency_stop", request)
+
+    def clear_device_error(self, module: str, device: str) -> Any:
+        """Tell a module that its device is fine again (idempotent). ``module`` is the module's
+        name ("UV-Vis") or its node name ("uv_vis")."""
+        from octopus_modules.ros_conversions import node_name_for
+
+        request = ClearDeviceError.Request(device=device, user=self.user)
+        relative = f"modules/{node_name_for(module)}/clear_device_error"
+        return self.call(ClearDeviceError, relative, request)
 
     def command(self, kind: str, job_id: str, reason: str = "") -> Any:
         """``hold``, ``resume`` or ``cancel`` a job; returns the JobCommand response.

@@ -60,8 +60,8 @@ CLASSES = message_classes()
 
 
 def test_every_interface_file_is_generated() -> None:
-    # 18 messages, 7 services (2 halves), 2 actions (3 parts)
-    assert len(CLASSES) == 18 + 7 * 2 + 2 * 3
+    # 18 messages, 8 services (2 halves), 2 actions (3 parts)
+    assert len(CLASSES) == 18 + 8 * 2 + 2 * 3
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)

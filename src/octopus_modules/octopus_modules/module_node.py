@@ -31,7 +31,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask
 from octopus_interfaces.msg import EmergencyStop, ModuleDescription, ModuleStatus
-from octopus_interfaces.srv import DescribeModule, ReleaseSamples
+from octopus_interfaces.srv import ClearDeviceError, DescribeModule, ReleaseSamples
 from octopus_modules.description import (
     builtin_description_names,
     load_builtin_description,
@@ -119,6 +119,7 @@ class ModuleNode(Node):
         self._description_pub.publish(self._description_msg)
         self.create_service(DescribeModule, "~/describe", self._describe)
         self.create_service(ReleaseSamples, "~/release_samples", self._release_samples)
+        self.create_service(ClearDeviceError, "~/clear_device_error", self._clear_device_error)
 
         # Goals run in parallel (different devices); the e-stop must get through while they run.
         self._action_server = ActionServer(
@@ -256,6 +257,20 @@ class ModuleNode(Node):
             )
         return response
 
+    def _clear_device_error(
+        self, request: ClearDeviceError.Request, response: ClearDeviceError.Response
+    ) -> ClearDeviceError.Response:
+        try:
+            self.runtime.clear_device_error(request.device)
+        except KeyError:
+            known = ", ".join(d.name for d in self.description.devices)
+            response.message = f"device: unknown device '{request.device}' (known: {known})"
+            return response
+        who = request.user or "an operator"
+        self.get_logger().warning(f"device {request.device}: error cleared by {who}")
+        response.success, response.message = True, f"{request.device} accepts goals again"
+        return response
+
     def _heartbeat(self) -> None:
         self._publish_status(self.runtime.heartbeat())
 
@@ -299,7 +314,9 @@ def description_argument(argv: list[str]) -> str:
     """The value of ``-p description:=...`` among ROS arguments ("" if absent)."""
     for arg in argv:
         if arg.startswith("description:="):
-            return arg.split(":=", 1)[1]
+            value = arg.split(":=", 1)[1]
+            parsed = yaml.safe_load(value)  # as rcl reads it: '"uv_vis"' is uv_vis
+            return parsed if isinstance(parsed, str) else value
     return ""
 
 

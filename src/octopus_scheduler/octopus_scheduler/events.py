@@ -51,6 +51,20 @@ class ModuleUp(Event):
 
 
 @dataclass(frozen=True)
+class DeviceDown(Event):
+    """A device is out of order (its module reports it in error or disconnected): no step that
+    needs it starts until it is back."""
+
+    device: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceUp(Event):
+    device: str
+
+
+@dataclass(frozen=True)
 class CancelJob(Event):
     job_id: str
 
@@ -109,6 +123,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         StepFailed,
         ModuleDown,
         ModuleUp,
+        DeviceDown,
+        DeviceUp,
         CancelJob,
         HoldJob,
         ResumeJob,

@@ -45,6 +45,12 @@ class Outbox:
     ended_jobs: list[dc.JobEnded] = field(default_factory=list)
     low_stock: list[dc.LowStock] = field(default_factory=list)
 
+    def extend(self, more: Outbox) -> None:
+        self.goals += more.goals
+        self.aborts += more.aborts
+        self.ended_jobs += more.ended_jobs
+        self.low_stock += more.low_stock
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -179,6 +185,25 @@ class LabService:
             }
             return "", self._handle(self._adopt(description, lab, now), record)
 
+    def device_health(self, module: str, faults: Mapping[str, str]) -> Outbox:
+        """A module's report of its devices: ``faults`` maps each device in error (or
+        disconnected) to why. Only changes become events: a device that fails goes out of
+        order (its steps wait instead of failing their retries), a cleared one comes back."""
+        with self._lock:
+            if module not in self.lab.modules:
+                return Outbox()
+            outbox = Outbox()
+            down = self.core.out_of_order()
+            for device in self.lab.modules[module].devices:
+                if device in faults and device not in down:
+                    event: ev.Event = ev.DeviceDown(device, faults[device], time=self.clock())
+                elif device not in faults and device in down:
+                    event = ev.DeviceUp(device, time=self.clock())
+                else:
+                    continue
+                outbox.extend(self._handle(event))
+            return outbox
+
     def module_down(self, module: str) -> Outbox:
         with self._lock:
             return self._handle(ev.ModuleDown(module, time=self.clock()))
@@ -217,11 +242,7 @@ class LabService:
         self._before(event)
         outbox = Outbox()
         for follow_up in self._decide(event, outbox, replaying=False):
-            more = self._handle(follow_up)
-            outbox.goals += more.goals
-            outbox.aborts += more.aborts
-            outbox.ended_jobs += more.ended_jobs
-            outbox.low_stock += more.low_stock
+            outbox.extend(self._handle(follow_up))
         return outbox
 
     def _event_from_store(self, stored: Mapping[str, Any]) -> ev.Event:

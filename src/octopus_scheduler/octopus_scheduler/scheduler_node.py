@@ -35,6 +35,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask, SubmitJob
 from octopus_interfaces.msg import (
+    DeviceState,
     EmergencyStop,
     Job,
     ModuleDescription,
@@ -428,17 +429,31 @@ class SchedulerNode(Node):
         self._dispatch(outbox)
         self._schedule_dirty.set()
 
-    def _heartbeat(self, module: str, _status: ModuleStatus) -> None:
+    def _heartbeat(self, module: str, status: ModuleStatus) -> None:
         # liveness and the core change together: a beat racing the watchdog cannot leave the
         # core believing a live module is down
+        faults = {
+            d.name: d.message or "disconnected"
+            for d in status.devices
+            if d.state in (DeviceState.STATE_ERROR, DeviceState.STATE_DISCONNECTED)
+        }
         with self._state_lock:
             first, back = self.liveness.beat(module, time.monotonic())
-            outbox = self.service.module_up(module) if back else None
+            outbox = self.service.module_up(module) if back else Outbox()
+            before = self.service.core.out_of_order()
+            outbox.extend(self.service.device_health(module, faults))
+            after = self.service.core.out_of_order()
         if first:
             self.get_logger().info(f"module {module} is up (first heartbeat)")
-        if outbox is not None:
+        if back:
             self.get_logger().info(f"module {module} is back")
-            self._dispatch(outbox)
+        for device in sorted(set(after) - set(before)):
+            self.get_logger().error(f"device {device} is out of order: {after[device]}")
+        for device in sorted(set(before) - set(after)):
+            self.get_logger().info(f"device {device} is back in order")
+        if before != after:
+            self._schedule_dirty.set()  # the plan's reasons change
+        self._dispatch(outbox)
 
     def _watchdog(self) -> None:
         now = time.monotonic()

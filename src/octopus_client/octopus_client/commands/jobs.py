@@ -134,6 +134,16 @@ def job_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def clear_error(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        response = client.clear_device_error(args.module, args.device)
+    if not response.success:
+        print(f"octopus clear-error: {response.message}", file=sys.stderr)
+        return EXIT_FAILED
+    print(response.message)
+    return 0
+
+
 def estop(args: argparse.Namespace) -> int:
     engaged = not args.reset
     with connect(args) as client:
