@@ -115,6 +115,7 @@ class SchedulerCore:
         }
         self._used: dict[SlotKey, int] = dict.fromkeys(self._cap, 0)
         self._down: set[str] = set()
+        self._out_of_order: dict[str, str] = {}  # device -> why
         self._stock: dict[SlotKey, int] = {
             (m.name, c.name): c.stock for m in lab.modules.values() for c in m.consumables.values()
         }
@@ -180,6 +181,10 @@ class SchedulerCore:
 
     def devices(self) -> dict[str, str | None]:
         return {d: (s.id if s else None) for d, s in self._holder.items()}
+
+    def out_of_order(self) -> dict[str, str]:
+        """Devices that no step may use now, and why."""
+        return dict(self._out_of_order)
 
     def slots(self) -> dict[SlotKey, tuple[int, int]]:
         return {k: (self._used[k], self._cap[k]) for k in self._cap}
@@ -264,6 +269,8 @@ class SchedulerCore:
             return "" if e.module in self.lab.modules else f"unknown module '{e.module}'"
         if isinstance(e, ev.ModuleAdded):
             return self._extension_problem(e)
+        if isinstance(e, ev.DeviceDown | ev.DeviceUp):
+            return "" if e.device in self.lab.device_module else f"unknown device '{e.device}'"
         if isinstance(e, ev.CancelJob | ev.HoldJob | ev.ResumeJob | ev.SetPriority):
             job = self._jobs.get(e.job_id)
             if job is None:
@@ -318,6 +325,10 @@ class SchedulerCore:
             self._stock[(e.module, e.item)] += e.amount
         elif isinstance(e, ev.ModuleAdded):
             self._add_module(e.lab, e.module)
+        elif isinstance(e, ev.DeviceDown):
+            self._out_of_order[e.device] = e.reason or "out of order"
+        elif isinstance(e, ev.DeviceUp):
+            self._out_of_order.pop(e.device, None)
 
     def _extension_problem(self, e: ev.ModuleAdded) -> str:
         """A new module may only add to the lab: what runs now must not change under it."""
@@ -531,6 +542,8 @@ class SchedulerCore:
                 return f"devices {d} held by {holder.id} until {until:.0f}"
             if self.lab.device_module[d] in self._down:
                 return f"module {self.lab.device_module[d]} down"
+            if d in self._out_of_order:
+                return f"device {d} out of order: {self._out_of_order[d]}"
         for item, n in step.consumes.items():
             if self._stock.get((step.module, item), 0) < n:
                 return f"consumable {step.module}.{item} out of stock"
@@ -575,6 +588,9 @@ class SchedulerCore:
                 return False
             if self.lab.device_module[d] in self._down:
                 group.blocked = f"module {self.lab.device_module[d]} down"
+                return False
+            if d in self._out_of_order:
+                group.blocked = f"device {d} out of order: {self._out_of_order[d]}"
                 return False
         free = self.free_slots(keys)
         batch, sized = group.pending, adm
@@ -824,8 +840,15 @@ class SchedulerCore:
             end_time=j.end,
             cycle=j.cycle,
             cycles=camp.cycles,
-            reason=j.end_reason,
+            reason=j.end_reason if j.finished else self._waiting_for(j),
         )
+
+    def _waiting_for(self, j: JobRun) -> str:
+        """What a live job's next work waits for ("" when it runs or is free to start)."""
+        for step in self._ready.values():
+            if step.job is j and step.blocked:
+                return step.blocked
+        return next((g.blocked for g in j.groups if g.pending and g.blocked), "")
 
 
 def _step_view(s: StepRun) -> StepView:
