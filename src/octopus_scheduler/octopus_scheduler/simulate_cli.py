@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import SpecError
 from .policies import available_policies
@@ -48,6 +49,18 @@ def format_report(report: SimReport) -> str:
     return "\n".join(lines)
 
 
+def _option_value(text: str) -> Any:
+    """'3' -> 3, '0.5' -> 0.5, 'true'/'false' -> bool, anything else stays a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="octopus simulate", description=__doc__)
     parser.add_argument(
@@ -60,15 +73,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--all-at-start", action="store_true", help="submit every job at t=0 (FCFS protocol)"
     )
     parser.add_argument("--check", action="store_true", help="verify invariants after each event")
+    parser.add_argument(
+        "--policy-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a policy option over the scenario's (e.g. improve=cpsat); repeatable",
+    )
     args = parser.parse_args(argv)
+    extra: dict[str, Any] = {}
+    for item in args.policy_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"error: --policy-option wants KEY=VALUE, not '{item}'", file=sys.stderr)
+            return 2
+        extra[key] = _option_value(value)
     try:
         scenario = load_scenario(args.scenario)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = simulate(
-        scenario, args.policy, seed=args.seed, all_at_start=args.all_at_start, check=args.check
-    )
+    options = None
+    if extra:
+        options = {**scenario.policy_options.get(args.policy, {}), **extra}
+    try:
+        report = simulate(
+            scenario,
+            args.policy,
+            seed=args.seed,
+            policy_options=options,
+            all_at_start=args.all_at_start,
+            check=args.check,
+        )
+    except ValueError as exc:  # a bad policy option
+        if not extra:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.to_dict(), indent=1))
     else:

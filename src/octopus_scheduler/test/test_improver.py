@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from octopus_scheduler import decisions as dc
 from octopus_scheduler import events as ev
+from octopus_scheduler import simulate_cli
 from octopus_scheduler.core import SchedulerCore
 from octopus_scheduler.generator import random_scenario
 from octopus_scheduler.invariants import check_invariants
@@ -18,7 +20,7 @@ from octopus_scheduler.policies.planner import Planner
 from octopus_scheduler.scenario import Scenario, parse_scenario
 from octopus_scheduler.simulator import simulate
 
-IMPROVE = {"improve": "cpsat", "improve_budget_s": 0.2}
+IMPROVE = {"improve": "cpsat"}
 FINAL = {"succeeded", "failed", "cancelled"}
 # a two-machine flow shop: each job mixes on the arm (a s), then is read on the spectrometer (b s)
 FLOW_SHOP = [(90, 10), (40, 80), (30, 90)]
@@ -42,7 +44,7 @@ def flow_shop_lab() -> dict[str, Any]:
     return {"modules": {"Synth": module("Arm", "Mix"), "Meas": module("Spec", "Read")}}
 
 
-def flow_shop(times: list[tuple[int, int]]) -> Scenario:
+def flow_shop_jobs(times: list[tuple[int, int]]) -> list[dict[str, Any]]:
     def job(a: int, b: int) -> dict[str, Any]:
         return {
             "metadata": {"name": "j", "owner": "u"},
@@ -57,14 +59,11 @@ def flow_shop(times: list[tuple[int, int]]) -> Scenario:
             },
         }
 
-    return parse_scenario(
-        {
-            "lab": flow_shop_lab(),
-            "jobs": [
-                {"id": str(i), "submit": 0, "script": job(a, b)} for i, (a, b) in enumerate(times)
-            ],
-        }
-    )
+    return [{"id": str(i), "submit": 0, "script": job(a, b)} for i, (a, b) in enumerate(times)]
+
+
+def flow_shop(times: list[tuple[int, int]]) -> Scenario:
+    return parse_scenario({"lab": flow_shop_lab(), "jobs": flow_shop_jobs(times)})
 
 
 def best_permutation_total(times: list[tuple[int, int]]) -> float:
@@ -206,3 +205,17 @@ def test_invariants_hold_and_every_job_ends_with_improvement(
     )
     report = simulate(sc, "planner", policy_options=IMPROVE, check=True)
     assert {j["state"] for j in report.jobs} <= FINAL
+
+
+def test_simulate_cli_takes_policy_options(tmp_path, capsys):
+    path = tmp_path / "flow-shop.yaml"
+    path.write_text(json.dumps({"lab": flow_shop_lab(), "jobs": flow_shop_jobs(FLOW_SHOP)}))
+    args = [str(path), "--policy", "planner", "--json"]
+    assert simulate_cli.main(args) == 0
+    assert json.loads(capsys.readouterr().out)["sums"]["total"] == 550
+    assert simulate_cli.main([*args, "--policy-option", "improve=cpsat"]) == 0
+    assert json.loads(capsys.readouterr().out)["sums"]["total"] == 490
+    assert simulate_cli.main([*args, "--policy-option", "improve"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert simulate_cli.main([*args, "--policy-option", "improve=milp"]) == 2
+    assert "improve must be" in capsys.readouterr().err

@@ -103,12 +103,17 @@ class Planner(Policy):
         if improve not in ("off", "cpsat"):
             raise ValueError(f"planner: improve must be 'off' or 'cpsat', not {improve!r}")
         self.improve = improve == "cpsat"
-        self.improve_budget_s = float(self.options.get("improve_budget_s", 0.5))
+        # CP-SAT deterministic seconds per improvement (not wall time: replays stay exact)
+        self.improve_budget_s = float(self.options.get("improve_budget_s", 0.05))
         self.improve_horizon_steps = int(self.options.get("improve_horizon_steps", 40))
         self.improve_jobs = int(self.options.get("improve_jobs", 20))
         self.improve_events = int(self.options.get("improve_events", 400))
+        # the rest of the projected plan keeps its devices and slots in the model (delay only)
+        self.improve_tail = bool(self.options.get("improve_tail", True))
         self._improve_due = False
         self._override: Override | None = None
+        if self.improve:  # load OR-Tools now, not inside the first event that improves
+            import ortools.sat.python.cp_model  # noqa: F401
         # (time, projected Σ of the rules, projected Σ with the override or None, CP-SAT status:
         # INFEASIBLE = nothing strictly better on the horizon, the rules' plan is kept)
         self.improve_history: list[tuple[float, float, float | None, str]] = []
@@ -235,6 +240,7 @@ class Planner(Policy):
             base_ends,
             horizon_steps=self.improve_horizon_steps,
             budget_s=self.improve_budget_s,
+            tail_resources=self.improve_tail,
         )
         if result.override is None:
             self.improve_history.append((core.now, base, None, result.status))
