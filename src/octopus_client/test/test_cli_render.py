@@ -49,13 +49,18 @@ def test_job_rows_show_the_estimate_or_the_end_in_local_time() -> None:
     ended = Job(id="J0001", owner="alice", name="seeds", state=Job.STATE_SUCCEEDED, progress=1.0)
     ended.experiments_done, ended.experiments_total, ended.finished = 2, 2, _t(NOW - 60)
     unknown = Job(id="J0003", owner="carol", name="x", state=Job.STATE_QUEUED)
-    assert job_row(running, NOW) == ["J0002", "bob", "rods", "running", "25%", "1/4", "~11:00:00"]
-    assert job_row(ended, NOW)[3:] == ["succeeded", "100%", "2/2", "09:59:00"]
-    assert job_row(unknown, NOW)[-1] == "-"
+    unknown.message = "device UV_Spectrometer out of order: " + "lamp failed " * 10
+    assert job_row(running, NOW) == [
+        "J0002", "bob", "rods", "running", "25%", "1/4", "~11:00:00", ""
+    ]  # fmt: skip
+    assert job_row(ended, NOW)[3:] == ["succeeded", "100%", "2/2", "09:59:00", ""]
+    assert job_row(unknown, NOW)[-2] == "-"
+    note = job_row(unknown, NOW)[-1]  # what it waits for, cut to fit a terminal
+    assert note.startswith("device UV_Spectrometer out of order: lamp") and len(note) == 60
     assert clock_time(NOW + 86400 * 2, NOW) == "2026-03-04 10:00"
     assert jobs_table([], NOW) == "no jobs"
     assert jobs_table([running, ended], NOW).splitlines()[0].split() == [
-        "ID", "OWNER", "NAME", "STATE", "PROGRESS", "EXPERIMENTS", "FINISH"
+        "ID", "OWNER", "NAME", "STATE", "PROGRESS", "EXPERIMENTS", "FINISH", "NOTE"
     ]  # fmt: skip
 
 

@@ -51,7 +51,8 @@ def progress_bar(fraction: float, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}"
 
 
-JOB_HEADERS = ("ID", "OWNER", "NAME", "STATE", "PROGRESS", "EXPERIMENTS", "FINISH")
+JOB_HEADERS = ("ID", "OWNER", "NAME", "STATE", "PROGRESS", "EXPERIMENTS", "FINISH", "NOTE")
+NOTE_WIDTH = 60  # what a job waits for, or why it ended: the start of it fits a terminal
 
 
 def job_row(job: Any, now: float | None = None) -> list[str]:
@@ -70,7 +71,13 @@ def job_row(job: Any, now: float | None = None) -> list[str]:
         f"{job.progress:.0%}",
         f"{job.experiments_done}/{job.experiments_total}",
         finish,
+        _shorten(job.message, NOTE_WIDTH),
     ]
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def jobs_table(jobs: Sequence[Any], now: float | None = None) -> str:
