@@ -194,28 +194,21 @@ class SchedulerCore:
 
     def fork(self) -> SchedulerCore:
         """A deep copy of the live state only (no ended jobs, no event log) for look-ahead."""
+        from .runtime import copy_data, copy_runs
+
         saved = (self._jobs, self._steps, self.event_log)
         live = {k: j for k, j in self._jobs.items() if not j.finished}
-        self._jobs = live
-        self._steps = {k: s for k, s in self._steps.items() if not s.job.finished}
-        self.event_log = []
-        # immutable parts are shared, not copied: the lab and the validated job scripts
+        # a job's steps are those of its chunks, entered in _steps in seq order on admission
+        steps = sorted(
+            (s for j in live.values() for g in j.groups for c in g.chunks for s in c.steps),
+            key=lambda s: s.seq,
+        )
+        self._jobs, self._steps, self.event_log = live, {s.id: s for s in steps}, []
+        # the lab is shared; the run state is copied by copy_runs (sharing what never changes), the
+        # policy's state (plain data, growing with the day) by copy_data, the rest by deepcopy
         memo: dict[int, Any] = {id(self.lab): self.lab}
-        for job in live.values():
-            memo[id(job.spec)] = job.spec
-            for group in job.groups:
-                for sample in group.pending:
-                    memo[id(sample)] = sample
-                for chunk in group.chunks:
-                    for visit in chunk.visits:
-                        memo[id(visit.demand)] = visit.demand
-                    for sample in chunk.samples:
-                        memo[id(sample)] = sample
-        for step in self._steps.values():  # never mutated after creation
-            memo[id(step.params)] = step.params
-            memo[id(step.consumes)] = step.consumes
-            memo[id(step.devices)] = step.devices
-            memo[id(step.samples)] = step.samples
+        copy_runs(live.values(), memo)
+        memo[id(self.policy)] = copy_data(self.policy, memo)
         try:
             twin = copy.deepcopy(self, memo)
         finally:

@@ -8,7 +8,10 @@ to the free slots). A chunk walks the job's route; consecutive tasks on the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+import io
+import pickle
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +143,83 @@ class JobRun:
     @property
     def started(self) -> bool:
         return self.start is not None
+
+
+def _shallow(obj: Any) -> Any:
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
+
+
+def copy_runs(jobs: Iterable[JobRun], memo: dict[int, Any]) -> None:
+    """Copy the run state of ``jobs`` (groups, chunks, visits, steps) into a ``copy.deepcopy``
+    memo: ``memo[id(original)]`` is its copy, linked to the other copies.
+
+    Only what changes while a job runs is copied: the objects themselves and their lists. What
+    never changes after creation is shared: job specs, samples, step params, devices, samples
+    tuples and consumption, visit demands (as ``SchedulerCore.fork`` always shared them).
+    """
+    for job in jobs:
+        j = memo[id(job)] = _shallow(job)
+        j.groups = []
+        for group in job.groups:
+            g = memo[id(group)] = _shallow(group)
+            g.job, g.pending, g.chunks = j, list(group.pending), []
+            j.groups.append(g)
+            for chunk in group.chunks:
+                c = memo[id(chunk)] = _shallow(chunk)
+                c.job, c.group, c.visits, c.steps = j, g, [], []
+                g.chunks.append(c)
+                for visit in chunk.visits:
+                    c.visits.append(_shallow(visit))
+                    memo[id(visit)] = c.visits[-1]
+                for step in chunk.steps:
+                    s = memo[id(step)] = _shallow(step)
+                    s.job, s.chunk = j, c
+                    c.steps.append(s)
+                for s in c.steps:  # precedence links stay inside the chunk
+                    s.preds = [memo[id(p)] for p in s.preds]
+                    s.succs = [memo[id(p)] for p in s.succs]
+
+
+def _shared(key: int) -> Any:  # stands for memo[key] in a pickle written by copy_data
+    raise AssertionError("resolved by _Unpickler.find_class")
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, memo: dict[int, Any]) -> None:
+        super().__init__(file, pickle.HIGHEST_PROTOCOL)
+        self.shared = memo
+
+    def reducer_override(self, obj: Any) -> Any:  # only called for objects of non-builtin types
+        if id(obj) not in self.shared and hasattr(type(obj), "__deepcopy__"):
+            self.shared[id(obj)] = copy.deepcopy(obj, self.shared)  # its own copy rule
+        return (_shared, (id(obj),)) if id(obj) in self.shared else NotImplemented
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, memo: dict[int, Any]) -> None:
+        super().__init__(file)
+        self.shared = memo
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == (__name__, "_shared"):
+            return self.shared.__getitem__
+        return super().find_class(module, name)
+
+
+def copy_data(obj: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy(obj, memo)`` through pickle: ten times faster for plain data (dicts, lists,
+    tuples, numbers, strings, simple objects). An object in ``memo`` (not of a builtin type)
+    becomes its copy there; one with ``__deepcopy__`` is copied by it; if ``obj`` cannot be
+    pickled (a lambda, a lock...) it is deep-copied."""
+    buf = io.BytesIO()
+    try:
+        _Pickler(buf, memo).dump(obj)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return copy.deepcopy(obj, memo)
+    buf.seek(0)
+    return _Unpickler(buf, memo).load()
 
 
 def task_params(route: RouteTask, sample: Sample, lab: Lab) -> dict[str, float]:
