@@ -182,6 +182,9 @@ class SchedulerCore:
     def devices(self) -> dict[str, str | None]:
         return {d: (s.id if s else None) for d, s in self._holder.items()}
 
+    def modules_down(self) -> set[str]:
+        return set(self._down)
+
     def out_of_order(self) -> dict[str, str]:
         """Devices that no step may use now, and why."""
         return dict(self._out_of_order)

@@ -69,6 +69,7 @@ from .ros_messages import (
 from .step_goals import StepGoal
 from .store import Store
 
+ESTOP_KEY = "emergency_stop"  # store meta key of the last e-stop state
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -138,7 +139,13 @@ class SchedulerNode(Node):
         self.liveness = ModuleLiveness(
             [d.module for d in self.service.descriptions], self.heartbeat_period, time.monotonic()
         )
-        self.estop = EmergencyStop(engaged=False, reason="", source="scheduler")
+        # an engaged stop outlives a scheduler restart: a restart must never release it
+        saved = json.loads(self.service.store.get_meta(ESTOP_KEY, "{}") or "{}")
+        self.estop = EmergencyStop(
+            engaged=bool(saved.get("engaged", False)),
+            reason=str(saved.get("reason", "")),
+            source=str(saved.get("source", "scheduler")),
+        )
 
         callbacks = ReentrantCallbackGroup()
         # rclpy's ActionClient registers a request only after sending it: a fast answer handled
@@ -439,6 +446,10 @@ class SchedulerNode(Node):
         }
         with self._state_lock:
             first, back = self.liveness.beat(module, time.monotonic())
+            # a module the event log left down (lost before a restart) is back when heard,
+            # unless the emergency stop holds every module down
+            revived = first and module in self.service.core.modules_down()
+            back = (back or revived) and not self.estop.engaged
             outbox = self.service.module_up(module) if back else Outbox()
             before = self.service.core.out_of_order()
             outbox.extend(self.service.device_health(module, faults))
@@ -691,6 +702,12 @@ class SchedulerNode(Node):
                 source=request.source,
                 stamp=self.get_clock().now().to_msg(),
             )
+            record = {
+                "engaged": request.engaged,
+                "reason": request.reason,
+                "source": request.source,
+            }
+            self.service.store.set_meta(ESTOP_KEY, json.dumps(record))  # before anyone is told
             self._estop_pub.publish(self.estop)
             self.notifier.notify(
                 notifications.estop(request.engaged, by=request.source, reason=request.reason)
