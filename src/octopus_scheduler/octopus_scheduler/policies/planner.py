@@ -29,8 +29,10 @@ CP-SAT improvement (option ``improve: cpsat``, off by default): on the same trig
 most ``improve_jobs`` live jobs, the projected plan of the chosen mode seeds a CP-SAT model of the
 next ``improve_horizon_steps`` steps (``improver.py``); a strictly better solution is followed as an
 order override until its steps have started or an event invalidates it, and only if the projection
-with it beats the plain rules. One worker and a deterministic budget (``improve_budget_s``, CP-SAT
-deterministic seconds), so replays stay exact.
+with it beats the plain rules (by more than ``improve_min_gain`` of the projected Σ, 0 by default)
+and ends no higher-priority or deadline job later. The projections are bounded to ``improve_events``
+events. One worker and a deterministic budget (``improve_budget_s``, CP-SAT deterministic seconds),
+so replays stay exact. ``improve_history`` records each attempt.
 
 The published plan is the forward projection of these rules (``SchedulerCore.plan``), each
 placement with what it waited for.
@@ -62,7 +64,7 @@ REPLAN_EVENTS = (
     "ResumeJob",
 )
 # events after which a CP-SAT override no longer describes the lab: it is dropped
-STALE_EVENTS = (*REPLAN_EVENTS, "HoldJob", "ModuleAdded")
+STALE_EVENTS = (*REPLAN_EVENTS, "HoldJob", "ModuleAdded", "DeviceDown", "DeviceUp")
 
 
 class Planner(Policy):
@@ -108,6 +110,9 @@ class Planner(Policy):
         self.improve_horizon_steps = int(self.options.get("improve_horizon_steps", 40))
         self.improve_jobs = int(self.options.get("improve_jobs", 20))
         self.improve_events = int(self.options.get("improve_events", 400))
+        # follow a CP-SAT plan only if its projection gains at least this share of the projected
+        # Σ: smaller gains are within what the next arrival changes anyway
+        self.improve_min_gain = float(self.options.get("improve_min_gain", 0.0))
         # the rest of the projected plan keeps its devices and slots in the model (delay only)
         self.improve_tail = bool(self.options.get("improve_tail", True))
         self._improve_due = False
@@ -262,7 +267,10 @@ class Planner(Policy):
             or j.spec.metadata.deadline is not None
             or j.spec.metadata.deadline_after_s is not None
         )
-        accepted = total < base - 1e-6 and not stalled and not protected_later
+        gain = base - total
+        accepted = (
+            gain > max(1e-6, self.improve_min_gain * base) and not stalled and not protected_later
+        )
         self.improve_history.append((core.now, base, total, result.status))
         if accepted:
             self._override = result.override
