@@ -40,6 +40,7 @@ placement with what it waited for.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,19 @@ class Planner(Policy):
         # (time, projected Σ of the rules, projected Σ with the override or None, CP-SAT status:
         # INFEASIBLE = nothing strictly better on the horizon, the rules' plan is kept)
         self.improve_history: list[tuple[float, float, float | None, str]] = []
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Planner:
+        """The copy a look-ahead fork runs: the histories grow all day and a fork's are never
+        read (it starts them empty); the per-sample estimates are pure functions of a job, so
+        the cache is shared. Everything else is copied."""
+        twin = copy.copy(self)
+        memo[id(self)] = twin
+        for name, value in vars(self).items():
+            if name in ("mode_history", "improve_history"):
+                setattr(twin, name, [])
+            elif name != "_per_sample":
+                setattr(twin, name, copy.deepcopy(value, memo))
+        return twin
 
     # -------------------------------------------------------------- estimates
     def _sample_cost(self, core: SchedulerCore, job: JobRun) -> tuple[float, float]:
