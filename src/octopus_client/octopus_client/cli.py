@@ -227,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("scenario", help="scenario YAML file or built-in name")
     simulate.add_argument("--policy", default="planner", help="scheduling policy")
     simulate.add_argument("--json", action="store_true", help="print the full report as JSON")
+    simulate.add_argument(
+        "--policy-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a policy option, repeatable (e.g. improve=cpsat for the planner)",
+    )
 
     commands.add_parser(
         "bench",
@@ -293,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from octopus_scheduler.simulate_cli import main as simulate_main
 
         forwarded = [args.scenario, "--policy", args.policy] + (["--json"] if args.json else [])
+        forwarded += [f"--policy-option={option}" for option in args.policy_option]
         return int(simulate_main(forwarded) or 0)
     if args.command == "bench":
         from octopus_scheduler.bench import main as bench_main
