@@ -78,6 +78,8 @@ def test_driver_overrides_travel_as_yaml() -> None:
         (lambda d: d.update(modules=[]), "lab.modules"),
         (lambda d: d["modules"][1].update(description=""), r"lab.modules\[1\].description"),
         (lambda d: d["modules"][0].update(colour=1), r"lab.modules\[0\].colour"),
+        (lambda d: d.update(policy_options={"lifo": {}}), "lab.policy_options"),
+        (lambda d: d.update(policy_options={"planner": 3}), "lab.policy_options"),
     ],
 )
 def test_bad_lab_descriptions_name_the_field(change, field: str) -> None:
@@ -96,3 +98,10 @@ def test_unknown_module_description_and_duplicates_name_the_entry(tmp_path: Path
     data["modules"].append({"description": "uv_vis"})
     with pytest.raises(LabConfigError, match=r"lab.modules\[4\]: module UV-Vis is already"):
         node_specs(parse_lab_config(data))
+
+
+def test_policy_options_are_kept_per_policy() -> None:
+    data = demo()
+    data["policy_options"] = {"planner": {"improve": "cpsat", "improve_jobs": 10}}
+    config = parse_lab_config(data)
+    assert config.policy_options["planner"] == {"improve": "cpsat", "improve_jobs": 10}

@@ -49,6 +49,9 @@ class DeviceSpec:
 class SlotSpec:
     type: str
     capacity: int
+    # "<Task>.<parameter>": samples in these slots at once share that value (one hot plate, one
+    # temperature); checked against the tasks by the scheduler
+    zone_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,9 +328,11 @@ class _Parser:
 
     def slot(self, data: Any, where: str) -> SlotSpec:
         d = _mapping(data, where)
-        _keys(d, where, required={"type", "capacity"})
+        _keys(d, where, required={"type", "capacity"}, optional={"zone_by"})
         return SlotSpec(
-            _name(d["type"], f"{where}.type"), _count(d["capacity"], f"{where}.capacity", minimum=1)
+            _name(d["type"], f"{where}.type"),
+            _count(d["capacity"], f"{where}.capacity", minimum=1),
+            _optional_text(d.get("zone_by", ""), f"{where}.zone_by"),
         )
 
     def consumable(self, data: Any, where: str) -> ConsumableSpec:

@@ -15,7 +15,7 @@ import yaml
 POLICIES = ("fcfs", "backfill", "closed_packing", "planner")
 _KEYS = {
     "name", "time_scale", "policy", "database", "namespace", "heartbeat_period", "admins",
-    "masks", "modules", "notifications", "retries",
+    "masks", "modules", "notifications", "retries", "policy_options",
 }  # fmt: skip
 _MODULE_KEYS = {"description", "drivers"}
 
@@ -43,6 +43,7 @@ class LabConfig:
     masks: Mapping[str, Any] = field(default_factory=dict)
     notifications: Mapping[str, Any] = field(default_factory=dict)
     retries: int = 0  # a failed step is retried this often unless the job script says
+    policy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = ""
 
 
@@ -85,6 +86,14 @@ def parse_lab_config(data: Any) -> LabConfig:
     for key in ("masks", "notifications"):
         if not isinstance(data.get(key, {}) or {}, Mapping):
             raise LabConfigError(f"lab.{key}: expected a mapping")
+    policy_options = data.get("policy_options") or {}
+    if not isinstance(policy_options, Mapping) or not all(
+        p in POLICIES and isinstance(o, Mapping) for p, o in policy_options.items()
+    ):
+        raise LabConfigError(
+            "lab.policy_options: expected {policy: {option: value}} with policies from "
+            + ", ".join(POLICIES)
+        )
     retries = data.get("retries", 0)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
         raise LabConfigError(f"lab.retries: expected a whole number 0..10, got {retries!r}")
@@ -100,6 +109,7 @@ def parse_lab_config(data: Any) -> LabConfig:
         admins=tuple(admins),
         masks=dict(data.get("masks") or {}),
         notifications=dict(data.get("notifications") or {}),
+        policy_options={p: dict(o) for p, o in policy_options.items()},
     )
 
 

@@ -78,7 +78,10 @@ def lab_mapping(
         ]
         entry: dict[str, Any] = {
             "devices": [d.name for d in description.devices],
-            "slots": {s.type: s.capacity for s in description.slots},
+            "slots": {
+                s.type: {"capacity": s.capacity, "zone_by": s.zone_by} if s.zone_by else s.capacity
+                for s in description.slots
+            },
             "consumables": {
                 c.name: {"stock": c.stock, "low": c.low_stock} for c in description.consumables
             },

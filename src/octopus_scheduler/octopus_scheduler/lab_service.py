@@ -88,6 +88,7 @@ class LabService:
         masks: Mapping[str, Sequence[str]] | None = None,
         admins: Sequence[str] = (),
         retries: int = 0,
+        policy_options: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.default_retries = retries
@@ -102,7 +103,7 @@ class LabService:
         self._running_goals: dict[str, StepGoal] = {}
         self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
-        self.core = SchedulerCore(self.lab, policy, clock=clock)
+        self.core = SchedulerCore(self.lab, policy, clock=clock, policy_options=policy_options)
         # Restart: the same events give the same decisions, which rebuild the goals in flight
         # and the slot positions; nothing is sent or written again.
         for stored in store.load_events():

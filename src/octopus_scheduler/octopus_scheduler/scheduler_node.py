@@ -127,6 +127,7 @@ class SchedulerNode(Node):
             masks=self.config.masks,
             admins=self.config.admins,
             retries=self.config.retries,
+            policy_options=self.config.policy_options.get(self.policy, {}),
             clock=self.clock_scaled,
         )
         self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)

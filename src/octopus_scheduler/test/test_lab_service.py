@@ -186,3 +186,35 @@ def test_the_lab_retry_policy_applies_unless_the_job_says(tmp_path: Path, clock)
     for goal in outbox.goals:  # both samples' first steps fail: no retry, the job fails
         strict.step_failed(goal.step_id, "gripper slipped")
     assert strict.job("J0001").state == "failed"
+
+
+def test_a_zoned_module_description_keeps_one_temperature_on_its_plate(
+    tmp_path: Path, clock
+) -> None:
+    """`zone_by` in a module description reaches the core: jobs at different temperatures never
+    share the stirrer plate; at one temperature they do."""
+    from octopus_modules.description import parse_description_text
+
+    text = load_builtin_description("batch_synthesis").to_yaml()
+    zoned = text.replace(
+        "- type: stirrer\n  capacity: 8",
+        "- type: stirrer\n  capacity: 8\n  zone_by: Mix.Temperature",
+    )
+    assert zoned != text
+
+    def order(second_temperature: str, db: str) -> list[str]:
+        descriptions = [parse_description_text(zoned), load_builtin_description("uv_vis")]
+        lab = LabService(descriptions, Store(tmp_path / db), clock=clock)
+        assert lab.lab.modules["BatchSynthesis"].slots["stirrer"].zone_by == ("Mix", "Temperature")
+        _, first = lab.submit(SYNTHESIS, "alice")  # fixedParams Temperature: 60 C
+        _, second = lab.submit(SYNTHESIS.replace("60 C", second_temperature), "bob")
+        done = run_to_end(lab, first.goals + second.goals, clock)
+        assert {j.state for j in lab.store.jobs()} == {"succeeded"}
+        return [f"{g.job_id} {g.task}" for g in done]
+
+    apart = order("40 C", "apart.sqlite")
+    last_out = max(i for i, g in enumerate(apart) if g == "J0001 MoveContainer")
+    assert min(i for i, g in enumerate(apart) if g.startswith("J0002")) > last_out
+    shared = order("60 C", "shared.sqlite")
+    last_out = max(i for i, g in enumerate(shared) if g == "J0001 MoveContainer")
+    assert min(i for i, g in enumerate(shared) if g.startswith("J0002")) < last_out
