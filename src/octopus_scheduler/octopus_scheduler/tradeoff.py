@@ -1,6 +1,7 @@
 """Σ total job time versus makespan on the published lab day: can both planner targets be met?
 
-Run as ``python -m octopus_scheduler.tradeoff [--scenario NAME] [--seconds N] [--limits H ...]``.
+Run as ``python -m octopus_scheduler.tradeoff [--seconds N] [--limits H ...] [--save PATH]``
+(default: the fig8 day, limits 9.8 9.9 10.0 10.1 h, about 3 minutes on 2 cores).
 
 Prints, side by side: the simulated policies (planner, planner with job 0 at priority 5,
 closed_packing, and the planner admitting one vial per chunk for synthesis jobs), the published
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import re
 import time
@@ -391,6 +393,7 @@ def partition_bound(
     *,
     pair_limit_s: float | None = None,
     pair_cache: dict[str, float] | None = None,
+    synthesis_devices: Sequence[str] | None = None,
 ) -> BoundResult:
     """Proven lower bound on Σ total under a makespan limit, over all chunkings.
 
@@ -399,22 +402,24 @@ def partition_bound(
     group is feasible for the group alone (fewer steps on every device and slot). Each group's
     bound is a CP-SAT proven bound of the per-sample relaxation (module docstring) of that group:
 
-    * jobs without a per-batch task (UV-Vis only) form one group, with every device and slot;
-    * the jobs that synthesise are further relaxed to the Batch_LinearActuator, the slots,
-      precedence, BO cycle order and the makespan limit (dropping a device drops constraints);
-      among them the "anchor" (largest single bound: the BO job 0) is paired with each other one
-      in turn, the rest alone; the best pairing is kept.
+    * jobs without a per-batch task (UV-Vis only) form one group;
+    * among the jobs that synthesise, the "anchor" (largest single bound: the BO job 0, which
+      spans the day) is paired with each other one in turn, the rest alone; the best pairing is
+      kept. (Triples would be tighter but CP-SAT does not prove them in minutes on 2 cores.)
 
-    The pairs are the slow part: they may be solved under a looser makespan limit
-    ``pair_limit_s`` (a looser limit only lowers a minimum, so the bound stays valid) and kept in
-    ``pair_cache`` across calls.
+    ``synthesis_devices``: keep only these devices for the synthesis jobs (e.g. the
+    Batch_LinearActuator: a further relaxation, dropping a device drops constraints); by default
+    all devices are kept, which CP-SAT proves faster here. The pairs are the slow part: they may
+    be solved under a looser makespan limit ``pair_limit_s`` (a looser limit only lowers a
+    minimum, so the bound stays valid) and kept in ``pair_cache`` across calls.
     """
     limit = makespan_limit_s
     ids = [j.job_id for j in scenario.jobs]
     synth = [j for j in ids if _synthesises(scenario, j)]
     other = [j for j in ids if j not in synth]
-    keep = "Batch_LinearActuator"
-    drop = [d for d in scenario.lab.device_module if d != keep]
+    drop: list[str] = []
+    if synthesis_devices is not None:
+        drop = [d for d in scenario.lab.device_module if d not in synthesis_devices]
     parts: dict[str, float] = {}
 
     def bound(jobs: Sequence[str], devices_dropped: Sequence[str], at: float | None) -> float:
@@ -448,9 +453,10 @@ def partition_bound(
         value = pair + sum(v for j, v in single.items() if j not in (anchor, k))
         if value > best[0]:
             best = (value, f"jobs {anchor}+{k} together")
+    kept = "all devices" if synthesis_devices is None else ", ".join(synthesis_devices)
     how = (
-        f"UV-only jobs together (all devices) + {best[1]}, other synthesis jobs alone "
-        f"({keep} and slots only)"
+        f"UV-only jobs together + {best[1]} + other synthesis jobs alone "
+        f"(each part: per-sample relaxation, {kept}, slots, makespan limit)"
     )
     for j, v in single.items():
         parts[f"job {j}"] = v
@@ -466,6 +472,7 @@ class ParetoRow:
     best_s: float | None  # best schedule within the limit, Σ total re-scored by offline._solve
     best_makespan_s: float | None = None
     best_per_job_s: dict[str, float] = field(default_factory=dict)
+    best_starts: dict[str, float] = field(default_factory=dict)  # per-sample step id -> start s
 
 
 def pareto(
@@ -523,6 +530,7 @@ def pareto(
                 best_s=None if best is None else best[0],
                 best_makespan_s=None if best is None else best[1],
                 best_per_job_s={} if best is None else dict(best[2]),
+                best_starts={} if best is None else {k: float(v) for k, v in best[3].items()},
             )
         )
     return rows
@@ -550,7 +558,11 @@ def _fmt(v: float | None) -> str:
 
 
 def report(
-    scenario_name: str, seconds: float, bound_seconds: float, limits_h: Sequence[float]
+    scenario_name: str,
+    seconds: float,
+    bound_seconds: float,
+    limits_h: Sequence[float],
+    save: str | None = None,
 ) -> str:
     sc = load_scenario(scenario_name)
     target = sc.published.get("targets", {}).get("planner", {})
@@ -598,6 +610,9 @@ def report(
                 verdict = f"both targets CANNOT be met: proven Σ >= {b_h:.2f} h > {t_total} h"
             else:
                 verdict = f"undecided: bound {b_h:.2f} h <= {t_total} h and no schedule found"
+            if save and row.best_starts:
+                _save(save, sc, row)
+                lines.append(f"         best schedule saved to {save}")
             if row.best_per_job_s:
                 per = ", ".join(f"{j}:{v / H:.2f}" for j, v in row.best_per_job_s.items())
                 lines.append(f"         best schedule, per job total (h): {per}")
@@ -608,6 +623,22 @@ def report(
     return "\n".join(lines)
 
 
+def _save(path: str, sc: Scenario, row: ParetoRow) -> None:
+    """The best schedule within the target makespan: per-sample step starts (s after start)."""
+    data = {
+        "scenario": sc.name,
+        "makespan_limit_h": row.limit_h,
+        "sum_total_h": None if row.best_s is None else row.best_s / H,
+        "makespan_h": None if row.best_makespan_s is None else row.best_makespan_s / H,
+        "per_job_total_h": {j: v / H for j, v in row.best_per_job_s.items()},
+        "chunking": per_sample_chunking(sc),
+        "check": "offline._solve(scenario, chunking, hint=starts_s, fix_to_hint=True)",
+        "starts_s": dict(sorted(row.best_starts.items(), key=lambda kv: (kv[1], kv[0]))),
+    }
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m octopus_scheduler.tradeoff",
@@ -615,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--scenario", default=SCENARIO)
     parser.add_argument(
-        "--seconds", type=float, default=15.0, help="CP-SAT time for the schedule, per limit"
+        "--seconds", type=float, default=30.0, help="CP-SAT time for the schedule, per limit"
     )
     parser.add_argument(
         "--bound-seconds",
@@ -626,8 +657,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--limits", type=float, nargs="+", default=list(MAKESPAN_LIMITS_H), help="makespan, h"
     )
+    parser.add_argument(
+        "--save", metavar="PATH", help="write the best schedule within the target makespan (JSON)"
+    )
     args = parser.parse_args(argv)
-    print(report(args.scenario, args.seconds, args.bound_seconds, args.limits))
+    print(report(args.scenario, args.seconds, args.bound_seconds, args.limits, args.save))
     return 0
 
 
