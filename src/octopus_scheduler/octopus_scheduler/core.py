@@ -531,15 +531,14 @@ class SchedulerCore:
             return "job held"
         if step.module in self._down:
             return f"module {step.module} down"
+        unavailable = self._unavailable(step.devices)  # lasting reasons first
+        if unavailable:
+            return unavailable
         for d in step.devices:
             holder = self._holder[d]
             if holder is not None:
                 until = (holder.start or self.now) + holder.expected
                 return f"devices {d} held by {holder.id} until {until:.0f}"
-            if self.lab.device_module[d] in self._down:
-                return f"module {self.lab.device_module[d]} down"
-            if d in self._out_of_order:
-                return f"device {d} out of order: {self._out_of_order[d]}"
         for item, n in step.consumes.items():
             if self._stock.get((step.module, item), 0) < n:
                 return f"consumable {step.module}.{item} out of stock"
@@ -554,6 +553,15 @@ class SchedulerCore:
                 return zone
             if not self._safe(step.chunk, step.visit):
                 return "slots held back to avoid a deadlock"
+        return ""
+
+    def _unavailable(self, devices: Iterable[str]) -> str:
+        """Why one of ``devices`` cannot be used at all now ("" if all can)."""
+        for d in sorted(devices):
+            if self.lab.device_module[d] in self._down:
+                return f"module {self.lab.device_module[d]} down"
+            if d in self._out_of_order:
+                return f"device {d} out of order: {self._out_of_order[d]}"
         return ""
 
     def _try_start(self, step: StepRun) -> bool:
@@ -576,17 +584,16 @@ class SchedulerCore:
         if entry.module in self._down:
             group.blocked = f"module {entry.module} down"
             return False
-        for d in self._entry_devices(job):
+        devices = self._entry_devices(job)
+        unavailable = self._unavailable(devices)
+        if unavailable:
+            group.blocked = unavailable
+            return False
+        for d in devices:
             holder = self._holder[d]
             if holder is not None:
                 until = (holder.start or self.now) + holder.expected
                 group.blocked = f"devices {d} held by {holder.id} until {until:.0f}"
-                return False
-            if self.lab.device_module[d] in self._down:
-                group.blocked = f"module {self.lab.device_module[d]} down"
-                return False
-            if d in self._out_of_order:
-                group.blocked = f"device {d} out of order: {self._out_of_order[d]}"
                 return False
         free = self.free_slots(keys)
         batch, sized = group.pending, adm

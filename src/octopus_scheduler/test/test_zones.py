@@ -120,6 +120,11 @@ def timeline(report: Any) -> dict[str, tuple[float, float]]:
     return out
 
 
+# the exact timelines below are written for whole batches; the planner's one-sample chunks have
+# their own test (test_the_planner_starts_each_sample_reacting_as_soon_as_it_is_loaded)
+WHOLE = {"planner": {"split_samples": False}}
+
+
 def all_succeeded(report: Any) -> bool:
     return all(j["state"] == "succeeded" for j in report.jobs)
 
@@ -128,7 +133,7 @@ def all_succeeded(report: Any) -> bool:
 @pytest.mark.parametrize("policy", POLICIES)
 def test_two_temperatures_on_one_plate_run_one_after_the_other(policy: str) -> None:
     sc = scenario({"a": react_job(60, batch=2), "b": react_job(80, batch=2)})
-    rep = simulate(sc, policy, check=True)
+    rep = simulate(sc, policy, check=True, policy_options=WHOLE.get(policy))
     tl = timeline(rep)
     assert tl["a:g0c0:Load#0"] == (0, 10)
     assert tl["a:g0c0:Load#1"] == (10, 20)
@@ -143,7 +148,7 @@ def test_two_temperatures_on_one_plate_run_one_after_the_other(policy: str) -> N
 @pytest.mark.parametrize("policy", ["backfill", "closed_packing", "planner"])
 def test_same_temperature_shares_the_plate(policy: str) -> None:
     sc = scenario({"a": react_job(60, batch=2), "b": react_job(60, batch=2)})
-    rep = simulate(sc, policy, check=True)
+    rep = simulate(sc, policy, check=True, policy_options=WHOLE.get(policy))
     tl = timeline(rep)
     assert tl["a:g0c0:React#b"] == (20, 120)
     # b loads while a reacts: both batches on the plate at 60 C from 40 to 120
@@ -164,7 +169,7 @@ def test_same_temperatures_without_the_zone_match_the_unzoned_lab() -> None:
 @pytest.mark.parametrize("policy", POLICIES)
 def test_a_batch_with_two_temperatures_is_split_by_temperature(policy: str) -> None:
     sc = scenario({"a": react_job(temps=[60, 80, "60 C"])})
-    tl = timeline(simulate(sc, policy, check=True))
+    tl = timeline(simulate(sc, policy, check=True, policy_options=WHOLE.get(policy)))
     # samples 0 and 2 (60 C) form the first chunk, sample 1 (80 C) waits for the plate
     assert tl["a:g0c0:Load#0"] == (0, 10)
     assert tl["a:g0c0:Load#1"] == (10, 20)
@@ -344,3 +349,16 @@ def test_a_zone_on_a_second_sample_slot_type() -> None:
     tl = timeline(simulate(sc, "backfill", check=True))
     assert tl["a:g0c0:React#b"] == (10, 110)
     assert tl["b:g0c0:Load#0"] == (110, 120)
+
+
+def test_the_planner_starts_each_sample_reacting_as_soon_as_it_is_loaded() -> None:
+    """React only waits (no device): one-sample chunks cost nothing, and sample 0 need not wait
+    for sample 1's loading. The zone still holds (both at 60 C share the plate)."""
+    sc = scenario({"a": react_job(60, batch=2)})
+    tl = timeline(simulate(sc, "planner", check=True))
+    assert tl["a:g0c0:Load#0"] == (0, 10)
+    assert tl["a:g0c0:React#b"] == (10, 110)
+    assert tl["a:g0c1:Load#0"] == (10, 20)
+    assert tl["a:g0c1:React#b"] == (20, 120)
+    whole = timeline(simulate(sc, "planner", check=True, policy_options=WHOLE["planner"]))
+    assert whole["a:g0c0:React#b"] == (20, 120)

@@ -71,6 +71,8 @@ STALE_EVENTS = (*REPLAN_EVENTS, "HoldJob", "ModuleAdded", "DeviceDown", "DeviceU
 class Planner(Policy):
     name = "planner"
     splits_batches = True
+    #: caches of pure functions of a job: a look-ahead fork shares them with the original
+    SHARED_CACHES = ("_per_sample", "_splittable")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -78,6 +80,11 @@ class Planner(Policy):
         self.protect_critical = bool(self.options.get("protect_critical", True))
         self.admitted_first = bool(self.options.get("admitted_first", False))
         self.lookahead = bool(self.options.get("lookahead", True))
+        # admit one sample per chunk when splitting costs no device time (the job's per-batch
+        # tasks only wait: mixing, reacting): each sample then starts its reaction as soon as it
+        # is ready instead of waiting for the whole batch's dosing
+        self.split_samples = bool(self.options.get("split_samples", True))
+        self._splittable: dict[str, bool] = {}  # job -> its per-batch tasks hold no device
         # look-ahead rollouts: on a submission (or module/failure event) try each rule mode on a
         # copy with expected durations and keep the one with the smallest sum of job times
         self.rollouts = bool(self.options.get("rollouts", True))
@@ -127,13 +134,13 @@ class Planner(Policy):
     def __deepcopy__(self, memo: dict[int, Any]) -> Planner:
         """The copy a look-ahead fork runs: the histories grow all day and a fork's are never
         read (it starts them empty); the per-sample estimates are pure functions of a job, so
-        the cache is shared. Everything else is copied."""
+        the caches are shared. Everything else is copied."""
         twin = copy.copy(self)
         memo[id(self)] = twin
         for name, value in vars(self).items():
             if name in ("mode_history", "improve_history"):
                 setattr(twin, name, [])
-            elif name != "_per_sample":
+            elif name not in self.SHARED_CACHES:
                 setattr(twin, name, copy.deepcopy(value, memo))
         return twin
 
@@ -450,7 +457,20 @@ class Planner(Policy):
             if entry is not None:
                 size = min(entry[1], pending)
                 return size if free is None or free >= size else 0
-        return pending if free is None else min(pending, free)
+        size = pending if free is None else min(pending, free)
+        return 1 if size > 1 and self.split_samples and self._split(core, adm.job) else size
+
+    def _split(self, core: SchedulerCore, job: JobRun) -> bool:
+        if job.id not in self._splittable:
+            batch_tasks = [
+                core.lab.task(r.module, r.task)
+                for r in job.spec.route
+                if core.lab.task(r.module, r.task).per == PER_BATCH
+            ]
+            self._splittable[job.id] = bool(batch_tasks) and all(
+                step.kind != ACTIVE for task in batch_tasks for step in task.steps
+            )
+        return self._splittable[job.id]
 
     def blocked(self, core: SchedulerCore, cand: StepRun | Admission) -> None:
         """Called by the core for a candidate that could not start: the first one reserves."""
