@@ -3,9 +3,9 @@
 Run as ``python -m octopus_scheduler.tradeoff [--seconds N] [--limits H ...] [--save PATH]``
 (default: the fig8 day, limits 9.8 9.9 10.0 10.1 h, about 3 minutes on 2 cores).
 
-Prints, side by side: the simulated policies (planner, planner with job 0 at priority 5,
-closed_packing, and the planner admitting one vial per chunk for synthesis jobs), the published
-OCTOPUS numbers, and for each makespan limit
+Prints, side by side: the simulated policies (the planner, which admits one vial per chunk for
+synthesis jobs; the planner with whole batches; with job 0 at priority 5; closed_packing), the
+published OCTOPUS numbers, and for each makespan limit
 
 * the best schedule found by CP-SAT in the offline model of :mod:`offline` (exactly the core's
   steps, masks, slots, precedence, BO cycle order) with every batch split into chunks of one
@@ -66,14 +66,12 @@ from typing import TYPE_CHECKING, Any
 
 from .lab import ACTIVE, PER_BATCH
 from .offline import TIME_UNIT_S, _groups, _solve
-from .policies import POLICIES, Admission
-from .policies.planner import Planner
 from .runtime import ChunkRun, GroupRun, JobRun, build_chunk
 from .scenario import Scenario, load_scenario, parse_scenario
 from .simulator import SimReport, simulate
 
 if TYPE_CHECKING:
-    from .core import SchedulerCore
+    pass
 
 H = 3600.0
 SCENARIO = "fig8-platform-day"
@@ -315,30 +313,10 @@ def with_priority(scenario: Scenario, job_id: str, priority: int) -> Scenario:
     return parse_scenario(data, scenario.name)
 
 
-class OneVialPlanner(Planner):
-    """The planner, admitting one vial per chunk for jobs with a per-batch task (Mix, React).
-
-    A chunk's batch steps wait for all its vials' dosing; with one vial per chunk each vial starts
-    reacting as soon as it is dosed, which shortens job 0's cycles by 0.38 h each on the fig8 day.
-    """
-
-    name = "planner-1vial"
-
-    def admit_size(self, core: SchedulerCore, adm: Admission, free: int | None) -> int:
-        n = super().admit_size(core, adm, free)
-        route = adm.job.spec.route
-        if any(core.lab.task(r.module, r.task).per == PER_BATCH for r in route):
-            return min(n, 1)
-        return n
-
-
 def simulate_one_vial(scenario: Scenario) -> SimReport:
-    """Run :class:`OneVialPlanner` in the simulator (registered only for this run)."""
-    POLICIES[OneVialPlanner.name] = OneVialPlanner
-    try:
-        return simulate(scenario, OneVialPlanner.name, policy_options={})
-    finally:
-        del POLICIES[OneVialPlanner.name]
+    """The planner's own schedule: it admits one vial per chunk where a job's per-batch tasks
+    only wait (``split_samples``, its default), which is the chunking the relaxation uses."""
+    return simulate(scenario, "planner", policy_options={"split_samples": True})
 
 
 STEP_ID = re.compile(r"^(?P<chunk>.+/g(?P<g>\d+))c(?P<c>\d+)/(?P<rest>[^#]+)(?:#(?P<i>\d+))?$")
@@ -538,15 +516,14 @@ def pareto(
 
 def _policy_rows(scenario: Scenario) -> list[tuple[str, float, float]]:
     rows = []
-    for label, sc, policy in (
-        ("planner (default)", scenario, "planner"),
-        ("planner, job 0 priority 5", with_priority(scenario, "0", 5), "planner"),
-        ("closed_packing", scenario, "closed_packing"),
+    for label, sc, policy, options in (
+        ("planner (one vial per chunk)", scenario, "planner", {}),
+        ("planner, whole batches", scenario, "planner", {"split_samples": False}),
+        ("planner, job 0 priority 5", with_priority(scenario, "0", 5), "planner", {}),
+        ("closed_packing", scenario, "closed_packing", {}),
     ):
-        rep = simulate(sc, policy)
+        rep = simulate(sc, policy, policy_options=options)
         rows.append((label, rep.sums["total"] / H, rep.makespan / H))
-    rep = simulate_one_vial(scenario)
-    rows.append(("planner, 1 vial per chunk (sim)", rep.sums["total"] / H, rep.makespan / H))
     pub = scenario.published.get("octopus")
     if isinstance(pub, Mapping) and "sums" in pub:
         rows.append(("published OCTOPUS", float(pub["sums"]["total"]), float(pub["makespan_h"])))
