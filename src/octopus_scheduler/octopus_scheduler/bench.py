@@ -132,10 +132,14 @@ def format_bench(results: dict[str, Any]) -> str:
                 f"{off['makespan_h']:.2f}"
             )
             pl = res["policies"]["planner"]["sums_h"]["total"]
-            lines.append(
-                f"  planner vs offline: "
-                f"{100 * (pl - off['objective_h']) / off['objective_h']:+.1f}%"
-            )
+            gap = f"{100 * (pl - off['objective_h']) / off['objective_h']:+.1f}%"
+            to_bound = f"{100 * (pl - off['bound_h']) / off['bound_h']:+.1f}%"
+            lines.append(f"  planner vs offline: {gap} (vs its proven bound: {to_bound})")
+            if off["status"] != "OPTIMAL":  # the solver's best is an upper bound, nothing more
+                lines.append(
+                    "  (not proven optimal: a longer search can find better schedules, e.g. "
+                    "python -m octopus_scheduler.tradeoff for fig8)"
+                )
         t = res.get("targets", {}).get("planner")
         if t:
             pr = res["policies"]["planner"]
