@@ -58,6 +58,35 @@ def _groups(job: JobRun) -> list[list[Sample]]:
     return out
 
 
+def step_intervals(
+    model: Any,
+    steps: Sequence[StepRun],
+    horizon: int,
+    units: Any,
+    drop_devices: frozenset[str] = frozenset(),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start and end variables of every step, its predecessors first, and no two active steps on
+    one device at once (``drop_devices`` left out: a relaxation). Returns (start, end) by id."""
+    start: dict[str, Any] = {}
+    end: dict[str, Any] = {}
+    by_device: dict[str, list[Any]] = {}
+    for s in steps:
+        d = units(s.expected)
+        st = model.NewIntVar(0, horizon, f"s_{s.id}")
+        en = model.NewIntVar(0, horizon, f"e_{s.id}")
+        iv = model.NewIntervalVar(st, d, en, f"i_{s.id}")
+        start[s.id], end[s.id] = st, en
+        if s.kind == ACTIVE and d > 0:
+            for dev in s.devices - drop_devices:
+                by_device.setdefault(dev, []).append(iv)
+        for p in s.preds:
+            model.Add(st >= end[p.id])
+    for ivs in by_device.values():
+        if len(ivs) > 1:
+            model.AddNoOverlap(ivs)
+    return start, end
+
+
 def _solve(
     scenario: Scenario,
     chunking: Mapping[str, Mapping[int, Sequence[int]]] | None = None,
@@ -111,23 +140,7 @@ def _solve(
             per_group.append(chunks)
         jobs.append((job, per_group))
     horizon = units(max(j.submit for j, _ in jobs)) + sum(units(s.expected) for s in steps) + 1
-    start: dict[str, Any] = {}
-    end: dict[str, Any] = {}
-    by_device: dict[str, list[Any]] = {}
-    for s in steps:
-        d = units(s.expected)
-        st = model.NewIntVar(0, horizon, f"s_{s.id}")
-        en = model.NewIntVar(0, horizon, f"e_{s.id}")
-        iv = model.NewIntervalVar(st, d, en, f"i_{s.id}")
-        start[s.id], end[s.id] = st, en
-        if s.kind == ACTIVE and d > 0:
-            for dev in s.devices:
-                by_device.setdefault(dev, []).append(iv)
-        for p in s.preds:
-            model.Add(st >= end[p.id])
-    for ivs in by_device.values():
-        if len(ivs) > 1:
-            model.AddNoOverlap(ivs)
+    start, end = step_intervals(model, steps, horizon, units)
     slot_use: dict[tuple[str, str], list[tuple[Any, int]]] = {}
     job_end: dict[str, Any] = {}
     for job, groups in jobs:

@@ -64,8 +64,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .lab import ACTIVE, PER_BATCH
-from .offline import TIME_UNIT_S, _groups, _solve
+from .lab import PER_BATCH
+from .offline import TIME_UNIT_S, _groups, _solve, step_intervals
 from .runtime import ChunkRun, GroupRun, JobRun, build_chunk
 from .scenario import Scenario, load_scenario, parse_scenario
 from .simulator import SimReport, simulate
@@ -183,24 +183,7 @@ def solve_per_sample(
         jobs = [(j, g) for j, g in jobs if j.id in only_jobs]
     steps = [s for _, groups in jobs for chunks in groups for c in chunks for s in c.steps]
     horizon = units(max(j.submit for j, _ in jobs)) + sum(units(s.expected) for s in steps) + 1
-    start: dict[str, Any] = {}
-    end: dict[str, Any] = {}
-    by_device: dict[str, list[Any]] = {}
-    for s in steps:
-        d = units(s.expected)
-        st = model.NewIntVar(0, horizon, f"s_{s.id}")
-        en = model.NewIntVar(0, horizon, f"e_{s.id}")
-        iv = model.NewIntervalVar(st, d, en, f"i_{s.id}")
-        start[s.id], end[s.id] = st, en
-        if s.kind == ACTIVE and d > 0:
-            for dev in s.devices:
-                if dev not in drop_devices:
-                    by_device.setdefault(dev, []).append(iv)
-        for p in s.preds:
-            model.Add(st >= end[p.id])
-    for ivs in by_device.values():
-        if len(ivs) > 1:
-            model.AddNoOverlap(ivs)
+    start, end = step_intervals(model, steps, horizon, units, frozenset(drop_devices))
     slot_use: dict[tuple[str, str], list[tuple[Any, int]]] = {}
     job_end: dict[str, Any] = {}
     for job, groups in jobs:
