@@ -62,3 +62,17 @@ def synth_job(
         "campaign": {"kind": "manual", "experiments": [{} for _ in range(batch)]},
         "process": process,
     }
+
+
+def task_spans(report: Any) -> dict[str, tuple[float, float]]:
+    """A simulated timeline as "job:chunk:task#sample" -> (start, end), merged over the steps of
+    a task ("#b" for a batch task): the shape exact-timeline tests assert on."""
+    out: dict[str, tuple[float, float]] = {}
+    for row in report.timeline:
+        suffix = row["step_id"].rsplit(".", 1)[1]
+        sample = suffix.split("#")[1] if "#" in suffix else "b"
+        chunk = row["step_id"].split("/")[1]
+        key = f"{row['job_id']}:{chunk}:{row['task']}#{sample}"
+        s, e = out.get(key, (row["start"], row["end"]))
+        out[key] = (min(s, row["start"]), max(e, row["end"]))
+    return out

@@ -8,6 +8,7 @@ do comes out as :class:`Outbox` entries: module goals to send, goals to abort, j
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -76,6 +77,16 @@ class JobSummary:
 class CommandResult:
     success: bool
     message: str
+
+
+@dataclass(frozen=True)
+class EmergencyStopState:
+    engaged: bool = False
+    reason: str = ""
+    source: str = "scheduler"
+
+
+ESTOP_KEY = "emergency_stop"  # store meta key of the last e-stop state
 
 
 class LabService:
@@ -165,6 +176,20 @@ class LabService:
             self.store.step_ended(step_id, state="failed", ended_at=now, outcome=reason)
             return self._handle(ev.StepFailed(step_id, reason, time=now))
 
+    def announced(self, description_yaml: str) -> tuple[str, str, Outbox]:
+        """A module node announced its description: ("joined" | "known" | "differs" |
+        "refused", detail, work). A module of the lab that announces a different description
+        (a driver override, say) keeps the lab's: the plan does not change under it."""
+        try:
+            name = parse_description_text(description_yaml, "announced description").module
+        except DescriptionError as error:
+            return "refused", str(error), Outbox()
+        mine = next((d for d in self.descriptions if d.module == name), None)
+        if mine is not None:
+            return ("known" if mine.to_yaml() == description_yaml else "differs"), "", Outbox()
+        error, outbox = self.add_module(description_yaml)
+        return ("refused", error, outbox) if error else ("joined", "", outbox)
+
     def add_module(self, description_yaml: str) -> tuple[str, Outbox]:
         """A module that announced itself while the lab runs joins it (modules are
         self-describing). Returns an error naming the problem, or "", and the work it unblocks;
@@ -204,6 +229,36 @@ class LabService:
                     continue
                 outbox.extend(self._handle(event))
             return outbox
+
+    def emergency_stop(self) -> EmergencyStopState:
+        """The last e-stop state: an engaged stop outlives a restart (a restart never releases
+        it)."""
+        saved = json.loads(self.store.get_meta(ESTOP_KEY, "{}") or "{}")
+        return EmergencyStopState(
+            bool(saved.get("engaged", False)),
+            str(saved.get("reason", "")),
+            str(saved.get("source", "scheduler")),
+        )
+
+    def set_emergency_stop(
+        self, engaged: bool, reason: str, source: str, alive: Sequence[str]
+    ) -> tuple[CommandResult, Outbox]:
+        """Anyone may engage the stop, only an admin may reset it. Engaged: every module is
+        down (no step starts anywhere); reset: the ``alive`` modules are up again. The state is
+        stored before anyone is told."""
+        if not engaged and not self.access.is_admin(source):
+            message = f"source: only an admin may reset the emergency stop ({source})"
+            return CommandResult(False, message), Outbox()
+        with self._lock:
+            record = {"engaged": engaged, "reason": reason, "source": source}
+            self.store.set_meta(ESTOP_KEY, json.dumps(record))
+            outbox = Outbox()
+            for module in self.lab.modules:
+                if engaged:
+                    outbox.extend(self.module_down(module))
+                elif module in alive:
+                    outbox.extend(self.module_up(module))
+        return CommandResult(True, f"emergency stop {'ENGAGED' if engaged else 'reset'}"), outbox
 
     def module_down(self, module: str) -> Outbox:
         with self._lock:

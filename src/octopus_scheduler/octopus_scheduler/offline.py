@@ -87,6 +87,27 @@ def step_intervals(
     return start, end
 
 
+def limit_slots_and_makespan(
+    model: Any,
+    lab: Any,
+    slot_use: Mapping[tuple[str, str], list[tuple[Any, int]]],
+    jobs: Sequence[tuple[JobRun, Any]],
+    job_end: Mapping[str, Any],
+    makespan_limit_s: float | None,
+    units: Any,
+) -> int:
+    """Slot capacities (cumulative), and every job ending within ``makespan_limit_s`` of the
+    first submission; returns that first submission in model units."""
+    for key, uses in slot_use.items():
+        cap = lab.modules[key[0]].slots[key[1]].capacity
+        model.AddCumulative([iv for iv, _ in uses], [n for _, n in uses], cap)
+    t_first = units(min(j.submit for j, _ in jobs))
+    if makespan_limit_s is not None:
+        for j, _ in jobs:
+            model.Add(job_end[j.id] - t_first <= int(makespan_limit_s // TIME_UNIT_S))
+    return t_first
+
+
 def _solve(
     scenario: Scenario,
     chunking: Mapping[str, Mapping[int, Sequence[int]]] | None = None,
@@ -183,13 +204,7 @@ def _solve(
         jend = model.NewIntVar(0, horizon, f"je_{job.id}")
         model.AddMaxEquality(jend, ends_all)
         job_end[job.id] = jend
-    for key, uses in slot_use.items():
-        cap = lab.modules[key[0]].slots[key[1]].capacity
-        model.AddCumulative([iv for iv, _ in uses], [n for _, n in uses], cap)
-    if makespan_limit_s is not None:
-        t_first = units(min(j.submit for j, _ in jobs))
-        for j, _ in jobs:
-            model.Add(job_end[j.id] - t_first <= int(makespan_limit_s // u))
+    limit_slots_and_makespan(model, lab, slot_use, jobs, job_end, makespan_limit_s, units)
     total = sum(job_end[j.id] - units(j.submit) for j, _ in jobs)
     if objective_limit_s is not None:
         model.Add(total <= int(round(objective_limit_s / u)))

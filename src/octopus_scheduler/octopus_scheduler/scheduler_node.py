@@ -69,7 +69,6 @@ from .ros_messages import (
 from .step_goals import StepGoal
 from .store import Store
 
-ESTOP_KEY = "emergency_stop"  # store meta key of the last e-stop state
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -140,13 +139,8 @@ class SchedulerNode(Node):
         self.liveness = ModuleLiveness(
             [d.module for d in self.service.descriptions], self.heartbeat_period, time.monotonic()
         )
-        # an engaged stop outlives a scheduler restart: a restart must never release it
-        saved = json.loads(self.service.store.get_meta(ESTOP_KEY, "{}") or "{}")
-        self.estop = EmergencyStop(
-            engaged=bool(saved.get("engaged", False)),
-            reason=str(saved.get("reason", "")),
-            source=str(saved.get("source", "scheduler")),
-        )
+        saved = self.service.emergency_stop()  # engaged before a restart: still engaged
+        self.estop = EmergencyStop(engaged=saved.engaged, reason=saved.reason, source=saved.source)
 
         callbacks = ReentrantCallbackGroup()
         # rclpy's ActionClient registers a request only after sending it: a fast answer handled
@@ -412,30 +406,23 @@ class SchedulerNode(Node):
         with self._state_lock:
             if self._heard_descriptions.get(module) == message.description_yaml:
                 return  # said once
-            self._heard_descriptions[module] = message.description_yaml
-            mine = next((d for d in self.service.descriptions if d.module == module), None)
-            if mine is not None:
-                differs = mine.to_yaml() != message.description_yaml
-                error, outbox = "", None
+            verdict, detail, outbox = self.service.announced(message.description_yaml)
+            if verdict == "joined":
+                self.liveness.add(module, time.monotonic())
+                self._wire_module(self.service.descriptions[-1])
             else:
-                error, outbox = self.service.add_module(message.description_yaml)
-                if not error:
-                    del self._heard_descriptions[module]
-                    self.liveness.add(module, time.monotonic())
-                    self._wire_module(self.service.descriptions[-1])
-        if mine is not None:
-            if differs:  # e.g. driver overrides; the plan keeps the lab's description
-                self.get_logger().warning(
-                    f"module {module} announces a description that differs from the lab's; "
-                    "the scheduler plans with the lab's"
-                )
-            return
-        if error:
-            self.get_logger().error(f"module {module} announced itself but cannot join: {error}")
-            return
-        self.get_logger().info(f"module {module} joined the lab (announced its description)")
-        self._dispatch(outbox)
-        self._schedule_dirty.set()
+                self._heard_descriptions[module] = message.description_yaml
+        if verdict == "differs":
+            self.get_logger().warning(
+                f"module {module} announces a description that differs from the lab's; "
+                "the scheduler plans with the lab's"
+            )
+        elif verdict == "refused":
+            self.get_logger().error(f"module {module} announced itself but cannot join: {detail}")
+        elif verdict == "joined":
+            self.get_logger().info(f"module {module} joined the lab (announced its description)")
+            self._dispatch(outbox)
+            self._schedule_dirty.set()
 
     def _heartbeat(self, module: str, status: ModuleStatus) -> None:
         # liveness and the core change together: a beat racing the watchdog cannot leave the
@@ -691,45 +678,27 @@ class SchedulerNode(Node):
         return response
 
     def _set_estop(self, request: SetEmergencyStop.Request, response: Any) -> Any:
-        if not request.engaged and request.source not in self.config.admins:
-            response.success = False
-            response.message = (
-                f"source: only an admin may reset the emergency stop ({request.source})"
+        with self._state_lock:
+            alive = [m for m in self.service.lab.modules if m not in self.liveness.down]
+            result, outbox = self.service.set_emergency_stop(
+                request.engaged, request.reason, request.source, alive
             )
-        else:
-            self.estop = EmergencyStop(
-                engaged=request.engaged,
-                reason=request.reason,
-                source=request.source,
-                stamp=self.get_clock().now().to_msg(),
-            )
-            record = {
-                "engaged": request.engaged,
-                "reason": request.reason,
-                "source": request.source,
-            }
-            self.service.store.set_meta(ESTOP_KEY, json.dumps(record))  # before anyone is told
+            if result.success:
+                self.estop = EmergencyStop(
+                    engaged=request.engaged,
+                    reason=request.reason,
+                    source=request.source,
+                    stamp=self.get_clock().now().to_msg(),
+                )
+        response.success, response.message = result.success, result.message
+        if result.success:
+            # the modules abort their goals and refuse new ones while it is engaged
             self._estop_pub.publish(self.estop)
             self.notifier.notify(
                 notifications.estop(request.engaged, by=request.source, reason=request.reason)
             )
-            state = "ENGAGED" if request.engaged else "reset"
-            self.get_logger().warning(
-                f"emergency stop {state} by {request.source}: {request.reason}"
-            )
-            # while stopped no step starts anywhere (the modules abort theirs and refuse new
-            # goals); after the reset, work resumes on the modules that are alive
-            for description in self.service.descriptions:
-                module = description.module
-                with self._state_lock:
-                    if request.engaged:
-                        outbox = self.service.module_down(module)
-                    elif module not in self.liveness.down:
-                        outbox = self.service.module_up(module)
-                    else:
-                        continue
-                self._dispatch(outbox)
-            response.success, response.message = True, f"emergency stop {state}"
+            self.get_logger().warning(f"{result.message} by {request.source}: {request.reason}")
+            self._dispatch(outbox)
         response.state = self.estop
         return response
 

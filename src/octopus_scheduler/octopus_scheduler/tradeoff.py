@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .lab import PER_BATCH
-from .offline import TIME_UNIT_S, _groups, _solve, step_intervals
+from .offline import TIME_UNIT_S, _groups, _solve, limit_slots_and_makespan, step_intervals
 from .runtime import ChunkRun, GroupRun, JobRun, build_chunk
 from .scenario import Scenario, load_scenario, parse_scenario
 from .simulator import SimReport, simulate
@@ -229,13 +229,7 @@ def solve_per_sample(
         jend = model.NewIntVar(0, horizon, f"je_{job.id}")
         model.AddMaxEquality(jend, ends_all)
         job_end[job.id] = jend
-    for key, uses in slot_use.items():
-        cap = lab.modules[key[0]].slots[key[1]].capacity
-        model.AddCumulative([iv for iv, _ in uses], [n for _, n in uses], cap)
-    t_first = units(min(j.submit for j, _ in jobs))
-    if makespan_limit_s is not None:
-        for j, _ in jobs:
-            model.Add(job_end[j.id] - t_first <= int(makespan_limit_s // u))
+    t_first = limit_slots_and_makespan(model, lab, slot_use, jobs, job_end, makespan_limit_s, units)
     job_total = {j.id: job_end[j.id] - units(j.submit) for j, _ in jobs}
     for ids, min_s in cuts:
         if all(i in job_total for i in ids):

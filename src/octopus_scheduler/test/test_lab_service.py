@@ -218,3 +218,20 @@ def test_a_zoned_module_description_keeps_one_temperature_on_its_plate(
     shared = order("60 C", "shared.sqlite")
     last_out = max(i for i, g in enumerate(shared) if g == "J0001 MoveContainer")
     assert min(i for i, g in enumerate(shared) if g.startswith("J0002")) < last_out
+
+
+def test_the_emergency_stop_is_kept_and_only_an_admin_resets_it(tmp_path: Path, clock) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    assert not lab.emergency_stop().engaged
+    result, _ = lab.set_emergency_stop(True, "spill", "alice", alive=["BatchSynthesis"])
+    assert result.success and lab.core.modules_down() == {"BatchSynthesis", "UV-Vis"}
+    _, outbox = lab.submit(SYNTHESIS, "alice")
+    assert not outbox.goals  # nothing starts while it is engaged
+    refused, _ = lab.set_emergency_stop(False, "", "alice", alive=["BatchSynthesis"])
+    assert not refused.success and "only an admin" in refused.message
+    lab.store.close()
+    again = service(tmp_path / "db.sqlite", clock)  # a restart does not release it
+    assert again.emergency_stop().engaged and again.emergency_stop().reason == "spill"
+    reset, outbox = again.set_emergency_stop(False, "", "boss", alive=["BatchSynthesis", "UV-Vis"])
+    assert reset.success and not again.emergency_stop().engaged
+    assert again.core.modules_down() == set() and outbox.goals

@@ -114,3 +114,16 @@ def test_every_shipped_extra_module_can_join_the_demo_pair(tmp_path: Path, modul
     error, _ = service.add_module(load_builtin_description(module).to_yaml())
     assert error == ""
     assert load_builtin_description(module).module in service.lab.modules
+
+
+def test_announcements_are_told_apart(tmp_path: Path) -> None:
+    pair = descriptions(*DEMO_PAIR)
+    service = LabService(pair, Store(tmp_path / "db.sqlite"), clock=Clock())
+    assert service.announced(pair[0].to_yaml())[0] == "known"
+    changed = pair[0].to_yaml().replace("capacity: 8", "capacity: 6", 1)
+    assert service.announced(changed)[0] == "differs"  # the lab keeps its own description
+    assert service.lab.modules["BatchSynthesis"].slots["stirrer"].capacity == 8
+    verdict, detail, _ = service.announced("module: Broken\ndevices: []\n")
+    assert verdict == "refused" and detail.startswith("tasks")
+    assert service.announced(solid_state_yaml())[0] == "joined"
+    assert service.announced(solid_state_yaml())[0] == "known"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from octopus_scheduler.examples import synth_job, tiny_lab_data
+from octopus_scheduler.examples import task_spans as timeline
 from octopus_scheduler.scenario import parse_scenario
 from octopus_scheduler.simulator import simulate
 
@@ -21,19 +22,6 @@ def scenario(jobs: list[dict[str, Any]], capacity: int = 2) -> Any:
             ],
         }
     )
-
-
-def timeline(report) -> dict[str, tuple[float, float]]:
-    """job:task#sample -> (start, end), merged over the steps of a task."""
-    out: dict[str, tuple[float, float]] = {}
-    for row in report.timeline:
-        suffix = row["step_id"].rsplit(".", 1)[1]
-        sample = suffix.split("#")[1] if "#" in suffix else "b"
-        chunk = row["step_id"].split("/")[1]
-        key = f"{row['job_id']}:{chunk}:{row['task']}#{sample}"
-        s, e = out.get(key, (row["start"], row["end"]))
-        out[key] = (min(s, row["start"]), max(e, row["end"]))
-    return out
 
 
 def test_standby_frees_devices_for_the_next_job():

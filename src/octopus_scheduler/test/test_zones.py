@@ -11,6 +11,7 @@ from octopus_scheduler import decisions as dc
 from octopus_scheduler import events as ev
 from octopus_scheduler.core import SchedulerCore
 from octopus_scheduler.errors import LabError
+from octopus_scheduler.examples import task_spans as timeline
 from octopus_scheduler.invariants import InvariantError, check_invariants
 from octopus_scheduler.jobscript import parse_job_script
 from octopus_scheduler.lab import load_lab, zone_key
@@ -105,19 +106,6 @@ def scenario(jobs: dict[str, dict[str, Any]], **lab: Any) -> Any:
             "jobs": [{"id": jid, "submit": 0, "script": s} for jid, s in jobs.items()],
         }
     )
-
-
-def timeline(report: Any) -> dict[str, tuple[float, float]]:
-    """job:chunk:task#sample -> (start, end), merged over the steps of a task."""
-    out: dict[str, tuple[float, float]] = {}
-    for row in report.timeline:
-        suffix = row["step_id"].rsplit(".", 1)[1]
-        sample = suffix.split("#")[1] if "#" in suffix else "b"
-        chunk = row["step_id"].split("/")[1]
-        key = f"{row['job_id']}:{chunk}:{row['task']}#{sample}"
-        s, e = out.get(key, (row["start"], row["end"]))
-        out[key] = (min(s, row["start"]), max(e, row["end"]))
-    return out
 
 
 # the exact timelines below are written for whole batches; the planner's one-sample chunks have
