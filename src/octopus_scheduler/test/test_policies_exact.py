@@ -137,4 +137,67 @@ def test_planner_rollouts_keep_the_mode_with_the_smallest_projected_sum():
     _, chosen, scores = policy.mode_history[-1]
     assert set(scores) == set(policy.modes)
     assert scores[chosen] == min(scores.values())
-    assert (policy.protect_critical, policy.admitted_first, policy.fifo) == chosen
+    assert (
+        policy.protect_critical,
+        policy.admitted_first,
+        policy.fifo,
+        policy.within_job,
+    ) == chosen
+    assert {mode[3] for mode in policy.modes} == {"ready", "chunk"}
+
+
+def dosing_lab_scenario(read_s: int) -> Any:
+    """One job of 3 vials: Prep (Arm, 2 s), two Adds (Pump, 10 s each), React (standby, 30 s),
+    then Read (Spec, ``read_s``) on another module: the pump is the bottleneck."""
+    lab = {
+        "modules": {
+            "Synth": {
+                "devices": ["Arm", "Pump"],
+                "slots": {"stirrer": 3},
+                "tasks": {
+                    "Prep": {"per": "sample", "mask": ["Arm"], "duration": {"per_sample": 2}},
+                    "Add": {"per": "sample", "mask": ["Pump"], "duration": {"per_sample": 10}},
+                    "React": {"per": "batch", "kind": "standby", "duration": 30},
+                },
+            },
+            "Meas": {
+                "devices": ["Spec"],
+                "slots": {"holder": 1},
+                "tasks": {"Read": {"per": "sample", "mask": ["Spec"], "duration": read_s}},
+            },
+        }
+    }
+    job = {
+        "metadata": {"name": "dose", "owner": "alice"},
+        "campaign": {"kind": "manual", "experiments": [{}, {}, {}]},
+        "process": {
+            "Synthesis": {"Synth": {"sequence": ["Prep", "Add", "Add", "React"]}},
+            "Characterization": {"Meas": {"sequence": ["Read"]}},
+        },
+    }
+    return parse_scenario({"lab": lab, "jobs": [{"id": "0", "submit": 0, "script": job}]})
+
+
+def test_planner_doses_the_oldest_vial_first_so_reactions_end_one_by_one():
+    sc = dosing_lab_scenario(read_s=15)
+    ends = {}
+    for order in ("ready", "chunk"):
+        options = {"rollouts": False, "within_job": order}
+        rep = simulate(sc, "planner", policy_options=options, check=True)
+        tl = timeline(rep)
+        # (a manual campaign: one group per vial) the containers are prepared back to back
+        assert [tl[f"0:g{v}c0:Prep#0"] for v in range(3)] == [(0, 2), (2, 4), (4, 6)]
+        ends[order] = {v: tl[f"0:g{v}c0:Read#0"] for v in range(3)}
+        assert rep.jobs[0]["end"] == ends[order][2][1]
+    # earliest-ready first: every vial's first Add before any second Add, so the three
+    # reactions end 10 s apart (72, 82, 92) and the 15 s reads queue behind each other
+    assert ends["ready"] == {0: (72, 87), 1: (87, 102), 2: (102, 117)}
+    # oldest work first: vial 0 is dosed by 22 and reacts while vial 1 is dosed, so reactions
+    # end at 52, 72, 92 and each read starts as its reaction ends
+    assert ends["chunk"] == {0: (52, 67), 1: (72, 87), 2: (92, 107)}
+
+
+def test_planner_refuses_an_unknown_order_within_a_job():
+    sc = dosing_lab_scenario(read_s=15)
+    with pytest.raises(ValueError, match="within_job orders are ready, chunk, admit_chunk"):
+        simulate(sc, "planner", policy_options={"within_orders": "ready,depth"})

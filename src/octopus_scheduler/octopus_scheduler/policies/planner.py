@@ -10,7 +10,11 @@ Rules, in order of precedence (lower rank key goes first):
 4. shortest remaining *active* work first (device time the job still needs), scaled by the
    owner's current share of busy devices: this lowers the sum of job times and shares the lab
    between users;
-5. arrival order.
+5. arrival order;
+6. within a job, work already admitted before new chunks, then (order ``ready``) the step
+   that became ready first or (order ``chunk``) the oldest chunk's step: a vial finishes its
+   dosing before the next one is dosed, so reactions end one by one and the next module takes
+   them as they come instead of all at once.
 
 Duration-aware insertion: a lower-ranked step may start only if it does not delay (a) the start
 of the highest-ranked blocked step beyond the moment that step's devices free up, nor (b) the
@@ -22,8 +26,11 @@ Look-ahead (option ``rollouts``, on by default): when a job is submitted (or a m
 up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` jobs are live,
 the planner runs each rule mode forward on a fork of the core with expected durations (bounded to
 ``rollout_events`` events, the rest estimated by the remaining critical path) and keeps the mode
-with the smallest projected sum of job times; the fourth mode is closed packing's order (arrival
-order, running jobs first, no reservations). Deterministic, so event replay stays exact.
+with the smallest projected sum of job times. The modes: four base modes (protect the critical job
+or not, admitted work first, and closed packing's order: arrival order, running jobs first, no
+reservations), each with every order within a job in ``within_orders`` (default
+``ready,chunk``; ``admit_chunk`` admits new chunks first). Deterministic, so event replay stays
+exact.
 
 CP-SAT improvement (option ``improve: cpsat``, off by default): on the same triggers, with at
 most ``improve_jobs`` live jobs, the projected plan of the chosen mode seeds a CP-SAT model of the
@@ -54,6 +61,10 @@ if TYPE_CHECKING:
     from ..core import SchedulerCore
     from ..runtime import StepRun
 
+WITHIN_JOB_ORDERS = ("ready", "chunk", "admit_chunk")
+#: a rule mode: (protect the makespan-critical job, admitted work first, closed packing's order,
+#: the order within a job)
+Mode = tuple[bool, bool, bool, str]
 DEADLINE_MARGIN = 1.2  # a job is urgent when its remaining path needs > 1/1.2 of the time left
 REPLAN_EVENTS = (
     "JobSubmitted",
@@ -90,18 +101,28 @@ class Planner(Policy):
         self.rollouts = bool(self.options.get("rollouts", True))
         self.rollout_jobs = int(self.options.get("rollout_jobs", 5))
         self.rollout_events = int(self.options.get("rollout_events", 120))
-        # rule modes tried: (protect the makespan-critical job, admitted work first)
         self.fifo = bool(self.options.get("fifo", False))
-        self.modes: tuple[tuple[bool, bool, bool], ...] = (
+        self.within_job = str(self.options.get("within_job", "ready"))
+        # the orders within a job the rollouts try, each with every base mode: "chunk" lets a
+        # vial finish its dosing before the next is dosed, so reactions end one by one and the
+        # next module takes them as they come instead of all at once
+        orders = self.options.get("within_orders", "ready,chunk")
+        if isinstance(orders, str):
+            orders = [o.strip() for o in orders.split(",") if o.strip()]
+        for order in (self.within_job, *orders):
+            if order not in WITHIN_JOB_ORDERS:
+                raise ValueError(
+                    f"planner: within_job orders are {', '.join(WITHIN_JOB_ORDERS)}, not {order!r}"
+                )
+        base_modes = (
             (True, False, False),  # shortest remaining work first, makespan-critical job protected
             (False, False, False),  # shortest remaining work first
             (True, True, False),  # work already holding slots first
             (True, False, True),  # arrival order, running jobs first (closed packing's order)
         )
+        self.modes: tuple[Mode, ...] = tuple((*m, o) for o in orders for m in base_modes)
         self._replan = False
-        self.mode_history: list[
-            tuple[float, tuple[bool, bool], dict[tuple[bool, bool], float]]
-        ] = []
+        self.mode_history: list[tuple[float, Mode, dict[Mode, float]]] = []
         self._per_sample: dict[
             str, tuple[float, float]
         ] = {}  # job -> (active s, path s) per sample
@@ -222,14 +243,14 @@ class Planner(Policy):
         live = [j for j in core.all_jobs() if not j.finished and not j.ending]
         if len(live) > self.rollout_jobs or len(live) < 2:
             return
-        scores: dict[tuple[bool, bool, bool], float] = {}
+        scores: dict[Mode, float] = {}
         for mode in self.modes:
 
-            def configure(sim: SchedulerCore, mode: tuple[bool, bool, bool] = mode) -> None:
+            def configure(sim: SchedulerCore, mode: Mode = mode) -> None:
                 pol = sim.policy
                 assert isinstance(pol, Planner)
                 pol.rollouts = pol.improve = pol._improve_due = False
-                pol.protect_critical, pol.admitted_first, pol.fifo = mode
+                pol.protect_critical, pol.admitted_first, pol.fifo, pol.within_job = mode
 
             sim, _ = run_forward(
                 core, dispatch_first=True, configure=configure, max_events=self.rollout_events
@@ -238,7 +259,7 @@ class Planner(Policy):
             scores[mode] = total + 1e-3 * max(ends.values())
         if scores:
             best = min(scores, key=lambda m: (scores[m], self.modes.index(m)))
-            self.protect_critical, self.admitted_first, self.fifo = best
+            self.protect_critical, self.admitted_first, self.fifo, self.within_job = best
             self.mode_history.append((core.now, best, scores))
 
     def _improve(self, core: SchedulerCore) -> None:
@@ -411,22 +432,26 @@ class Planner(Policy):
         return self._rule_rank(core, cand)
 
     def _rule_rank(self, core: SchedulerCore, cand: StepRun | Admission) -> tuple[Any, ...]:
-        if self.fifo:
-            return (-cand.job.priority, *super().rank(core, cand))
-        key = self._keys.get(cand.job.id, (0, 1, 1, 0.0, cand.job.order))
-        # within a job: steps of admitted work before new chunks, then readiness order
+        job = cand.job
+        seq = getattr(cand, "seq", 0)
+        # within a job: steps of admitted work before new chunks ("ready": then readiness
+        # order; "chunk": then the oldest chunk first), or new chunks first ("admit_chunk")
         admitting = 1 if isinstance(cand, Admission) else 0
+        if self.within_job == "ready":
+            if self.fifo:
+                return (-job.priority, *super().rank(core, cand))
+            inner: tuple[Any, ...] = (admitting, cand.ready_time or 0.0, seq)
+        elif self.within_job == "chunk":
+            inner = (admitting, seq)
+        else:
+            inner = (-admitting, seq)
+        if self.fifo:  # closed packing's order, jobs by arrival
+            return (-job.priority, 0 if job.started else 1, job.order, *inner)
+        key = self._keys.get(job.id, (0, 1, 1, 0.0, job.order))
         if self.admitted_first:
             # work already holding slots goes first: it frees the slots others wait for
-            return (
-                key[0],
-                key[1],
-                admitting,
-                *key[2:],
-                cand.ready_time or 0.0,
-                getattr(cand, "seq", 0),
-            )
-        return (*key, admitting, cand.ready_time or 0.0, getattr(cand, "seq", 0))
+            return (key[0], key[1], admitting, *key[2:], *inner)
+        return (*key, *inner)
 
     def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
         verdict = self._override_allows(core, cand)
