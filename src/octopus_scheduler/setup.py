@@ -7,7 +7,7 @@ setup(
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
     # YAML/Markdown data that the code loads with importlib.resources lives inside the package.
-    package_data={"": ["*.yaml", "*.md", "**/*.yaml", "scenarios/*.yaml"]},
+    package_data={"": ["*.yaml", "*.md", "**/*.yaml", "scenarios/*.yaml", "scenarios/*.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
