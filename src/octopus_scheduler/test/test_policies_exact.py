@@ -201,3 +201,5 @@ def test_planner_refuses_an_unknown_order_within_a_job():
     sc = dosing_lab_scenario(read_s=15)
     with pytest.raises(ValueError, match="within_job orders are ready, chunk, admit_chunk"):
         simulate(sc, "planner", policy_options={"within_orders": "ready,depth"})
+    with pytest.raises(ValueError, match="within_orders needs at least one order"):
+        simulate(sc, "planner", policy_options={"within_orders": []})

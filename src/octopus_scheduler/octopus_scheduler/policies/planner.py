@@ -109,6 +109,8 @@ class Planner(Policy):
         orders = self.options.get("within_orders", "ready,chunk")
         if isinstance(orders, str):
             orders = [o.strip() for o in orders.split(",") if o.strip()]
+        if not orders:
+            raise ValueError("planner: within_orders needs at least one order")
         for order in (self.within_job, *orders):
             if order not in WITHIN_JOB_ORDERS:
                 raise ValueError(
