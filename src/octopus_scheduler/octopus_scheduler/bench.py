@@ -83,8 +83,8 @@ def bench_scenario(name: str, offline_seconds: float) -> dict[str, Any]:
         from .offline import solve_offline
 
         seeds = {
-            policy: (reports[policy].chunking, {r["step_id"]: r["start"] for r in rep.timeline})
-            for policy, rep in ((p, reports[p]) for p in ("planner", "closed_packing"))
+            p: (reports[p].chunking, {r["step_id"]: r["start"] for r in reports[p].timeline})
+            for p in ("planner", "closed_packing")
         }
         known = best_known_schedule(name)
         if known is not None:
