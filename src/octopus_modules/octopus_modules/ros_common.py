@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,32 @@ def declare(node: Node, name: str, default: Any, description: str) -> Any:
     return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
 
 
+class _StopSignals:
+    """SIGINT and SIGTERM stop a node once: the first raises KeyboardInterrupt in the main thread
+    (rclpy's own handler, which runs first, has already shut the context down, so the executor
+    returns); every later one is ignored, so the clean-up runs to its end.
+
+    Under ``ros2 launch`` a Ctrl-C reaches a node twice (from the terminal and from launch, which
+    then escalates to SIGTERM), and ``octopus lab up`` sends SIGTERM; a node must exit 0 without a
+    traceback in every case.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.installed = threading.current_thread() is threading.main_thread()
+        if self.installed:  # Python allows signal handlers in the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self)
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+
+    def ignore_from_now_on(self) -> None:
+        self.stopping = True
+
+
 def run_node(
     make_node: Callable[[], Node],
     logger_name: str,
@@ -30,12 +58,21 @@ def run_node(
     threads: int = 8,
     on_exit: Callable[[Node], None] | None = None,
 ) -> None:
-    """Init, build the node (a construction error is logged, exit code 1), spin until Ctrl-C or
-    SIGTERM, clean up."""
+    """Init, build the node (a construction error is logged, exit code 1), spin until SIGINT or
+    SIGTERM, clean up and return (exit code 0, whatever signals follow during the clean-up)."""
+    stop = _StopSignals()  # before rclpy.init: rclpy's handlers call ours after their own
     rclpy.init(args=args)
     try:
         node = make_node()
+    except KeyboardInterrupt:  # stopped while starting
+        stop.ignore_from_now_on()
+        rclpy.try_shutdown()
+        return
     except Exception as error:  # a bad description or configuration: say what, exit non-zero
+        stop.ignore_from_now_on()
+        if not rclpy.ok():  # the context was shut down under the construction: a stop
+            rclpy.try_shutdown()
+            return
         rclpy.logging.get_logger(logger_name).fatal(str(error))
         rclpy.try_shutdown()
         raise SystemExit(1) from None
@@ -46,6 +83,7 @@ def run_node(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        stop.ignore_from_now_on()
         # let running callbacks finish before what they use (a database) is closed
         executor.shutdown(timeout_sec=5.0)
         if on_exit is not None:
