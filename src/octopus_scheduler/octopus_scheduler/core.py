@@ -267,7 +267,9 @@ class SchedulerCore:
             return self._extension_problem(e)
         if isinstance(e, ev.DeviceDown | ev.DeviceUp):
             return "" if e.device in self.lab.device_module else f"unknown device '{e.device}'"
-        if isinstance(e, ev.CancelJob | ev.HoldJob | ev.ResumeJob | ev.SetPriority):
+        if isinstance(
+            e, ev.CancelJob | ev.HoldJob | ev.ResumeJob | ev.SetPriority | ev.QuarantineJob
+        ):
             job = self._jobs.get(e.job_id)
             if job is None:
                 return f"unknown job '{e.job_id}'"
@@ -305,6 +307,8 @@ class SchedulerCore:
             self._down.discard(e.module)
         elif isinstance(e, ev.CancelJob):
             self._end_job(self._jobs[e.job_id], "cancelled", "cancelled")
+        elif isinstance(e, ev.QuarantineJob):
+            self._end_job(self._jobs[e.job_id], "failed", f"quarantined: {e.reason}")
         elif isinstance(e, ev.HoldJob):
             job = self._jobs[e.job_id]
             job.held, job.state = True, "held"

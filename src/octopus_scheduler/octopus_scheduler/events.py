@@ -80,6 +80,15 @@ class ResumeJob(Event):
 
 
 @dataclass(frozen=True)
+class QuarantineJob(Event):
+    """The job's data broke the scheduler (an exception while applying one of its events): it
+    ends failed with ``reason`` and every other job goes on."""
+
+    job_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class SetPriority(Event):
     job_id: str
     priority: int
@@ -128,6 +137,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CancelJob,
         HoldJob,
         ResumeJob,
+        QuarantineJob,
         SetPriority,
         ProposalsReady,
         Restock,
@@ -165,3 +175,12 @@ def from_dict(data: Mapping[str, Any], lab: Lab) -> Event:
     if cls is ProposalsReady:
         kwargs["parameter_sets"] = tuple(kwargs["parameter_sets"])
     return cls(**kwargs)
+
+
+def job_of(event: Event) -> str:
+    """The job an event is about ("" for lab events: modules, devices, ticks)."""
+    job_id = getattr(event, "job_id", "")
+    if job_id:
+        return str(job_id)
+    step_id = getattr(event, "step_id", "")
+    return str(step_id).split("/", 1)[0] if step_id else ""

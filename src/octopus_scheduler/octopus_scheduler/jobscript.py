@@ -28,6 +28,21 @@ NON_NEGATIVE_DIMS = {"time", "volume", "mass", "concentration", "speed", "flow",
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one job may ask of a shared lab; each is refused with the field and the limit."""
+
+    max_script_bytes: int = 1_000_000
+    max_depth: int = 32  # nesting of mappings and lists
+    max_cycles: int = 1_000  # Bayesian cycles
+    max_experiments: int = 10_000  # samples in all: experiments, grid points, batch x cycles
+    max_retries: int = 10
+    max_deadline_s: float = 30 * 86_400.0  # a relative deadline: 30 days
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True)
 class RouteTask:
     """One task of the process, in order: stage -> module -> task with its fixed parameters."""
 
@@ -35,6 +50,7 @@ class RouteTask:
     module: str
     task: str
     params: Mapping[str, float]
+    path: str = field(default="", compare=False)  # process.<stage>.<module>.sequence[i]
 
 
 @dataclass(frozen=True)
@@ -140,7 +156,7 @@ def _load_text(text: str) -> Any:
         raise _err("<document>", f"invalid YAML: {exc}") from None
 
 
-def _metadata(data: Any) -> Metadata:
+def _metadata(data: Any, limits: Limits) -> Metadata:
     m = _mapping(data, "metadata")
     _check_keys(m, {"name", "owner", "priority", "deadline", "retries", "description"}, "metadata")
     for key in ("name", "owner"):
@@ -163,7 +179,14 @@ def _metadata(data: Any) -> Metadata:
             deadline_after = parse_duration_s(raw, "metadata.deadline", _err)
             if deadline_after <= 0:
                 raise _err("metadata.deadline", "must be after submission")
+            if deadline_after > limits.max_deadline_s:
+                days = limits.max_deadline_s / 86_400
+                raise _err("metadata.deadline", f"{raw!r} is too far: at most {days:g} days")
     retries = _int(m.get("retries", 0), "metadata.retries", 0)
+    if retries > limits.max_retries:
+        raise _err(
+            "metadata.retries", f"{retries} is above this lab's maximum {limits.max_retries}"
+        )
     return Metadata(
         name=m["name"].strip(),
         owner=m["owner"].strip(),
@@ -179,6 +202,7 @@ def _route(data: Any, lab: Lab) -> tuple[RouteTask, ...]:
     if not proc:
         raise _err("process", "needs at least one stage")
     route: list[RouteTask] = []
+    visited: dict[str, str] = {}  # module -> where the route visits it
     last_stage = -1
     for stage, modules in proc.items():
         sp = f"process.{stage}"
@@ -191,6 +215,13 @@ def _route(data: Any, lab: Lab) -> tuple[RouteTask, ...]:
             mp = f"{sp}.{module}"
             if module not in lab.modules:
                 raise _err(mp, f"unknown module '{module}' (known: {', '.join(lab.modules)})")
+            if module in visited:
+                raise _err(
+                    mp,
+                    f"the route already visited module {module} at {visited[module]}: "
+                    "samples visit each module once (put all its tasks in one sequence)",
+                )
+            visited[module] = mp
             mod = lab.modules[module]
             b = _mapping(body, mp)
             _check_keys(b, {"sequence", "fixedParams"}, mp)
@@ -229,7 +260,7 @@ def _route(data: Any, lab: Lab) -> tuple[RouteTask, ...]:
                     if pname not in spec.params:
                         raise _err(f"{ip}.params.{pname}", f"unknown parameter of task {tname}")
                     params[pname] = _value(raw, spec.params[pname], f"{ip}.params.{pname}")
-                route.append(RouteTask(stage, module, tname, params))
+                route.append(RouteTask(stage, module, tname, params, path=ip))
             for pname in fixed:
                 if pname not in used_fixed:
                     raise _err(
@@ -262,7 +293,17 @@ def _experiment(raw: Any, path: str, route: Sequence[RouteTask], lab: Lab) -> di
     return out
 
 
-def _campaign(data: Any, route: Sequence[RouteTask], lab: Lab) -> Campaign:
+def _experiments(
+    raw: Any, path: str, route: Sequence[RouteTask], lab: Lab, limits: Limits
+) -> list[dict[str, float]]:
+    if not isinstance(raw, list) or not raw:
+        raise _err(path, "expected a non-empty list of parameter sets")
+    if len(raw) > limits.max_experiments:
+        raise _err(path, f"{len(raw)} experiments is too many (max {limits.max_experiments})")
+    return [_experiment(e, f"{path}[{i}]", route, lab) for i, e in enumerate(raw)]
+
+
+def _campaign(data: Any, route: Sequence[RouteTask], lab: Lab, limits: Limits) -> Campaign:
     c = _mapping(data, "campaign")
     kind = c.get("kind")
     if kind not in KINDS:
@@ -270,19 +311,13 @@ def _campaign(data: Any, route: Sequence[RouteTask], lab: Lab) -> Campaign:
     capacity = _max_batch(route, lab)
     if kind == "manual":
         _check_keys(c, {"kind", "experiments", "batch"}, "campaign")
-        raw = c.get("experiments")
-        if not isinstance(raw, list) or not raw:
-            raise _err("campaign.experiments", "expected a non-empty list of parameter sets")
-        exps = [_experiment(e, f"campaign.experiments[{i}]", route, lab) for i, e in enumerate(raw)]
+        exps = _experiments(c.get("experiments"), "campaign.experiments", route, lab, limits)
     elif kind == "sweep":
         _check_keys(c, {"kind", "grid", "list", "batch"}, "campaign")
         if ("grid" in c) == ("list" in c):
             raise _err("campaign", "a sweep needs exactly one of 'grid' or 'list'")
         if "list" in c:
-            raw = c["list"]
-            if not isinstance(raw, list) or not raw:
-                raise _err("campaign.list", "expected a non-empty list of parameter sets")
-            exps = [_experiment(e, f"campaign.list[{i}]", route, lab) for i, e in enumerate(raw)]
+            exps = _experiments(c["list"], "campaign.list", route, lab, limits)
         else:
             grid = _mapping(c["grid"], "campaign.grid")
             if not grid:
@@ -293,12 +328,21 @@ def _campaign(data: Any, route: Sequence[RouteTask], lab: Lab) -> Campaign:
                     raise _err(f"campaign.grid.{name}", "expected a non-empty list of values")
                 axes.append([(name, v) for v in values])
             exps = []
+            size = math.prod(len(axis) for axis in axes)
+            if size > limits.max_experiments:
+                raise _err(
+                    "campaign.grid",
+                    f"{size} experiments is too many (max {limits.max_experiments})",
+                )
             for combo in itertools.product(*axes):
                 exps.append(_experiment(dict(combo), "campaign.grid", route, lab))
-            if len(exps) > 100_000:
-                raise _err("campaign.grid", f"{len(exps)} experiments is too many (max 100000)")
+            if len(exps) > limits.max_experiments:
+                raise _err(
+                    "campaign.grid",
+                    f"{len(exps)} experiments is too many (max {limits.max_experiments})",
+                )
     else:
-        return _bayesian(c, route, lab, capacity)
+        return _bayesian(c, route, lab, capacity, limits)
     batch = c.get("batch")
     if batch is None:
         batch = min(len(exps), capacity) if capacity else len(exps)
@@ -310,12 +354,22 @@ def _campaign(data: Any, route: Sequence[RouteTask], lab: Lab) -> Campaign:
     )
 
 
-def _bayesian(c: Mapping[str, Any], route: Sequence[RouteTask], lab: Lab, cap: int) -> Campaign:
+def _bayesian(
+    c: Mapping[str, Any], route: Sequence[RouteTask], lab: Lab, cap: int, limits: Limits
+) -> Campaign:
     allowed = {"kind", "batch", "cycles", "initial_sampling", "acquisition", "space", "loss"}
     _check_keys(c, allowed, "campaign")
     batch = _int(c.get("batch"), "campaign.batch", 1)
     _check_batch(batch, cap, route, lab)
     cycles = _int(c.get("cycles"), "campaign.cycles", 1)
+    if cycles > limits.max_cycles:
+        raise _err("campaign.cycles", f"{cycles} is above the maximum {limits.max_cycles}")
+    if batch * cycles > limits.max_experiments:
+        raise _err(
+            "campaign.cycles",
+            f"batch {batch} x {cycles} cycles = {batch * cycles} samples is too many "
+            f"(max {limits.max_experiments})",
+        )
     sampling = c.get("initial_sampling", "latin")
     if sampling not in SAMPLINGS:
         raise _err("campaign.initial_sampling", f"must be one of {', '.join(SAMPLINGS)}")
@@ -407,15 +461,108 @@ def _check_batch(batch: int, cap: int, route: Sequence[RouteTask], lab: Lab) -> 
         )
 
 
-def parse_job_script(data: Mapping[str, Any] | str, lab: Lab) -> JobSpec:
+def load_document(text: str | bytes, limits: Limits = LIMITS) -> Any:
+    """The YAML/JSON document of a job script, within the size and nesting limits."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise _err(
+                "<document>", f"not UTF-8 text: byte 0x{text[error.start]:02x} at {error.start}"
+            ) from None
+    size = len(text.encode("utf-8", "replace"))
+    if size > limits.max_script_bytes:
+        raise _err("<document>", f"{size} bytes is too large (max {limits.max_script_bytes})")
+    try:
+        doc = _load_text(text)
+    except RecursionError:
+        raise _err("<document>", f"nested more than {limits.max_depth} levels deep") from None
+    _check_size(doc, limits)
+    return doc
+
+
+def _check_size(data: Any, limits: Limits) -> None:
+    """Refuse scripts nested deeper than the limit (walked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise _err("<document>", f"nested more than {limits.max_depth} levels deep")
+        if isinstance(node, Mapping):
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+
+
+def _check_required(route: Sequence[RouteTask], campaign: Campaign, lab: Lab) -> None:
+    """Every parameter a task needs (one without a default) is given: by the process, by every
+    experiment, or by the Bayesian space."""
+    for r in route:
+        for name, spec in lab.task(r.module, r.task).params.items():
+            if not spec.required or name in r.params:
+                continue
+            keys = (name, f"{r.task}.{name}")
+            what = f"{' or '.join(spec.choices)}" if spec.is_text else spec.unit or "a number"
+            if campaign.sequential:
+                if not any(k in campaign.space for k in keys):
+                    raise _err(
+                        r.path,
+                        f"task {r.task} needs parameter '{name}' ({what}): give it in params, "
+                        "fixedParams or the campaign's space",
+                    )
+                continue
+            for i, experiment in enumerate(campaign.experiments):
+                if not any(k in experiment for k in keys):
+                    where = r.path if i == 0 else f"campaign experiment {i}"
+                    raise _err(
+                        where,
+                        f"task {r.task} needs parameter '{name}' ({what}): give it in params, "
+                        "fixedParams or every experiment of the campaign",
+                    )
+
+
+def _check_plannable(route: Sequence[RouteTask], campaign: Campaign, lab: Lab) -> None:
+    """Every step's expected duration can be computed for every value the campaign may run
+    (each experiment; the corners of a Bayesian space), so planning cannot fail later."""
+    if campaign.sequential:
+        corners = [{k: v[0] for k, v in campaign.space.items()}]
+        corners.append({k: v[1] for k, v in campaign.space.items()})
+    else:
+        corners = [dict(e) for e in campaign.experiments]
+    for r in route:
+        task = lab.task(r.module, r.task)
+        distinct: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+        for values in corners:  # many experiments share a task's few parameters
+            params = dict(r.params)
+            for key, value in values.items():
+                owner, _, short = key.rpartition(".")
+                if owner in ("", r.task) and short in task.params:
+                    params[short] = value
+            distinct.setdefault(tuple(sorted(params.items())), params)
+        for params in distinct.values():
+            for step in task.steps:
+                try:
+                    seconds = step.duration.expected(1, [params])
+                except Exception as error:  # a module formula that cannot take these values
+                    raise _err(
+                        r.path, f"task {r.task} step {step.name} cannot be planned: {error}"
+                    ) from None
+                if not math.isfinite(seconds):
+                    raise _err(r.path, f"task {r.task} step {step.name} would never end")
+
+
+def parse_job_script(data: Mapping[str, Any] | str, lab: Lab, limits: Limits = LIMITS) -> JobSpec:
     """Validate a job script (YAML/JSON text or a mapping) against ``lab``."""
-    doc = _load_text(data) if isinstance(data, str) else data
+    doc = load_document(data, limits) if isinstance(data, str) else data
+    _check_size(doc, limits)
     root = _mapping(doc, "<document>")
     _check_keys(root, {"metadata", "campaign", "process"}, "<document>")
     for key in ("metadata", "campaign", "process"):
         if key not in root:
             raise _err(key, "required")
-    metadata = _metadata(root["metadata"])
+    metadata = _metadata(root["metadata"], limits)
     route = _route(root["process"], lab)
-    campaign = _campaign(root["campaign"], route, lab)
+    campaign = _campaign(root["campaign"], route, lab, limits)
+    _check_required(route, campaign, lab)
+    _check_plannable(route, campaign, lab)
     return JobSpec(metadata=metadata, campaign=campaign, route=route, source=root)

@@ -33,6 +33,7 @@ class ParamSpec:
     max: float | None = None
     default: float | str | None = None
     choices: tuple[str, ...] = ()
+    required: bool = False  # a job must give it (a module parameter without a default)
 
     @property
     def is_text(self) -> bool:
@@ -222,7 +223,12 @@ def _params(data: Any, path: str) -> dict[str, ParamSpec]:
     for name, raw in _mapping(data or {}, path).items():
         p = f"{path}.{name}"
         spec = _mapping(raw, p)
-        _check_keys(spec, {"unit", "min", "max", "default", "choices"}, p)
+        _check_keys(spec, {"unit", "min", "max", "default", "choices", "required"}, p)
+        required = spec.get("required", False)
+        if not isinstance(required, bool):
+            raise _err(f"{p}.required", "expected true or false")
+        if required and spec.get("default") is not None:
+            raise _err(f"{p}.required", "a parameter with a default is never required")
         if "choices" in spec:
             choices = spec["choices"]
             if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
@@ -232,7 +238,9 @@ def _params(data: Any, path: str) -> dict[str, ParamSpec]:
             default = spec.get("default")
             if default is not None and default not in choices:
                 raise _err(f"{p}.default", f"'{default}' is not one of the choices")
-            out[name] = ParamSpec(name=name, default=default, choices=tuple(choices))
+            out[name] = ParamSpec(
+                name=name, default=default, choices=tuple(choices), required=required
+            )
             continue
         unit = str(spec.get("unit", ""))
         if unit not in UNITS:
@@ -252,7 +260,9 @@ def _params(data: Any, path: str) -> dict[str, ParamSpec]:
         lo, hi = num("min"), num("max")
         if lo is not None and hi is not None and lo > hi:
             raise _err(p, "min is larger than max")
-        out[name] = ParamSpec(name=name, unit=unit, min=lo, max=hi, default=num("default"))
+        out[name] = ParamSpec(
+            name=name, unit=unit, min=lo, max=hi, default=num("default"), required=required
+        )
     return out
 
 

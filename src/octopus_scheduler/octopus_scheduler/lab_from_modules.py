@@ -98,7 +98,7 @@ def _task_mapping(task: ModuleTask) -> dict[str, Any]:
     for spec in task.parameters:
         if spec.type == "str" and spec.choices:
             params[spec.name] = {"choices": [str(c) for c in spec.choices]} | (
-                {"default": spec.default} if spec.default is not None else {}
+                {"default": spec.default} if spec.default is not None else {"required": True}
             )
             continue
         if spec.type not in NUMERIC_TYPES:
@@ -107,6 +107,8 @@ def _task_mapping(task: ModuleTask) -> dict[str, Any]:
         for key, value in (("min", spec.minimum), ("max", spec.maximum), ("default", spec.default)):
             if value is not None:
                 entry[key] = value
+        if spec.required:
+            entry["required"] = True
         params[spec.name] = entry
     # the core tracks stock of what a task always takes (a vial, a cuvette); amounts that depend
     # on parameters are counted by the module itself

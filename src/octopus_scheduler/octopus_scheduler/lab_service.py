@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from .campaign_driver import CampaignDriver
 from .core import EventRejected, JobView, SchedulerCore
 from .errors import SpecError
 from .identity import AccessPolicy
-from .jobscript import parse_job_script
+from .jobscript import LIMITS, Limits, load_document, parse_job_script
 from .lab import Lab
 from .lab_from_modules import lab_from_modules
 from .runtime import DONE
@@ -101,8 +102,12 @@ class LabService:
         retries: int = 0,
         policy_options: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        limits: Limits = LIMITS,
     ) -> None:
         self.default_retries = retries
+        self.limits = limits
+        self.policy_name = policy
+        self.policy_options = dict(policy_options or {})
         self.descriptions = list(descriptions)
         self.masks = masks
         self.lab = lab_from_modules(self.descriptions, masks)
@@ -114,21 +119,47 @@ class LabService:
         self._running_goals: dict[str, StepGoal] = {}
         self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
-        self.core = SchedulerCore(self.lab, policy, clock=clock, policy_options=policy_options)
+        self._first_lab = self.lab
+        self.core = self._new_core()
+        # jobs whose stored script no longer loads (the lab changed under it): failed, not lost
+        self._unloadable: dict[str, JobView] = {}
         # Restart: the same events give the same decisions, which rebuild the goals in flight
-        # and the slot positions; nothing is sent or written again.
+        # and the slot positions; nothing is sent or written again. A job whose events cannot
+        # be applied is quarantined (it fails with the reason); every other job goes on.
         for stored in store.load_events():
-            event = self._event_from_store(stored)
+            event = self._replayable(stored)
+            if event is None:
+                continue
             self._before(event)
             self._decide(event, Outbox(), replaying=True)
         self.recovered_goals = list(self._running_goals.values())
+        self._reconcile_started()
+
+    def _reconcile_started(self) -> None:
+        """After a replay that set a job aside, other jobs' steps may run that never started
+        before: they start now (recorded, then sent with the recovered goals)."""
+        open_steps = {r.step_id for r in self.store.steps(state="running")}
+        now = self.clock()
+        for goal in self.recovered_goals:
+            if goal.step_id in open_steps:
+                continue
+            step = self.core.step(goal.step_id)
+            self._record_parameters(goal.job_id, step.samples, now)
+            self.store.step_started(
+                step_id=goal.step_id,
+                job_id=goal.job_id,
+                module=goal.module,
+                task=goal.task,
+                step=step.step,
+                started_at=now,
+            )
 
     # ---- inputs --------------------------------------------------------------------------
 
     def submit(self, script: str, user: str) -> tuple[Submission, Outbox]:
         """Validate, persist and queue a job; a rejection names the field and changes nothing."""
         try:
-            data = yaml.safe_load(script) if isinstance(script, str) else script
+            data = load_document(script, self.limits) if isinstance(script, str) else script
             if isinstance(data, dict):
                 # the submitting user owns the job, whatever the script says
                 data.setdefault("metadata", {})
@@ -136,14 +167,17 @@ class LabService:
                     data["metadata"]["owner"] = user or data["metadata"].get("owner", "")
                     # the lab's retry policy, unless the job states its own
                     data["metadata"].setdefault("retries", self.default_retries)
-            spec = parse_job_script(data, self.lab)
+            spec = parse_job_script(data, self.lab, self.limits)
         except SpecError as error:
             return Submission(error=str(error)), Outbox()
-        except yaml.YAMLError as error:
-            return Submission(error=f"<document>: invalid YAML: {error}"), Outbox()
         with self._lock:
             now = self.clock()
             job_id = self.store.next_job_id()
+            problem = self._trial(ev.JobSubmitted(job_id, spec, time=now))
+            if problem:
+                return Submission(
+                    error=f"<document>: the scheduler cannot plan it: {problem}"
+                ), Outbox()
             with self.store.transaction():
                 self.store.add_job(
                     job_id=job_id,
@@ -279,7 +313,7 @@ class LabService:
             verdict = self.access.check(user, record.owner, kind)
             if not verdict.allowed:
                 return CommandResult(False, verdict.reason), Outbox()
-            state = self.core.job(job_id).state
+            state = self.job(job_id).state  # type: ignore[union-attr] - the store knows it
             if state in ENDED:
                 return CommandResult(
                     False, f"job_id: {job_id} has already ended ({state})"
@@ -325,13 +359,13 @@ class LabService:
     def _decide(self, event: ev.Event, outbox: Outbox, *, replaying: bool) -> list[ev.Event]:
         """Apply one event; fill ``outbox``; return the events the decisions call for."""
         follow_ups: list[ev.Event] = []
-        for decision in self.core.handle(event):
+        for decision in self._apply(event, replaying=replaying):
             if isinstance(decision, dc.StartStep):
                 goal = self.goals.goal(decision)
                 self._running_goals[decision.step_id] = goal
                 if replaying:
                     continue
-                self._record_parameters(decision)
+                self._record_parameters(decision.job_id, decision.samples, decision.time)
                 self.store.step_started(
                     step_id=decision.step_id,
                     job_id=decision.job_id,
@@ -369,24 +403,132 @@ class LabService:
                 log.warning("core ignored %s: %s", decision.event_type, decision.reason)
         return follow_ups
 
-    def _proposals(self, need: dc.NeedProposals) -> ev.ProposalsReady:
-        sets = self.campaigns.propose(need)
+    def _proposals(self, need: dc.NeedProposals) -> ev.Event:
+        try:
+            sets = self.campaigns.propose(need)
+        except Exception as error:  # one campaign's optimiser must not stop the lab
+            log.error("proposals for %s failed:\n%s", need.job_id, traceback.format_exc())
+            return ev.QuarantineJob(need.job_id, f"its campaign failed: {error}", time=self.clock())
         return ev.ProposalsReady(need.job_id, need.cycle, tuple(sets), time=self.clock())
 
-    def _record_parameters(self, decision: dc.StartStep) -> None:
+    # ---- isolation: one job's bad data never stops the lab ------------------------------------
+
+    def _new_core(self, lab: Lab | None = None) -> SchedulerCore:
+        return SchedulerCore(
+            lab or self._first_lab,
+            self.policy_name,
+            clock=self.clock,
+            policy_options=self.policy_options,
+        )
+
+    def _rebuilt(self, events: Sequence[ev.Event]) -> SchedulerCore:
+        """A core that applied ``events`` (which applied without error before)."""
+        core = self._new_core()
+        for event in events:
+            core.handle(event)
+        return core
+
+    def _trial(self, event: ev.Event) -> str:
+        """Apply ``event`` to a copy of the core: "" when it applies, else why not."""
+        try:
+            self.core.fork().handle(event)
+        except Exception as error:
+            log.error("trial of %s failed:\n%s", type(event).__name__, traceback.format_exc())
+            return f"{type(error).__name__}: {error}"
+        return ""
+
+    def _apply(self, event: ev.Event, *, replaying: bool) -> list[dc.Decision]:
+        """The core's decisions on ``event``. If applying it raises, the core is rebuilt from the
+        events before it and the job to blame is quarantined: the event's own job, else the
+        first live job without which the event applies. Deterministic, so a replay after a
+        restart takes the same way. An event that fails whoever is quarantined is dropped."""
+        mark = len(self.core.event_log)
+        try:
+            return self.core.handle(event)
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            log.error("applying %s failed:\n%s", type(event).__name__, traceback.format_exc())
+        before = self.core.event_log[:mark]
+        base = self._rebuilt(before)
+        suspect = ev.job_of(event)
+        suspects = [suspect] if suspect else [j.id for j in base.all_jobs() if not j.finished]
+        for job_id in suspects:
+            core = self._rebuilt(before) if job_id != suspects[0] else base
+            quarantine = ev.QuarantineJob(job_id, reason, time=event.time)
+            # simultaneous: a submitted job exists before it is set aside, others are set aside
+            # before the event; one dispatch either way
+            pair = (
+                [event, quarantine] if isinstance(event, ev.JobSubmitted) else [quarantine, event]
+            )
+            try:
+                decisions = core.handle(pair)
+            except Exception:
+                continue
+            self.core = core
+            log.error("job %s quarantined: %s", job_id, reason)
+            if not replaying:  # kept in the log too (a replay derives it again anyway)
+                self.store.append_event(ev.to_dict(quarantine))
+            return decisions
+        self.core = self._rebuilt(before)
+        log.error(
+            "%s dropped: it fails whichever job is set aside (%s)", type(event).__name__, reason
+        )
+        if isinstance(event, ev.JobSubmitted):
+            self._set_aside(event.job_id, f"its submission cannot be applied: {reason}", event.time)
+        return []
+
+    def _replayable(self, stored: Mapping[str, Any]) -> ev.Event | None:
+        """A stored event, or None when it cannot be read (its job is quarantined)."""
+        job_id = str(stored.get("job_id") or str(stored.get("step_id", "")).split("/", 1)[0])
+        if job_id in self._unloadable:
+            return None
+        try:
+            return self._event_from_store(stored)
+        except Exception as error:
+            reason = f"its stored {stored.get('type', 'event')} cannot be read: {error}"
+        log.error("replay of job %r: %s", job_id, reason)
+        if stored.get("type") == ev.JobSubmitted.__name__:
+            self._set_aside(job_id, reason, stored.get("time"))
+        elif job_id and any(j.id == job_id for j in self.core.all_jobs()):
+            return ev.QuarantineJob(job_id, reason, time=stored.get("time"))
+        return None  # a lab event that cannot be read: skipped, and said
+
+    def _set_aside(self, job_id: str, reason: str, when: float | None) -> None:
+        """A job the core cannot hold at all: failed in the store, shown from its record."""
+        record = self.store.job(job_id)
+        if record is None:
+            return
+        message = f"quarantined: {reason}"
+        if record.state != "failed" or record.message != message:
+            self.store.set_job_state(job_id, "failed", ended_at=when, message=message)
+        self._unloadable[job_id] = JobView(
+            job_id=job_id,
+            name=record.name,
+            owner=record.owner,
+            priority=record.priority,
+            state="failed",
+            submit_time=record.submitted_at,
+            start_time=None,
+            end_time=when,
+            cycle=0,
+            cycles=0,
+            reason=message,
+        )
+
+    def _record_parameters(self, job_id: str, samples: Sequence[str], when: float) -> None:
         """The first time an experiment (sample) starts, keep its parameters and cycle."""
-        new = [s for s in decision.samples if s not in self._recorded]
+        new = [s for s in samples if s not in self._recorded]
         if not new:
             return
-        run = next(j for j in self.core.all_jobs() if j.id == decision.job_id)
+        run = next(j for j in self.core.all_jobs() if j.id == job_id)
         for group in run.groups:
             for chunk in group.chunks:
                 for sample in chunk.samples:
                     if sample.id in new:
                         self.store.record_experiment(
-                            job_id=decision.job_id,
+                            job_id=job_id,
                             experiment_id=sample.id,
-                            recorded_at=decision.time,
+                            recorded_at=when,
                             cycle=group.index,
                             parameters=dict(sample.params),
                         )
@@ -413,14 +555,14 @@ class LabService:
 
     def jobs(self) -> list[JobView]:
         with self._lock:
-            return self.core.jobs()
+            return sorted([*self.core.jobs(), *self._unloadable.values()], key=_by_submission)
 
     def job(self, job_id: str) -> JobView | None:
         with self._lock:
             try:
                 return self.core.job(job_id)
             except KeyError:
-                return None
+                return self._unloadable.get(job_id)
 
     def plan(self) -> list[Any]:
         with self._lock:
@@ -435,8 +577,11 @@ class LabService:
             for p in placements:
                 finish[p.job_id] = max(finish.get(p.job_id, p.end), p.end)
             out = []
-            for view in self.core.jobs():
-                run = runs[view.job_id]
+            for view in self.jobs():
+                run = runs.get(view.job_id)
+                if run is None:  # quarantined before the core could hold it
+                    out.append(JobSummary(view, "", 0.0, 0, 0, None))
+                    continue
                 progress, done, total = job_progress(run)
                 out.append(
                     JobSummary(
@@ -491,6 +636,10 @@ class LabService:
         if spec is None:
             return "active", ()
         return spec.kind, tuple(sorted(self.lab.step_devices(module, task, spec)))
+
+
+def _by_submission(view: JobView) -> tuple[float, str]:
+    return view.submit_time, view.job_id
 
 
 def experiments_of(campaign: Any) -> int:
