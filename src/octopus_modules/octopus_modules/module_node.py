@@ -7,7 +7,8 @@ A thin adapter over :class:`~octopus_modules.runtime.ModuleRuntime`:
   the devices safely. Goals run concurrently when they use different devices.
 - ``~/describe`` (service DescribeModule) and ``~/description`` (latched topic): the module
   describes itself, so a scheduler discovers it at any time.
-- ``~/status`` (ModuleStatus): every ``heartbeat_period`` seconds (the heartbeat) and on change.
+- ``~/status`` (ModuleStatus): every ``heartbeat_period`` seconds (the heartbeat) and on change;
+  ``boot_id`` is new in every process, so a consumer sees a restart however fast it was.
 - ``/octopus/emergency_stop`` (latched EmergencyStop): engaged -> abort all goals, devices safe,
   refuse goals until reset.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -26,6 +28,7 @@ import yaml
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -111,8 +114,16 @@ class ModuleNode(Node):
         self._active: dict[str, threading.Event] = {}  # task id -> set when it ends
         self._warned: set[str] = set()
         self._finished_lock = threading.Lock()
+        self._boot_id = uuid.uuid4().hex  # this process: its goals die with it
 
-        self._status_pub = self.create_publisher(ModuleStatus, "~/status", STATUS_QOS)
+        # a new listener (a scheduler, or one that sees this process replace a crashed one) hears
+        # the status at once, not a heartbeat period later
+        self._status_pub = self.create_publisher(
+            ModuleStatus,
+            "~/status",
+            STATUS_QOS,
+            event_callbacks=PublisherEventCallbacks(matched=self._status_matched),
+        )
         self._description_pub = self.create_publisher(ModuleDescription, "~/description", LATCHED)
         action_name = self.resolve_topic_name("~/execute_task")
         self._description_msg = description_message(self.description, action_name)
@@ -274,8 +285,14 @@ class ModuleNode(Node):
     def _heartbeat(self) -> None:
         self._publish_status(self.runtime.heartbeat())
 
+    def _status_matched(self, info: Any) -> None:
+        if info.current_count_change > 0:
+            self._heartbeat()
+
     def _publish_status(self, status: RuntimeStatus) -> None:
-        self._status_pub.publish(status_message(status, time.time()))
+        message = status_message(status, time.time())
+        message.boot_id = self._boot_id
+        self._status_pub.publish(message)
         new = set(status.warnings) - self._warned
         for warning in sorted(new):  # low stock, device errors: once each, while they last
             self.get_logger().warning(warning)
