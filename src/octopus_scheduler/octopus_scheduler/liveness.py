@@ -3,11 +3,24 @@
 A module is down when no heartbeat came for ``misses`` periods; one never heard of gets a
 discovery grace from the start first (DDS discovery can take seconds). Liveness uses heartbeats,
 not the ROS graph: a node healed from a partition may never reappear in the graph.
+
+A module process that dies and is respawned under the same name may beat again before ``misses``
+periods pass: its heartbeat carries a boot id, new in every process, and a new boot id is a
+restart (the old process's goals are lost), reported as such.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
+
+
+class Beat(NamedTuple):
+    """What one heartbeat tells."""
+
+    first: bool  # the module's first heartbeat heard (since this liveness started)
+    back: bool  # it was down and beats again
+    restarted: bool  # a new process since the last heartbeat: what the old one ran is lost
 
 
 class ModuleLiveness:
@@ -24,6 +37,8 @@ class ModuleLiveness:
         self.timeout_s = misses * period_s
         self._never_heard_until = started + grace_s
         self._last: dict[str, float] = {}
+        self._boot: dict[str, str] = {}  # module -> boot id of its current process
+        self._retired: dict[str, set[str]] = {}  # module -> boot ids of processes it replaced
         self.down: set[str] = set()
 
     def add(self, module: str, now: float) -> None:
@@ -32,13 +47,26 @@ class ModuleLiveness:
             self.modules.append(module)
         self._last.setdefault(module, now)
 
-    def beat(self, module: str, now: float) -> tuple[bool, bool]:
-        """A heartbeat: (first ever heard, back from down)."""
+    def beat(self, module: str, now: float, boot_id: str = "") -> Beat:
+        """A heartbeat; ``boot_id`` "" (a module that sends none) never counts as a restart.
+
+        A boot id seen before and replaced (a late message of the old process, or two processes
+        wrongly running under one name) is a heartbeat but no restart: each process restarts the
+        module once, not on every alternation."""
         first = module not in self._last
         self._last[module] = now
         back = module in self.down
         self.down.discard(module)
-        return first, back
+        restarted = False
+        current = self._boot.get(module, "")
+        if boot_id and boot_id != current:
+            retired = self._retired.setdefault(module, set())
+            if boot_id not in retired:
+                restarted = bool(current)  # the first boot id heard is no restart
+                if current:
+                    retired.add(current)
+                self._boot[module] = boot_id
+        return Beat(first, back, restarted)
 
     def newly_down(self, now: float) -> list[str]:
         """Modules silent for too long that were not down yet (they are marked down)."""

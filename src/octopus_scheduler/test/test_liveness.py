@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from octopus_scheduler.liveness import ModuleLiveness
+from octopus_scheduler.liveness import Beat, ModuleLiveness
 
 
 def test_a_silent_module_is_down_after_two_periods_and_back_on_its_next_beat() -> None:
     live = ModuleLiveness(["A", "B"], period_s=1.0, started=0.0, grace_s=5.0)
-    assert live.beat("A", 0.5) == (True, False)
-    assert live.beat("A", 1.5) == (False, False)
+    assert live.beat("A", 0.5) == (True, False, False)
+    assert live.beat("A", 1.5) == (False, False, False)
     assert live.newly_down(3.4) == []  # 1.9 s of silence: not yet
     assert live.newly_down(3.6) == ["A"]  # 2.1 s: down, once
     assert live.newly_down(4.0) == []
-    assert live.beat("A", 4.1) == (False, True)
+    assert live.beat("A", 4.1) == (False, True, False)
     assert live.down == set()
 
 
@@ -18,3 +18,37 @@ def test_a_module_never_heard_of_gets_the_discovery_grace() -> None:
     live = ModuleLiveness(["A"], period_s=0.5, started=10.0, grace_s=5.0)
     assert live.newly_down(15.9) == []  # grace 5 s + 2 periods
     assert live.newly_down(16.1) == ["A"]
+
+
+def test_a_new_boot_id_is_a_restart_even_within_the_heartbeat_timeout() -> None:
+    live = ModuleLiveness(["A"], period_s=0.5, started=0.0)
+    assert live.beat("A", 0.5, "boot1") == Beat(first=True, back=False, restarted=False)
+    assert live.beat("A", 1.0, "boot1") == Beat(False, False, False)
+    # killed after 1.0 and respawned: its first beat at 1.6 comes before the 1 s timeout
+    assert live.newly_down(1.6) == []
+    assert live.beat("A", 1.6, "boot2") == Beat(False, False, True)
+    assert live.beat("A", 2.1, "boot2") == Beat(False, False, False)
+    assert live.down == set()
+
+
+def test_a_slow_restart_is_down_then_back_as_a_new_process() -> None:
+    live = ModuleLiveness(["A"], period_s=0.5, started=0.0)
+    live.beat("A", 0.5, "boot1")
+    assert live.newly_down(1.6) == ["A"]  # 1.1 s of silence: 2 heartbeats missed
+    assert live.beat("A", 3.0, "boot2") == Beat(False, True, True)
+
+
+def test_a_late_beat_of_a_replaced_process_is_no_restart() -> None:
+    live = ModuleLiveness(["A"], period_s=0.5, started=0.0)
+    live.beat("A", 0.5, "boot1")
+    assert live.beat("A", 1.0, "boot2").restarted
+    assert not live.beat("A", 1.1, "boot1").restarted  # the old one, late (or still alive)
+    assert not live.beat("A", 1.5, "boot2").restarted  # two processes alternating: no storm
+    assert live.beat("A", 2.0, "boot3").restarted
+
+
+def test_a_module_without_boot_id_is_never_restarted() -> None:
+    live = ModuleLiveness(["A"], period_s=0.5, started=0.0)
+    assert live.beat("A", 0.5) == Beat(True, False, False)
+    assert live.beat("A", 1.0, "") == Beat(False, False, False)
+    assert live.beat("A", 1.5, "boot1") == Beat(False, False, False)  # upgraded: first boot id
