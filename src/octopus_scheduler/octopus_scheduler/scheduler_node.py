@@ -433,7 +433,10 @@ class SchedulerNode(Node):
             if d.state in (DeviceState.STATE_ERROR, DeviceState.STATE_DISCONNECTED)
         }
         with self._state_lock:
-            first, back = self.liveness.beat(module, time.monotonic())
+            first, back, restarted = self.liveness.beat(module, time.monotonic(), status.boot_id)
+            # a new process before the old one was missed: what the old one ran is lost (a
+            # module marked down had its steps ended then)
+            restarted = restarted and not back
             # a module the event log left down (lost before a restart) is back when heard,
             # unless the emergency stop holds every module down
             revived = first and module in self.service.core.modules_down()
@@ -444,6 +447,8 @@ class SchedulerNode(Node):
             after = self.service.core.out_of_order()
         if first:
             self.get_logger().info(f"module {module} is up (first heartbeat)")
+        if restarted:
+            self._module_lost(module, "restarted (its goal was lost)")
         if back:
             self.get_logger().info(f"module {module} is back")
         for device in sorted(set(after) - set(before)):
@@ -457,25 +462,40 @@ class SchedulerNode(Node):
     def _watchdog(self) -> None:
         now = time.monotonic()
         with self._state_lock:
-            lost_modules = [
-                (
-                    module,
-                    [s for s, e in self._in_flight.items() if e.goal.module == module],
-                    self.service.module_down(module),
-                )
-                for module in self.liveness.newly_down(now)
-            ]
-        for module, lost, outbox in lost_modules:
-            self.get_logger().error(f"module {module}: no heartbeat, marked down")
-            self.notifier.notify(notifications.module_down(module, "no heartbeat"))
-            self._dispatch(outbox)
-            for step_id in lost:
-                self._end_step(step_id, False, f"module {module} down")
+            lost_modules = self.liveness.newly_down(now)
+        for module in lost_modules:
+            self._module_lost(module, "went down (no heartbeat; its goal was lost)")
         for step_id, entry in list(self._in_flight.items()):
             if now > entry.deadline:
                 if entry.handle is not None:
                     self._cancel(entry.handle)
                 self._end_step(step_id, False, "timed out")
+
+    def _module_lost(self, module: str, what: str) -> None:
+        """A module went down or restarted: its steps in flight end now (the core retries or
+        fails them), never left to their timeout. The event log gets ModuleDown, the StepFailed
+        of each step with ``module <name> <what>``, and ModuleUp if it restarted."""
+        restarted = what.startswith("restarted")
+        with self._state_lock:
+            lost = [(s, e.handle) for s, e in self._in_flight.items() if e.goal.module == module]
+            outbox = self.service.module_down(module)
+        if restarted:
+            self.get_logger().error(f"module {module} restarted: {len(lost)} step(s) lost")
+        else:
+            self.get_logger().error(f"module {module} went down: no heartbeat")
+        self.notifier.notify(notifications.module_down(module, what))
+        self._dispatch(outbox)
+        for step_id, handle in lost:
+            if handle is not None:  # a goal the new process accepted must not run on
+                self._cancel(handle)
+            self._end_step(step_id, False, f"module {module} {what}")
+        if restarted:
+            with self._state_lock:
+                up = not self.estop.engaged and module not in self.liveness.down
+                outbox = self.service.module_up(module) if up else Outbox()
+            if up:
+                self.get_logger().info(f"module {module} is back (a new process)")
+            self._dispatch(outbox)
 
     # ---- jobs ------------------------------------------------------------------------------------
 
