@@ -197,13 +197,20 @@ class OctopusClient:
         return self.call(SetEmergencyStop, "set_emergency_stop", request)
 
     def clear_device_error(self, module: str, device: str) -> Any:
-        """Tell a module that its device is fine again (idempotent). ``module`` is the module's
-        name ("UV-Vis") or its node name ("uv_vis")."""
+        """Tell a module, then the scheduler, that a device is fine again (idempotent).
+        ``module`` is the module's name ("UV-Vis") or its node name ("uv_vis")."""
         from octopus_modules.ros_conversions import node_name_for
 
         request = ClearDeviceError.Request(device=device, user=self.user)
         relative = f"modules/{node_name_for(module)}/clear_device_error"
-        return self.call(ClearDeviceError, relative, request)
+        on_module = self.call(ClearDeviceError, relative, request)
+        if not on_module.success:
+            return on_module
+        # the scheduler may hold the device out of order for failing too often in a row
+        on_scheduler = self.call(ClearDeviceError, "clear_device_error", request)
+        on_module.success = on_scheduler.success
+        on_module.message = f"{on_module.message}; scheduler: {on_scheduler.message}"
+        return on_module
 
     def command(self, kind: str, job_id: str, reason: str = "") -> Any:
         """``hold``, ``resume`` or ``cancel`` a job; returns the JobCommand response.

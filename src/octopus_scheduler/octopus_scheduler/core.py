@@ -25,6 +25,7 @@ from .lab import Lab, ZoneKey, zone_key
 from .policies import make_policy
 from .policies.base import Admission
 from .proposer import Proposer
+from .retry_policy import RetryPolicy
 from .runtime import (
     ABORTED,
     DONE,
@@ -96,8 +97,10 @@ class SchedulerCore:
         clock: Callable[[], float] = time.time,
         policy_options: Mapping[str, Any] | None = None,
         proposer: Proposer | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.lab = lab
+        self.retry = retry or RetryPolicy()
         self.policy_name = policy
         self.policy_options = dict(policy_options or {})
         self.policy = make_policy(policy, self.policy_options)
@@ -116,6 +119,9 @@ class SchedulerCore:
         self._used: dict[SlotKey, int] = dict.fromkeys(self._cap, 0)
         self._down: set[str] = set()
         self._out_of_order: dict[str, str] = {}  # device -> why
+        # device -> the distinct steps that failed on it since its last success
+        self._failures_in_a_row: dict[str, list[str]] = {}
+        self._operator_holds: set[str] = set()  # out of order until an operator clears them
         self._stock: dict[SlotKey, int] = {
             (m.name, c.name): c.stock for m in lab.modules.values() for c in m.consumables.values()
         }
@@ -188,6 +194,15 @@ class SchedulerCore:
     def out_of_order(self) -> dict[str, str]:
         """Devices that no step may use now, and why."""
         return dict(self._out_of_order)
+
+    def operator_holds(self) -> set[str]:
+        """Devices out of order for failing too often: only an operator's DeviceUp clears them."""
+        return set(self._operator_holds)
+
+    def next_wake(self) -> float | None:
+        """The earliest time a retry's back-off ends (a Tick then lets it start), or None."""
+        waits = [s.not_before for s in self._ready.values() if s.not_before > self.now]
+        return min(waits, default=None)
 
     def slots(self) -> dict[SlotKey, tuple[int, int]]:
         return {k: (self._used[k], self._cap[k]) for k in self._cap}
@@ -328,6 +343,10 @@ class SchedulerCore:
         elif isinstance(e, ev.DeviceDown):
             self._out_of_order[e.device] = e.reason or "out of order"
         elif isinstance(e, ev.DeviceUp):
+            if e.device in self._operator_holds and not e.operator:
+                return  # the module says it is fine; it failed too often: an operator decides
+            self._operator_holds.discard(e.device)
+            self._failures_in_a_row.pop(e.device, None)
             self._out_of_order.pop(e.device, None)
 
     def _extension_problem(self, e: ev.ModuleAdded) -> str:
@@ -408,12 +427,14 @@ class SchedulerCore:
             if not self._job_running(job):
                 self._finalize(job)
             return
+        self._count_device_outcome(step, ok, reason)
         if not ok:
             if job.retries_left > 0:
                 job.retries_left -= 1
                 step.attempts += 1
                 step.state, step.start, step.end = READY, None, None
                 step.ready_time = self.now
+                step.not_before = self.now + self.retry.delay_s(step.id, step.attempts)
                 self._ready[step.id] = step
                 return
             step.state = ABORTED
@@ -436,6 +457,26 @@ class SchedulerCore:
         if step.chunk.steps_left == 0:
             self._release_chunk(step.chunk)
             self._progress(job)
+
+    def _count_device_outcome(self, step: StepRun, ok: bool, reason: str) -> None:
+        """A success resets its devices' failure counts; when ``limit`` different steps in a row
+        failed on a device, it is out of order until an operator clears it. One step failing
+        again and again is its job's problem: its retries run out, the device stays in order."""
+        limit = self.retry.device_failure_limit
+        for device in step.devices:
+            if ok:
+                self._failures_in_a_row.pop(device, None)
+                continue
+            failed = self._failures_in_a_row.setdefault(device, [])
+            if step.id not in failed:
+                failed.append(step.id)
+            count = len(failed)
+            if limit and count >= limit and device not in self._operator_holds:
+                self._operator_holds.add(device)
+                self._out_of_order[device] = (
+                    f"{count} steps in a row failed on it (last: {reason or 'failed'}); "
+                    "an operator clears it with octopus clear-error"
+                )
 
     def _after_step(self, step: StepRun) -> None:
         chunk = step.chunk
@@ -533,6 +574,8 @@ class SchedulerCore:
         """Empty string if ``step`` could start now, else what it waits for."""
         if step.job.held:
             return "job held"
+        if step.not_before > self.now:
+            return f"retry {step.attempts} backs off until {step.not_before:.0f}"
         if step.module in self._down:
             return f"module {step.module} down"
         unavailable = self._unavailable(step.devices)  # lasting reasons first

@@ -61,7 +61,11 @@ class DeviceDown(Event):
 
 @dataclass(frozen=True)
 class DeviceUp(Event):
+    """A device is back. ``operator``: an operator cleared it, which also ends a hold for
+    failing too often (a module's own report does not)."""
+
     device: str
+    operator: bool = False
 
 
 @dataclass(frozen=True)

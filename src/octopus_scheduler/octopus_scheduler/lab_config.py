@@ -12,11 +12,14 @@ from typing import Any
 
 import yaml
 
+from .retry_policy import RetryPolicy
+
 POLICIES = ("fcfs", "backfill", "closed_packing", "planner")
 _KEYS = {
     "name", "time_scale", "policy", "database", "namespace", "heartbeat_period", "admins",
-    "masks", "modules", "notifications", "retries", "policy_options",
+    "masks", "modules", "notifications", "retries", "policy_options", "retry_policy",
 }  # fmt: skip
+_RETRY_KEYS = {"max_retries", "backoff_s", "backoff_max_s", "device_failure_limit"}
 _MODULE_KEYS = {"description", "drivers"}
 
 
@@ -43,6 +46,8 @@ class LabConfig:
     masks: Mapping[str, Any] = field(default_factory=dict)
     notifications: Mapping[str, Any] = field(default_factory=dict)
     retries: int = 0  # a failed step is retried this often unless the job script says
+    max_retries: int = 10  # no job script may ask for more
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(10.0, 600.0, 3))
     policy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = ""
 
@@ -94,12 +99,18 @@ def parse_lab_config(data: Any) -> LabConfig:
             "lab.policy_options: expected {policy: {option: value}} with policies from "
             + ", ".join(POLICIES)
         )
+    max_retries, retry = _retry_policy(data.get("retry_policy") or {})
     retries = data.get("retries", 0)
-    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-        raise LabConfigError(f"lab.retries: expected a whole number 0..10, got {retries!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= max_retries:
+        raise LabConfigError(
+            f"lab.retries: expected a whole number 0..{max_retries} (retry_policy.max_retries), "
+            f"got {retries!r}"
+        )
     return LabConfig(
         name=name,
         retries=retries,
+        max_retries=max_retries,
+        retry=retry,
         modules=entries,
         time_scale=time_scale,
         policy=policy,
@@ -111,6 +122,37 @@ def parse_lab_config(data: Any) -> LabConfig:
         notifications=dict(data.get("notifications") or {}),
         policy_options={p: dict(o) for p, o in policy_options.items()},
     )
+
+
+def _retry_policy(data: Any) -> tuple[int, RetryPolicy]:
+    """``retry_policy``: max_retries (0..100, default 10), backoff_s (lab seconds before the first
+    retry, doubling per attempt, default 10), backoff_max_s (default 600), device_failure_limit
+    (failures in a row that take a device out of order for an operator, default 3; 0: never)."""
+    if not isinstance(data, Mapping):
+        raise LabConfigError("lab.retry_policy: expected a mapping")
+    unknown = sorted(set(data) - _RETRY_KEYS)
+    if unknown:
+        known = ", ".join(sorted(_RETRY_KEYS))
+        raise LabConfigError(f"lab.retry_policy.{unknown[0]}: unknown field (known: {known})")
+
+    def whole(key: str, default: int, high: int) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise LabConfigError(f"lab.retry_policy.{key}: expected 0..{high}, got {value!r}")
+        return value
+
+    def seconds(key: str, default: float) -> float:
+        value = data.get(key, default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not 0 <= value <= 86_400:
+            raise LabConfigError(f"lab.retry_policy.{key}: expected 0..86400 s, got {value!r}")
+        return float(value)
+
+    backoff, ceiling = seconds("backoff_s", 10.0), seconds("backoff_max_s", 600.0)
+    if ceiling < backoff:
+        raise LabConfigError("lab.retry_policy.backoff_max_s: below backoff_s")
+    limit = whole("device_failure_limit", 3, 1000)
+    return whole("max_retries", 10, 100), RetryPolicy(backoff, ceiling, limit)
 
 
 def _module_entry(data: Any, where: str) -> ModuleEntry:

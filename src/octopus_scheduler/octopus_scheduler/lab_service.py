@@ -30,6 +30,7 @@ from .identity import AccessPolicy
 from .jobscript import LIMITS, Limits, load_document, parse_job_script
 from .lab import Lab
 from .lab_from_modules import lab_from_modules
+from .retry_policy import RetryPolicy
 from .runtime import DONE
 from .step_goals import StepGoal, StepGoalMapper
 from .store import Store
@@ -103,9 +104,11 @@ class LabService:
         policy_options: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         limits: Limits = LIMITS,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.default_retries = retries
         self.limits = limits
+        self.retry = retry or RetryPolicy()
         self.policy_name = policy
         self.policy_options = dict(policy_options or {})
         self.descriptions = list(descriptions)
@@ -254,15 +257,45 @@ class LabService:
                 return Outbox()
             outbox = Outbox()
             down = self.core.out_of_order()
+            held = self.core.operator_holds()  # only an operator brings these back
             for device in self.lab.modules[module].devices:
                 if device in faults and device not in down:
                     event: ev.Event = ev.DeviceDown(device, faults[device], time=self.clock())
-                elif device not in faults and device in down:
+                elif device not in faults and device in down and device not in held:
                     event = ev.DeviceUp(device, time=self.clock())
                 else:
                     continue
                 outbox.extend(self._handle(event))
             return outbox
+
+    def clear_device(self, device: str, user: str) -> tuple[CommandResult, Outbox]:
+        """An operator says a device is fine again: it is back in order, also after failing
+        too often in a row (the steps waiting for it start)."""
+        with self._lock:
+            if device not in self.lab.device_module:
+                known = ", ".join(sorted(self.lab.device_module))
+                return CommandResult(
+                    False, f"device: unknown '{device}' (known: {known})"
+                ), Outbox()
+            if device not in self.core.out_of_order():
+                return CommandResult(True, f"{device} is in order"), Outbox()
+            outbox = self._handle(ev.DeviceUp(device, operator=True, time=self.clock()))
+            log.info("device %s cleared by %s", device, user)
+            return CommandResult(True, f"{device} is back in order (cleared by {user})"), outbox
+
+    def next_wake(self) -> float | None:
+        """Lab time at which :meth:`tick` has work (a retry's back-off ends), or None."""
+        with self._lock:
+            return self.core.next_wake()
+
+    def tick(self) -> Outbox:
+        """Let the core act on time passing: retries whose back-off has ended start."""
+        with self._lock:
+            wake = self.core.next_wake()
+            now = self.clock()
+            if wake is None or now < wake:
+                return Outbox()
+            return self._handle(ev.Tick(time=now))
 
     def emergency_stop(self) -> EmergencyStopState:
         """The last e-stop state: an engaged stop outlives a restart (a restart never releases
@@ -419,6 +452,7 @@ class LabService:
             self.policy_name,
             clock=self.clock,
             policy_options=self.policy_options,
+            retry=self.retry,
         )
 
     def _rebuilt(self, events: Sequence[ev.Event]) -> SchedulerCore:

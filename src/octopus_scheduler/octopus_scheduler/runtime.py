@@ -62,6 +62,7 @@ class StepRun:
     start: float | None = None
     end: float | None = None
     attempts: int = 0
+    not_before: float = float("-inf")  # a retry waits out its back-off
     abort_requested: bool = False
     seq: int = 0
     blocked: str = ""  # why it could not start the last time it was tried

@@ -44,6 +44,7 @@ from octopus_interfaces.msg import (
     Schedule,
 )
 from octopus_interfaces.srv import (
+    ClearDeviceError,
     GetJob,
     GetSchedule,
     JobCommand,
@@ -54,6 +55,7 @@ from octopus_interfaces.srv import (
 from octopus_modules.ros_common import LATCHED, declare, run_node
 
 from . import notifications
+from .jobscript import Limits
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox, Submission
 from .liveness import ModuleLiveness
@@ -128,6 +130,8 @@ class SchedulerNode(Node):
             retries=self.config.retries,
             policy_options=self.config.policy_options.get(self.policy, {}),
             clock=self.clock_scaled,
+            limits=Limits(max_retries=self.config.max_retries),
+            retry=self.config.retry,
         )
         self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)
         self._state_lock = threading.RLock()
@@ -195,6 +199,11 @@ class SchedulerNode(Node):
         self.create_service(
             SetEmergencyStop, "set_emergency_stop", self._set_estop, callback_group=callbacks
         )
+        self.create_service(
+            ClearDeviceError, "clear_device_error", self._clear_device, callback_group=callbacks
+        )
+        # a retry's back-off ends in lab time: look often enough for a fast simulated lab
+        self.create_timer(0.05, self._wake, MutuallyExclusiveCallbackGroup())
         self.create_timer(
             min(self.heartbeat_period / 2, 0.5),
             self._watchdog,
@@ -695,6 +704,21 @@ class SchedulerNode(Node):
 
     def _get_schedule(self, request: GetSchedule.Request, response: Any) -> Any:
         response.schedule = self._schedule(request.job_id)
+        return response
+
+    def _wake(self) -> None:
+        with self._state_lock:
+            outbox = self.service.tick()
+        self._dispatch(outbox)
+
+    def _clear_device(self, request: ClearDeviceError.Request, response: Any) -> Any:
+        with self._state_lock:
+            result, outbox = self.service.clear_device(request.device, request.user)
+        response.success, response.message = result.success, result.message
+        if result.success:
+            self.get_logger().info(f"{request.device}: {result.message}")
+            self._schedule_dirty.set()
+        self._dispatch(outbox)
         return response
 
     def _set_estop(self, request: SetEmergencyStop.Request, response: Any) -> Any:
