@@ -264,10 +264,10 @@ def test_scheduler_and_modules_on_two_hosts_over_the_link(network: Hosts, lab: d
     pulled = time.time()
     network.set_link("modules", "sched", up=False)
     for module in MODULES.values():
-        scheduler.wait_for_output(rf"module {module}: no heartbeat, marked down", timeout=10)
+        scheduler.wait_for_output(rf"module {module} went down: no heartbeat", timeout=10)
     seen_down = wait_for_line(probe, r"BatchSynthesis=down", pulled, timeout=10)
     down = {
-        m: event_time(scheduler, rf"module {m}: no heartbeat", pulled) - pulled
+        m: event_time(scheduler, rf"module {m} went down: no heartbeat", pulled) - pulled
         for m in MODULES.values()
     }
     print(

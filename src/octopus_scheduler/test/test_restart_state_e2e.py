@@ -40,7 +40,7 @@ def set_estop(ros, engaged: bool, source: str) -> SetEmergencyStop.Response:
 def test_a_module_lost_before_a_restart_is_taken_back(ros, node_processes, tmp_path: Path) -> None:
     modules, scheduler, lab_file = start_lab(node_processes, tmp_path)
     modules["batch_synthesis"].kill()
-    scheduler.wait_for_output("module BatchSynthesis: no heartbeat, marked down", timeout=10)
+    scheduler.wait_for_output("module BatchSynthesis went down: no heartbeat", timeout=10)
     scheduler.stop()
     start_module(node_processes, "batch_synthesis", tmp_path / "samples.json")
     restarted = start_scheduler(node_processes, lab_file, name="scheduler_restarted")

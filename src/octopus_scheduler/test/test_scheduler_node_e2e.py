@@ -188,12 +188,12 @@ def test_killed_module_is_marked_down_within_two_heartbeats(
     time.sleep(0.5)
     killed_at = time.monotonic()
     lab["modules"]["batch_synthesis"].kill()
-    lab["scheduler"].wait_for_output("module BatchSynthesis: no heartbeat", timeout=5)
+    lab["scheduler"].wait_for_output("module BatchSynthesis went down: no heartbeat", timeout=5)
     assert time.monotonic() - killed_at < 2 * 0.5 + 1.0
     # its step in flight fails (no retries asked for): the job fails, nothing hangs
     outcome = wait_for_future(orphan.get_result_async(), 20.0)
     assert outcome.result.final_state == Job.STATE_FAILED
-    assert "module BatchSynthesis down" in outcome.result.summary
+    assert "module BatchSynthesis went down" in outcome.result.summary
     # the module comes back: it is up again, and new work runs on it
     start_module(node_processes, "batch_synthesis", tmp_path / "samples.json")
     lab["scheduler"].wait_for_output("module BatchSynthesis is back", timeout=15)
