@@ -34,10 +34,18 @@ def connect(args: argparse.Namespace) -> Any:
 
 def read_script(path: str) -> str:
     try:
-        return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as error:
         raise ClientError(
             f"cannot read job script {path}: {error.strerror}", EXIT_INVALID
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ClientError(
+            f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "save the job script as UTF-8",
+            EXIT_INVALID,
         ) from None
 
 
