@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -79,9 +80,13 @@ def run_node(
     executor = MultiThreadedExecutor(num_threads=threads)
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while rclpy.ok():
+            try:
+                executor.spin()
+            except (KeyboardInterrupt, ExternalShutdownException):
+                break
+            except Exception:  # one failed callback must not take the node (and the lab) down
+                node.get_logger().error(f"a callback failed:\n{traceback.format_exc()}")
     finally:
         stop.ignore_from_now_on()
         # let running callbacks finish before what they use (a database) is closed
