@@ -286,8 +286,21 @@ class ModuleNode(Node):
         self._publish_status(self.runtime.heartbeat())
 
     def _status_matched(self, info: Any) -> None:
-        if info.current_count_change > 0:
+        """A new listener: status now and twice more soon. It may match us a moment after we
+        matched it, and drops what came before; a reliable writer repairs that only at its next
+        DDS heartbeat (3 s)."""
+        if info.current_count_change <= 0:
+            return
+        self._heartbeat()
+        left = [2]
+
+        def again() -> None:
             self._heartbeat()
+            left[0] -= 1
+            if left[0] == 0:
+                self.destroy_timer(timer)
+
+        timer = self.create_timer(0.25, again)
 
     def _publish_status(self, status: RuntimeStatus) -> None:
         message = status_message(status, time.time())

@@ -204,8 +204,8 @@ class SchedulerNode(Node):
         )
         # a retry's back-off ends in lab time: look often enough for a fast simulated lab
         self.create_timer(0.05, self._wake, MutuallyExclusiveCallbackGroup())
-        self.create_timer(
-            min(self.heartbeat_period / 2, 0.5),
+        self.create_timer(  # a silent module is down at most a quarter period late
+            min(self.heartbeat_period / 4, 0.25),
             self._watchdog,
             MutuallyExclusiveCallbackGroup(),
         )
