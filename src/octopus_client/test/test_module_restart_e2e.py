@@ -1,0 +1,129 @@
+"""A module SIGKILLed mid-action under `octopus lab up`, whose supervisor respawns it under the same
+node name: its step in flight ends within 3 s with the reason (never at its step timeout, 46 s
+here), and the core retries it on the new process or fails the job with a note.
+
+- heartbeat 1 s (the lab default), retries 1: the respawn (~1.3 s) is usually slower than two
+  heartbeats, so the module is marked down, then back; the step is retried and the job succeeds.
+- heartbeat 3 s, retries 0: the new process beats long before the old one is missed; its new boot
+  id is a restart; the job fails and `octopus status` says why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from rclpy.action import ActionClient
+
+from octopus_interfaces.action import SubmitJob
+from octopus_interfaces.msg import DeviceState, Job, ModuleStatus
+from octopus_scheduler.store import Store
+from octopus_testing.futures import call_with_retry, wait_for_future
+
+TIME_SCALE = 600.0
+# React 2 h: 12 s on the wall at 600x (its step timeout: 3 x 12 + 10 s)
+JOB = """
+metadata: {{name: restart, owner: ann, retries: {retries}}}
+campaign: {{kind: manual, experiments: [{{React.Time: 120 min}}]}}
+process:
+  Synthesis:
+    BatchSynthesis:
+      sequence: [PrepareContainer, Mix, React, MoveContainer]
+      fixedParams: {{Temperature: 60 C}}
+"""
+STEP_FAILED = re.compile(r"\[scheduler\].*step (\S+) failed: (module BatchSynthesis (\w+).*)")
+
+
+@pytest.mark.parametrize(
+    ("heartbeat_s", "retries", "how"),
+    [(1.0, 1, r"restarted|went"), (3.0, 0, r"restarted")],
+    ids=["retried", "failed"],
+)
+def test_a_module_killed_mid_action_ends_its_step_at_once(
+    ros, node_processes, tmp_path: Path, heartbeat_s: float, retries: int, how: str
+) -> None:
+    lab = tmp_path / "lab.yaml"
+    database = tmp_path / "octopus.sqlite"
+    lab.write_text(
+        f"name: restart\ntime_scale: {TIME_SCALE}\npolicy: planner\ndatabase: {database}\n"
+        f"heartbeat_period: {heartbeat_s}\n"
+        "modules: [{description: batch_synthesis}, {description: uv_vis}]\n"
+    )
+    up = node_processes.start(
+        "lab_up", [sys.executable, "-m", "octopus_client.cli", "lab", "up", str(lab)]
+    )
+    up.wait_for_output(r"\[scheduler\].*module BatchSynthesis is up", timeout=60)
+
+    reacting = threading.Event()
+
+    def on_status(status: ModuleStatus) -> None:
+        if any(d.state == DeviceState.STATE_BUSY and "React" in d.holder for d in status.devices):
+            reacting.set()
+
+    ros.node.create_subscription(
+        ModuleStatus, "/octopus/modules/batch_synthesis/status", on_status, 10
+    )
+    client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    try:
+        assert client.wait_for_server(timeout_sec=30)
+        script = JOB.format(retries=retries)
+        handle = call_with_retry(
+            lambda: client.send_goal_async(SubmitJob.Goal(script=script, user="ann")), 10.0
+        )
+        ended = handle.get_result_async()
+        assert reacting.wait(timeout=60), up.output()
+        time.sleep(0.5)  # into the 12 s reaction
+        module = next(
+            p
+            for p in psutil.Process(up.pid).children(recursive=True)
+            if "__node:=batch_synthesis" in p.cmdline()
+        )
+        module.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        match = None
+        while match is None and time.monotonic() - killed < 10.0:
+            match = STEP_FAILED.search(up.output())
+            time.sleep(0.02)
+        noticed_s = time.monotonic() - killed
+        assert match is not None, up.output()
+        print(f"\nheartbeat {heartbeat_s} s: SIGKILL -> step ended {noticed_s:.2f} s", match[3])
+        assert noticed_s < 3.0, up.output()
+        assert re.fullmatch(how, match.group(3)), up.output()
+        result = wait_for_future(ended, 60.0).result
+        print(f"SIGKILL -> job {result.final_state} {time.monotonic() - killed:.2f} s")
+    finally:
+        client.destroy()
+    output = up.output()
+    assert "[supervisor] batch_synthesis exited (-9)" in output
+    assert re.search(rf"\[scheduler\].*module BatchSynthesis ({how})", output)
+    events = Store(database).load_events()
+    failures = [e for e in events if e["type"] == "StepFailed"]
+    assert [(e["step_id"], e["reason"]) for e in failures] == [match.group(1, 2)], output
+    assert ["ModuleDown", "StepFailed", "ModuleUp"] == [
+        e["type"] for e in events if e["type"] in ("ModuleDown", "StepFailed", "ModuleUp")
+    ]
+    if retries:
+        assert result.final_state == Job.STATE_SUCCEEDED, (result.summary, output)
+    else:
+        assert result.final_state == Job.STATE_FAILED, output
+        status = subprocess.run(
+            [sys.executable, "-m", "octopus_client.cli", "status", "--user", "ann"],
+            capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+        )  # fmt: skip
+        # the NOTE column shows the start of the job's message; the result has all of it
+        assert re.search(r"J0001 .* failed .* failed: module BatchSynthesis", status.stdout), (
+            status.stdout
+        )
+        summary = " ".join(result.summary.split())
+        assert "module BatchSynthesis restarted (its goal was lost)" in summary, summary
+
+    up.popen.send_signal(signal.SIGINT)
+    assert up.popen.wait(timeout=30) == 0
