@@ -1,7 +1,7 @@
 """Bring up an OCTOPUS lab: the scheduler and one node per module of a lab description.
 
     ros2 launch octopus_bringup lab.launch.py [lab:=FILE] [time_scale:=600] [policy:=planner]
-        [namespace:=/octopus]
+        [namespace:=/octopus] [respawn:=true]
 
 Which nodes start, and with which parameters, is decided by octopus_bringup.lab_config.node_specs
 (tested without ROS); this file only turns its answer into launch_ros Node actions.
@@ -28,6 +28,7 @@ def _nodes(context, *args, **kwargs):
         policy=argument("policy") or None,
         namespace=argument("namespace") or None,
     )
+    respawn = argument("respawn").lower() in ("true", "1", "yes")
     return [
         Node(
             package=spec.package,
@@ -37,6 +38,7 @@ def _nodes(context, *args, **kwargs):
             parameters=[dict(spec.parameters)],
             output="screen",
             emulate_tty=True,
+            respawn=respawn,  # a crashed node comes back, as under `octopus lab up`
         )
         for spec in specs
     ]
@@ -56,6 +58,9 @@ def generate_launch_description():
             ),
             DeclareLaunchArgument(
                 "namespace", default_value="", description="Override the lab's ROS namespace"
+            ),
+            DeclareLaunchArgument(
+                "respawn", default_value="false", description="Restart nodes that exit"
             ),
             OpaqueFunction(function=_nodes),
         ]

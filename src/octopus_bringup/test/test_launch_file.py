@@ -42,7 +42,7 @@ def run_launch(module, **arguments: str) -> list:
 def test_declares_the_documented_arguments(launch_api) -> None:
     description = launch_api.generate_launch_description()
     names = [e.name for e in description.entities if hasattr(e, "default_value")]
-    assert names == ["lab", "time_scale", "policy", "namespace"]
+    assert names == ["lab", "time_scale", "policy", "namespace", "respawn"]
     assert all(e.description for e in description.entities if hasattr(e, "default_value"))
 
 
@@ -73,3 +73,8 @@ def test_arguments_reach_the_nodes(launch_api, tmp_path: Path) -> None:
     assert nodes[0].parameters[0]["policy"] == "fcfs"
     assert nodes[0].namespace == "/l2"
     assert nodes[2].parameters[0]["time_scale"] == 50.0
+
+
+def test_respawn_is_off_unless_asked(launch_api) -> None:
+    assert not any(n.kwargs["respawn"] for n in run_launch(launch_api))
+    assert all(n.kwargs["respawn"] for n in run_launch(launch_api, respawn="true"))
