@@ -48,7 +48,13 @@ class _StopSignals:
             raise KeyboardInterrupt
 
     def ignore_from_now_on(self) -> None:
+        """From now on SIGINT and SIGTERM do nothing, also while Python finalizes (it resets
+        handlers of its own to the default action then, but leaves SIG_IGN alone: a late
+        second Ctrl-C would otherwise kill the process with -2)."""
         self.stopping = True
+        if self.installed:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
 
 
 def run_node(
@@ -68,13 +74,15 @@ def run_node(
     except KeyboardInterrupt:  # stopped while starting
         stop.ignore_from_now_on()
         rclpy.try_shutdown()
+        stop.ignore_from_now_on()
         return
     except Exception as error:  # a bad description or configuration: say what, exit non-zero
         stop.ignore_from_now_on()
         if not rclpy.ok():  # the context was shut down under the construction: a stop
             rclpy.try_shutdown()
+            stop.ignore_from_now_on()
             return
-        rclpy.logging.get_logger(logger_name).fatal(str(error))
+        rclpy.logging.get_logger(logger_name).fatal(f"{type(error).__name__}: {error}")
         rclpy.try_shutdown()
         raise SystemExit(1) from None
     executor = MultiThreadedExecutor(num_threads=threads)
@@ -94,4 +102,5 @@ def run_node(
         if on_exit is not None:
             on_exit(node)
         node.destroy_node()
-        rclpy.try_shutdown()
+        rclpy.try_shutdown()  # restores the handlers rclpy found: ours again
+        stop.ignore_from_now_on()

@@ -133,10 +133,16 @@ class LabService:
             event = self._replayable(stored)
             if event is None:
                 continue
-            self._before(event)
-            self._decide(event, Outbox(), replaying=True)
+            self._replay(event)
         self.recovered_goals = list(self._running_goals.values())
         self._reconcile_started()
+
+    def _replay(self, event: ev.Event) -> None:
+        """Apply a stored event; what it still calls for (only the quarantine of a job whose
+        step cannot be sent: proposals were answered before) is applied too, not stored again."""
+        self._before(event)
+        for follow_up in self._decide(event, Outbox(), replaying=True):
+            self._replay(follow_up)
 
     def _reconcile_started(self) -> None:
         """After a replay that set a job aside, other jobs' steps may run that never started
@@ -394,7 +400,11 @@ class LabService:
         follow_ups: list[ev.Event] = []
         for decision in self._apply(event, replaying=replaying):
             if isinstance(decision, dc.StartStep):
-                goal = self.goals.goal(decision)
+                try:
+                    goal = self.goals.goal(decision)
+                except Exception as error:  # the module cannot be asked for it: the job's fault
+                    follow_ups += self._unsendable(decision, error)
+                    continue
                 self._running_goals[decision.step_id] = goal
                 if replaying:
                     continue
@@ -435,6 +445,16 @@ class LabService:
             elif isinstance(decision, EventRejected):
                 log.warning("core ignored %s: %s", decision.event_type, decision.reason)
         return follow_ups
+
+    def _unsendable(self, start: dc.StartStep, error: Exception) -> list[ev.Event]:
+        """A step the core started whose module goal cannot be built: its job is quarantined
+        and the step ends, so nothing waits for a goal that was never sent."""
+        log.error("step %s cannot be sent:\n%s", start.step_id, traceback.format_exc())
+        reason = f"step {start.step_id} cannot be sent: {type(error).__name__}: {error}"
+        return [
+            ev.QuarantineJob(start.job_id, reason, time=start.time),
+            ev.StepFailed(start.step_id, reason, time=start.time),
+        ]
 
     def _proposals(self, need: dc.NeedProposals) -> ev.Event:
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from octopus_modules.description import load_builtin_description
+from octopus_modules.description import load_builtin_description, parse_description_text
 from octopus_scheduler.errors import JobScriptError
 from octopus_scheduler.jobscript import load_document
 from octopus_scheduler.lab_service import LabService
@@ -216,3 +216,40 @@ def test_events_that_break_the_core_quarantine_their_job_live_and_on_replay(tmp_
         (healthy.job_id, "succeeded"),
     ]
     assert again.job(bo).reason == view.reason
+
+
+MEASURE = """
+metadata: {name: absorbance, owner: x}
+campaign: {kind: manual, experiments: [{}]}
+process:
+  Characterization:
+    UV-Vis: {sequence: [GetAbs]}
+"""
+
+
+def test_a_step_whose_module_goal_cannot_be_built_quarantines_its_job(tmp_path) -> None:
+    path, clock = tmp_path / "db.sqlite", Clock()
+    lab = service(path, clock)
+    # the module's description as the goal mapper knows it no longer has the lab's first step
+    # of GetAbs (a description that changed under a running lab)
+    changed = load_builtin_description("uv_vis").to_yaml().replace("name: reference", "name: ref")
+    lab.goals.add(parse_description_text(changed, "changed"))
+    submission, outbox = lab.submit(MEASURE, "alice")
+    assert submission.accepted and outbox.goals == []
+    view = lab.job(submission.job_id)
+    assert view.state == "failed"
+    assert (
+        view.reason.startswith(f"quarantined: step {submission.job_id}/")
+        and "cannot be sent" in view.reason
+    )
+    # the others go on: the synthesis job runs to its end
+    healthy, outbox = lab.submit(GOOD, "bob")
+    answer_all(lab, outbox.goals, clock)
+    assert lab.job(healthy.job_id).state == "succeeded"
+    lab.store.close()
+    # a restart (with the right description) replays the stored quarantine: the same states
+    again = service(path, clock)
+    assert [(j.job_id, j.state) for j in again.jobs()] == [
+        (submission.job_id, "failed"),
+        (healthy.job_id, "succeeded"),
+    ]
