@@ -315,7 +315,7 @@ class SchedulerCore:
         elif isinstance(e, ev.StepFinished):
             self._step_ended(self._steps[e.step_id], ok=True)
         elif isinstance(e, ev.StepFailed):
-            self._step_ended(self._steps[e.step_id], ok=False, reason=e.reason)
+            self._step_ended(self._steps[e.step_id], ok=False, reason=e.reason, lost=e.lost)
         elif isinstance(e, ev.ModuleDown):
             self._down.add(e.module)
         elif isinstance(e, ev.ModuleUp):
@@ -416,7 +416,7 @@ class SchedulerCore:
             if self._holder[d] is step:
                 self._holder[d] = None
 
-    def _step_ended(self, step: StepRun, ok: bool, reason: str = "") -> None:
+    def _step_ended(self, step: StepRun, ok: bool, reason: str = "", lost: bool = False) -> None:
         job = step.job
         self._running.pop(step.id, None)
         self._release_devices(step)
@@ -427,7 +427,8 @@ class SchedulerCore:
             if not self._job_running(job):
                 self._finalize(job)
             return
-        self._count_device_outcome(step, ok, reason)
+        if not lost:  # a module crash says nothing about its devices
+            self._count_device_outcome(step, ok, reason)
         if not ok:
             if job.retries_left > 0:
                 job.retries_left -= 1

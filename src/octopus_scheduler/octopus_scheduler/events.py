@@ -36,8 +36,11 @@ class StepFinished(Event):
 
 @dataclass(frozen=True)
 class StepFailed(Event):
+    """``lost``: the module's process was lost under the step (not a device's fault)."""
+
     step_id: str
     reason: str = ""
+    lost: bool = False
 
 
 @dataclass(frozen=True)

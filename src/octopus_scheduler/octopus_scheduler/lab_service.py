@@ -211,13 +211,15 @@ class LabService:
                     self._record_measurements(goal, measured, now)
             return self._handle(ev.StepFinished(step_id, dict(measured or {}), time=now))
 
-    def step_failed(self, step_id: str, reason: str) -> Outbox:
+    def step_failed(self, step_id: str, reason: str, *, lost: bool = False) -> Outbox:
+        """A step failed; ``lost``: its module's process was lost under it (the device is not
+        to blame)."""
         with self._lock:
             if step_id not in self._running_goals:
                 return Outbox()
             now = self.clock()
             self.store.step_ended(step_id, state="failed", ended_at=now, outcome=reason)
-            return self._handle(ev.StepFailed(step_id, reason, time=now))
+            return self._handle(ev.StepFailed(step_id, reason, lost=lost, time=now))
 
     def announced(self, description_yaml: str) -> tuple[str, str, Outbox]:
         """A module node announced its description: ("joined" | "known" | "differs" |

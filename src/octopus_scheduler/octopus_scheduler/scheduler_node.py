@@ -342,8 +342,10 @@ class SchedulerNode(Node):
         measured: dict | None = None,
         *,
         attempt: StepGoal | None = None,
+        lost: bool = False,
     ) -> None:
-        """End the step in flight; an outcome of an earlier ``attempt`` is ignored."""
+        """End the step in flight; an outcome of an earlier ``attempt`` is ignored. ``lost``: the
+        module's process was lost under it."""
         with self._state_lock:
             if attempt is not None and not self._current(attempt):
                 return  # an outcome of an attempt that already ended (timed out, retried)
@@ -353,7 +355,7 @@ class SchedulerNode(Node):
                 outbox = self.service.step_finished(step_id, measured)
             else:
                 self.get_logger().warning(f"step {step_id} failed: {reason}")
-                outbox = self.service.step_failed(step_id, reason)
+                outbox = self.service.step_failed(step_id, reason, lost=lost)
         self._dispatch(outbox)
 
     def _release_job_samples(self, job_id: str) -> None:
@@ -497,7 +499,7 @@ class SchedulerNode(Node):
         for step_id, handle in lost:
             if handle is not None:  # a goal the new process accepted must not run on
                 self._cancel(handle)
-            self._end_step(step_id, False, f"module {module} {what}")
+            self._end_step(step_id, False, f"module {module} {what}", lost=True)
         if restarted:
             with self._state_lock:
                 up = not self.estop.engaged and module not in self.liveness.down

@@ -222,3 +222,25 @@ def test_the_lab_file_sets_the_retry_policy_and_caps_what_jobs_ask(tmp_path) -> 
     ]:
         with pytest.raises(LabConfigError, match=says):
             parse_lab_config(base | bad)
+
+
+def test_steps_lost_with_their_module_do_not_count_against_its_devices(tmp_path) -> None:
+    clock = Clock()
+    lab = service(tmp_path / "db.sqlite", clock, RetryPolicy(10.0, 600.0, 3))
+    goals = [g for _ in range(4) for g in lab.submit(FAILING, "alice")[1].goals]
+    pending = list(goals)
+    lost = 0
+    while pending:  # every Mix is lost with a crashing module process, the rest succeeds
+        goal = pending.pop(0)
+        clock.now += 2.0
+        if goal.task == "Mix" and lost < 4:
+            lost += 1
+            outbox = lab.step_failed(goal.step_id, "module BatchSynthesis restarted", lost=True)
+        else:
+            outbox = lab.step_finished(goal.step_id, {})
+        pending += outbox.goals
+        if not pending and lab.next_wake() is not None:
+            clock.now = lab.next_wake()
+            pending += lab.tick().goals
+    assert lost == 4 and lab.core.out_of_order() == {}
+    assert {j.state for j in lab.jobs()} == {"succeeded"}
