@@ -57,7 +57,7 @@ def test_the_launch_file_brings_up_a_lab_that_runs_a_job_and_stops_cleanly(
     result = run_to_end(
         [
             "launch_test", str(HERE / "lab.test.py"), f"lab:={lab}", "time_scale:=1200",
-            "policy:=planner", "--junit-xml", str(tmp_path / "junit.xml"),
+            "policy:=closed_packing", "--junit-xml", str(tmp_path / "junit.xml"),
         ],
         cwd=tmp_path,
         timeout=240,
@@ -65,7 +65,7 @@ def test_the_launch_file_brings_up_a_lab_that_runs_a_job_and_stops_cleanly(
     assert result.returncode == 0, result.stdout
     # both test classes ran, and the lab ran with the launch arguments
     assert re.search(r"Ran 1 test.*\n\s*\nOK", result.stdout), result.stdout
-    assert "scheduler ready: lab demo, policy planner" in result.stdout
+    assert "scheduler ready: lab demo, policy closed_packing" in result.stdout
     for line in re.findall(r"MEASURED .*", result.stdout):
         print(line)
     print(f"launch_test took {time.monotonic() - started:.1f} s")
