@@ -1,80 +1,84 @@
-"""lab.launch.py against a labelled test double of launch/launch_ros (test/launch_double)."""
+"""lab.launch.py read by the real launch and launch_ros (the ROS 2 underlay, or a ROS 2 install).
+
+The launch description is evaluated in a real LaunchContext without starting processes: which
+nodes it makes of a lab description, under which names and namespaces. Parameters come from
+octopus_bringup.nodes.node_specs (test_lab_config.py); the launch test (lab.test.py, run by
+test_launch_lab.py) starts the nodes for real, and the respawn e2e
+(octopus_client/test/test_module_restart_e2e.py) restarts one under `respawn:=true`.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-LAUNCH_FILE = HERE.parent / "launch" / "lab.launch.py"
+from octopus_testing.ros2_tools import require
 
+require(modules=("launch", "launch_ros"))
 
-def launch_modules() -> list[str]:
-    return [m for m in sys.modules if m == "launch" or m.startswith(("launch.", "launch_ros"))]
+from launch import LaunchContext  # noqa: E402
+from launch.actions import OpaqueFunction  # noqa: E402
+from launch_ros.actions import Node  # noqa: E402
+
+LAUNCH_FILE = Path(__file__).resolve().parent.parent / "launch" / "lab.launch.py"
 
 
 @pytest.fixture
-def launch_api(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(HERE / "launch_double"))
-    for name in launch_modules():
-        monkeypatch.delitem(sys.modules, name)
+def launch_file():
     spec = importlib.util.spec_from_file_location("lab_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    yield module
-    for name in launch_modules():  # the doubles must not leak into other tests
-        del sys.modules[name]
+    return module
 
 
-def run_launch(module, **arguments: str) -> list:
+def nodes_of(module, **arguments: str) -> list[Node]:
+    """The Node actions of the launch description, given launch arguments, as launch makes them."""
     description = module.generate_launch_description()
-    declared = {e.name: e for e in description.entities if hasattr(e, "default_value")}
-    values = {name: arg.default_value for name, arg in declared.items()}
-    values.update(arguments)
-    opaque = next(e for e in description.entities if hasattr(e, "function"))
-    return opaque.function(SimpleNamespace(launch_configurations=values))
+    context = LaunchContext()
+    for argument in description.get_launch_arguments():
+        context.launch_configurations[argument.name] = argument.default_value[0].perform(context)
+    context.launch_configurations.update(arguments)
+    opaque = next(e for e in description.entities if isinstance(e, OpaqueFunction))
+    nodes = opaque.execute(context)
+    assert all(isinstance(n, Node) for n in nodes)
+    for node in nodes:
+        node._perform_substitutions(context)  # what Node.execute does first: names, namespaces
+    return nodes
 
 
-def test_declares_the_documented_arguments(launch_api) -> None:
-    description = launch_api.generate_launch_description()
-    names = [e.name for e in description.entities if hasattr(e, "default_value")]
-    assert names == ["lab", "time_scale", "policy", "namespace", "respawn"]
-    assert all(e.description for e in description.entities if hasattr(e, "default_value"))
+def test_declares_the_documented_arguments(launch_file) -> None:
+    arguments = launch_file.generate_launch_description().get_launch_arguments()
+    assert [a.name for a in arguments] == ["lab", "time_scale", "policy", "namespace", "respawn"]
+    assert all(a.description for a in arguments)
+    # every argument is named in the file's docstring, which `ros2 launch -s` does not show
+    assert all(f"{a.name}:=" in launch_file.__doc__ for a in arguments)
 
 
-def test_default_lab_starts_scheduler_and_module_nodes(launch_api) -> None:
-    nodes = run_launch(launch_api)
-    assert [(n.package, n.executable, n.name) for n in nodes][:2] == [
-        ("octopus_scheduler", "scheduler_node", "scheduler"),
-        ("octopus_modules", "module_node", "batch_synthesis"),
+def test_default_lab_starts_scheduler_and_module_nodes(launch_file) -> None:
+    nodes = nodes_of(launch_file)
+    assert [(n.node_package, n.node_executable, n.node_name) for n in nodes] == [
+        ("octopus_scheduler", "scheduler_node", "/octopus/scheduler"),
+        ("octopus_modules", "module_node", "/octopus/modules/batch_synthesis"),
+        ("octopus_modules", "module_node", "/octopus/modules/uv_vis"),
+        ("octopus_modules", "module_node", "/octopus/modules/solid_state"),
+        ("octopus_modules", "module_node", "/octopus/modules/electro_chemical_rde"),
     ]
-    assert len(nodes) == 5
-    assert nodes[1].parameters == [
-        {
-            "description": "batch_synthesis",
-            "time_scale": 600.0,
-            "heartbeat_period": 1.0,
-            "sample_ledger": "octopus_demo.sqlite.samples.json",
-            "estop_topic": "/octopus/emergency_stop",
-        }
-    ]
-    assert nodes[0].kwargs["output"] == "screen"
 
 
-def test_arguments_reach_the_nodes(launch_api, tmp_path: Path) -> None:
+def test_arguments_reach_the_nodes(launch_file, tmp_path: Path) -> None:
     lab = tmp_path / "two.yaml"
     lab.write_text("name: two\nmodules: [{description: uv_vis}, {description: batch_synthesis}]\n")
-    nodes = run_launch(launch_api, lab=str(lab), time_scale="50", policy="fcfs", namespace="/l2")
-    assert [n.name for n in nodes] == ["scheduler", "uv_vis", "batch_synthesis"]
-    assert nodes[0].parameters[0]["policy"] == "fcfs"
-    assert nodes[0].namespace == "/l2"
-    assert nodes[2].parameters[0]["time_scale"] == 50.0
+    nodes = nodes_of(launch_file, lab=str(lab), time_scale="50", policy="fcfs", namespace="/l2")
+    assert [n.node_name for n in nodes] == [
+        "/l2/scheduler", "/l2/modules/uv_vis", "/l2/modules/batch_synthesis",
+    ]  # fmt: skip
+    assert [n.expanded_node_namespace for n in nodes] == ["/l2", "/l2/modules", "/l2/modules"]
 
 
-def test_respawn_is_off_unless_asked(launch_api) -> None:
-    assert not any(n.kwargs["respawn"] for n in run_launch(launch_api))
-    assert all(n.kwargs["respawn"] for n in run_launch(launch_api, respawn="true"))
+def test_a_bad_policy_stops_the_launch_with_the_reason(launch_file) -> None:
+    from octopus_scheduler.lab_config import LabConfigError
+
+    with pytest.raises(LabConfigError, match="policy"):
+        nodes_of(launch_file, policy="fastest")

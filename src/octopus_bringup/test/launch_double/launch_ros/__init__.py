@@ -1,1 +1,0 @@
-"""TEST DOUBLE of launch_ros (see ../README.md)."""
