@@ -72,6 +72,10 @@ from .step_goals import StepGoal
 from .store import Store
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# The SubmitJob services keep 10,000 requests (the default keeps 10: a burst overflowed the reader
+# before the executor took the requests). Not KEEP_ALL: a response writer that keeps all waits
+# for the slowest client's acknowledgements, and a write that waits too long is dropped.
+REQUESTS = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass
@@ -183,6 +187,10 @@ class SchedulerNode(Node):
             handle_accepted_callback=self._accept_job,
             cancel_callback=self._cancel_job_goal,
             callback_group=callbacks,
+            goal_service_qos_profile=REQUESTS,
+            result_service_qos_profile=REQUESTS,
+            cancel_service_qos_profile=REQUESTS,
+            feedback_pub_qos_profile=RELIABLE,
         )
         self.create_service(ListJobs, "list_jobs", self._list_jobs, callback_group=callbacks)
         self.create_service(GetJob, "get_job", self._get_job, callback_group=callbacks)
