@@ -41,13 +41,33 @@ __all__ = ["ClientError", "OctopusClient", "Submission", "default_user", "normal
 
 DEFAULT_NAMESPACE = "/octopus"
 DEFAULT_TIMEOUT_S = 5.0
-RESEND_S = 1.0  # an idempotent request unanswered this long is sent again
+RESEND_S = 0.2  # an idempotent request unanswered this long is sent again (a response to a
+# client the server has not matched yet is dropped; discovery completes within a few 100 ms)
+FIRST_FEEDBACK_S = 0.15  # then the job id is looked up instead
 SPIN_SLICE_S = 0.05  # how long a send may wait for the spin thread
 ENDED_STATES = (Job.STATE_SUCCEEDED, Job.STATE_FAILED, Job.STATE_CANCELLED)
 LATCHED = QoSProfile(
     depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
 )
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# The action's services keep 1,000 responses: with the default (the last 10) a burst of goals
+# loses the answers that arrive while the executor is busy (the status arrays it converts grow
+# with the number of goals). Feedback of every user's goals shares one topic.
+REQUESTS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+FEEDBACK = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def submit_job_client(node: Any, name: str) -> ActionClient:
+    """A SubmitJob action client that loses no goal response in a burst."""
+    return ActionClient(
+        node,
+        SubmitJob,
+        name,
+        goal_service_qos_profile=REQUESTS,
+        result_service_qos_profile=REQUESTS,
+        cancel_service_qos_profile=REQUESTS,
+        feedback_sub_qos_profile=FEEDBACK,
+    )
 
 
 def default_user() -> str:
@@ -153,7 +173,7 @@ class OctopusClient:
     def call(self, srv_type: Any, relative: str, request: Any) -> Any:
         """Call ``<namespace>/<relative>`` with an idempotent request.
 
-        Re-sent every RESEND_S until one copy is answered (a lost first answer costs a second,
+        Re-sent every RESEND_S until one copy is answered (a lost first answer costs RESEND_S,
         not a whole timeout); ClientError after ``2 x timeout_s``.
         """
         client = self._service(srv_type, relative)
@@ -252,9 +272,9 @@ class OctopusClient:
         ``on_feedback`` gets SubmitJob feedback messages, or Job messages when the goal's answer
         was lost and the job is followed through ``get_job`` instead.
         """
+        if self._action is None:  # first: its discovery goes on during the warm-up call
+            self._action = submit_job_client(self.node, self.name("submit_job"))
         known = {j.id for j in self.list_jobs(owner=self.user)}  # warm-up, and dedup below
-        if self._action is None:
-            self._action = ActionClient(self.node, SubmitJob, self.name("submit_job"))
         if not self._action.wait_for_server(timeout_sec=self.timeout_s):
             raise self._unavailable("submit_job")
         submission = Submission(job_id="", accepted=True)
@@ -278,6 +298,13 @@ class OctopusClient:
         with self._spin_lock:
             result_future = handle.get_result_async()
         result_future.add_done_callback(lambda _f: news.set())
+        # The job id comes with the first feedback, which is lost when the scheduler has not
+        # matched our feedback reader yet (the next comes a second later). The job is stored
+        # before its goal is accepted: one new job of ours in the list is this one.
+        if not news.wait(FIRST_FEEDBACK_S) and not submission.job_id:
+            new = [j.id for j in self.list_jobs(owner=self.user) if j.id not in known]
+            if len(new) == 1 and not submission.job_id:
+                submission.job_id = new[0]
         deadline = time.monotonic() + self.timeout_s * 2
         while not result_future.done() and (follow or not submission.job_id):
             if not news.wait(poll_s if follow else max(0.0, deadline - time.monotonic())):
