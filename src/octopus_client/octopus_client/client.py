@@ -70,6 +70,16 @@ def submit_job_client(node: Any, name: str) -> ActionClient:
     )
 
 
+def _wait_ready(is_ready: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll for discovery every 10 ms (rclpy's wait_for_service sleeps 0.25 s between looks)."""
+    deadline = time.monotonic() + timeout_s
+    while not is_ready():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def default_user() -> str:
     return os.environ.get("OCTOPUS_USER") or getpass.getuser()
 
@@ -151,7 +161,7 @@ class OctopusClient:
         if client is None:
             client = self.node.create_client(srv_type, self.name(relative))
             self._services[relative] = client
-        if not client.wait_for_service(timeout_sec=self.timeout_s):
+        if not _wait_ready(client.service_is_ready, self.timeout_s):
             raise self._unavailable(relative)
         return client
 
@@ -272,10 +282,10 @@ class OctopusClient:
         ``on_feedback`` gets SubmitJob feedback messages, or Job messages when the goal's answer
         was lost and the job is followed through ``get_job`` instead.
         """
-        if self._action is None:  # first: its discovery goes on during the warm-up call
-            self._action = submit_job_client(self.node, self.name("submit_job"))
         known = {j.id for j in self.list_jobs(owner=self.user)}  # warm-up, and dedup below
-        if not self._action.wait_for_server(timeout_sec=self.timeout_s):
+        if self._action is None:
+            self._action = submit_job_client(self.node, self.name("submit_job"))
+        if not _wait_ready(self._action.server_is_ready, self.timeout_s):
             raise self._unavailable("submit_job")
         submission = Submission(job_id="", accepted=True)
         news = threading.Event()
