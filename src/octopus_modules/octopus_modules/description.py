@@ -113,6 +113,8 @@ class TaskSpec:
     slots: tuple[SlotUse, ...] = ()
     consumes: tuple[Consumption, ...] = ()
     description: str = ""
+    #: the properties the task's results carry (``lambda_max_nm``); None: not declared
+    reports: tuple[str, ...] | None = None
 
     def parameter(self, name: str) -> ParameterSpec | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -351,7 +353,15 @@ class _Parser:
             d,
             where,
             required={"name", "steps"},
-            optional={"scope", "parameters", "mask", "slots", "consumes", "description"},
+            optional={
+                "scope",
+                "parameters",
+                "mask",
+                "slots",
+                "consumes",
+                "description",
+                "reports",
+            },
         )
         name = _name(d["name"], f"{where}.name")
         scope = _choice(d.get("scope", "per_batch"), SCOPES, f"{where}.scope")
@@ -392,6 +402,11 @@ class _Parser:
         if not raw_steps:
             raise DescriptionError(f"{where}.steps: a task needs at least one step")
         steps = tuple(self.step(s, f"{where}.steps[{i}]", names) for i, s in enumerate(raw_steps))
+        reports = None
+        if "reports" in d:
+            raw_reports = _list(d["reports"], f"{where}.reports")
+            reports = tuple(_name(r, f"{where}.reports[{i}]") for i, r in enumerate(raw_reports))
+            _unique(list(reports), f"{where}.reports")
         return TaskSpec(
             name,
             scope,
@@ -401,6 +416,7 @@ class _Parser:
             tuple(slots),
             tuple(consumes),
             str(d.get("description", "")),
+            reports,
         )
 
     def parameter(self, data: Any, where: str) -> ParameterSpec:

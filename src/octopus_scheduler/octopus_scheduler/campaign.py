@@ -267,9 +267,51 @@ class BayesianCampaign:
         return [e["loss"] for e in entries]
 
     def _ask(self, count: int) -> list[dict[str, Any]]:
+        """``count`` new parameter sets. A set that repeats one already proposed (measured, or
+        in flight) or another of this batch is replaced by the unexplored grid point farthest
+        from every explored one: on a discrete grid skopt's constant liar can land on a point
+        twice, and a cycle must not spend samples on what the campaign already knows. Only
+        when every grid point has been proposed may a point come again (logged). Deterministic
+        in the log, so a restored campaign replays the same proposals."""
         with _quiet_and_single_threaded():
             xs = self._optimizer.ask(n_points=count, strategy=BATCH_STRATEGY)
-        return [self._params(x) for x in xs]
+        seen = {self._key(p) for op in self._log if op["op"] == "ask" for p in op["proposals"]}
+        out: list[dict[str, Any]] = []
+        for x in xs:
+            params = self._params(x)
+            if self._key(params) in seen:
+                fresh = self._unexplored(seen)
+                if fresh is None:
+                    log.warning("campaign: every point of the space was proposed; repeating one")
+                else:
+                    log.info("campaign: %s was proposed before; %s instead", params, fresh)
+                    params = fresh
+            seen.add(self._key(params))
+            out.append(params)
+        return out
+
+    def _key(self, params: Mapping[str, Any]) -> str:
+        return json.dumps([params.get(axis.name) for axis in self.axes])
+
+    def _unexplored(self, seen: set[str], candidates: int = 2_000) -> dict[str, Any] | None:
+        """The candidate point not in ``seen`` farthest (normalised) from every seen point."""
+        space = self._optimizer.space
+        state = zlib.crc32(f"{self.random_state}/{len(seen)}".encode()) & 0x7FFFFFFF
+        points = [self._params(x) for x in space.rvs(n_samples=candidates, random_state=state)]
+        fresh = [p for p in points if self._key(p) not in seen]
+        if not fresh:
+            return None
+        known = [json.loads(k) for k in seen]
+
+        def distance(point: Mapping[str, Any]) -> float:
+            values = [point[axis.name] for axis in self.axes]
+            return min(
+                (sum(_gap(axis, a, b) ** 2 for axis, a, b in zip(self.axes, values, k, strict=True))
+                 for k in known),
+                default=0.0,
+            )  # fmt: skip
+
+        return max(fresh, key=distance)
 
     def _tell(self, entries: Sequence[Mapping[str, Any]]) -> None:
         told = [e for e in entries if e["loss"] is not None]
@@ -371,6 +413,14 @@ def _quiet_and_single_threaded() -> Iterator[None]:
         yield
     for warning in caught:
         log.debug("skopt: %s", warning.message)
+
+
+def _gap(axis: Axis, a: Any, b: Any) -> float:
+    """Distance of two values on one axis, as a share of its range (categories: 0 or 1)."""
+    if axis.choices or not isinstance(a, int | float) or not isinstance(b, int | float):
+        return float(a != b)
+    assert axis.low is not None and axis.high is not None
+    return (a - b) / (axis.high - axis.low)
 
 
 def _positive_int(value: Any, field: str, low: int = 1) -> int:

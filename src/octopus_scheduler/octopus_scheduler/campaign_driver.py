@@ -7,6 +7,7 @@ store after every ask, so a restarted scheduler continues the campaign where it 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from .campaign import BayesianCampaign, seed_for
 from .core import SchedulerCore
 from .decisions import NeedProposals
 from .store import Store
+
+log = logging.getLogger(__name__)
 
 
 class CampaignDriver:
@@ -30,7 +33,24 @@ class CampaignDriver:
         told = {op["cycle"] for op in campaign.state()["log"] if op["op"] == "tell"}
         previous = need.cycle - 1
         if previous >= 0 and previous not in told:
-            campaign.record(previous, cycle_results(self.store, need.job_id, previous, campaign))
+            results = cycle_results(self.store, need.job_id, previous, campaign)
+            losses = campaign.record(previous, results)
+            if all(loss is None for loss in losses):
+                wanted = ", ".join(campaign.loss.properties)
+                log.warning(
+                    "%s cycle %d: no experiment measured %s; the optimiser learns nothing from it",
+                    need.job_id,
+                    previous,
+                    wanted,
+                )
+            for index, loss in enumerate(losses):
+                if loss is not None:  # the loss as the experiment's derived property
+                    self.store.record_experiment(
+                        job_id=need.job_id,
+                        experiment_id=f"{need.job_id}/g{previous}s{index}",
+                        recorded_at=self.service.clock(),
+                        derived={"loss": loss},
+                    )
         proposals = campaign.propose(need.cycle, need.count)
         self.store.save_optimiser_state(need.job_id, need.cycle, campaign.state())
         return proposals

@@ -134,6 +134,8 @@ def _value(raw: Any, spec: ParamSpec, path: str) -> Any:
         return raw
     value = to_canonical(raw, spec.unit, path, _err)
     dim = UNITS[spec.unit][0]
+    if spec.integer and not float(value / UNITS[spec.unit][1]).is_integer():
+        raise _err(path, f"expected {spec.kind}, got {raw!r}")
     if dim in NON_NEGATIVE_DIMS and value < 0:
         raise _err(path, f"must not be negative (got {raw!r})")
     if spec.min is not None and value < spec.min - 1e-9:
@@ -416,6 +418,9 @@ def _bayesian(
         assert lo is not None and hi is not None
         if lo >= hi:
             raise _err(sp, "min must be below max")
+        if owners[0].integer and not (step_v / UNITS[owners[0].unit][1]).is_integer():
+            whole = f"{owners[0].name} takes {owners[0].kind}: the step must be whole"
+            raise _err(f"{sp}[2]", whole)
         space[name] = (lo, hi, step_v)
     loss_raw = _mapping(c.get("loss"), "campaign.loss")
     if not loss_raw:
@@ -441,6 +446,22 @@ def _bayesian(
         acquisition=acquisition,
         loss=loss,
     )
+
+
+def _check_reported(loss: Mapping[str, Any], route: Sequence[RouteTask], lab: Lab) -> None:
+    """Every property the loss names is reported by some task of the route, as its module
+    declares (``reports:``); a route with a task that declares nothing is not checked."""
+    declared = [lab.task(r.module, r.task).reports for r in route]
+    if any(reports is None for reports in declared):
+        return
+    reported = sorted(set().union(*declared)) if declared else []
+    for prop in loss:
+        if prop not in reported:
+            what = ", ".join(reported) if reported else "nothing (add a measuring task)"
+            raise _err(
+                f"campaign.loss.{prop}",
+                f"no step of this job reports '{prop}' (the route reports: {what})",
+            )
 
 
 def _max_batch(route: Sequence[RouteTask], lab: Lab) -> int:
@@ -502,7 +523,7 @@ def _check_required(route: Sequence[RouteTask], campaign: Campaign, lab: Lab) ->
             if not spec.required or name in r.params:
                 continue
             keys = (name, f"{r.task}.{name}")
-            what = f"{' or '.join(spec.choices)}" if spec.is_text else spec.unit or "a number"
+            what = spec.kind
             if campaign.sequential:
                 if not any(k in campaign.space for k in keys):
                     raise _err(
@@ -565,4 +586,5 @@ def parse_job_script(data: Mapping[str, Any] | str, lab: Lab, limits: Limits = L
     campaign = _campaign(root["campaign"], route, lab, limits)
     _check_required(route, campaign, lab)
     _check_plannable(route, campaign, lab)
+    _check_reported(campaign.loss, route, lab)
     return JobSpec(metadata=metadata, campaign=campaign, route=route, source=root)

@@ -34,6 +34,16 @@ class ParamSpec:
     default: float | str | None = None
     choices: tuple[str, ...] = ()
     required: bool = False  # a job must give it (a module parameter without a default)
+    integer: bool = False  # only whole numbers (in ``unit``): a count, cycles
+
+    @property
+    def kind(self) -> str:
+        """What a value must be, for error messages: "AgNO3 or Citrate", "an integer", "uL"."""
+        if self.is_text:
+            return " or ".join(self.choices)
+        if self.integer:
+            return f"an integer{f' ({self.unit})' if self.unit else ''}"
+        return self.unit or "a number"
 
     @property
     def is_text(self) -> bool:
@@ -81,6 +91,8 @@ class TaskSpec:
     mask: frozenset[str]
     params: Mapping[str, ParamSpec]
     consumes: Mapping[str, int] = field(default_factory=dict)
+    #: the properties its results carry (declared by the module); None: not declared
+    reports: frozenset[str] | None = None
 
 
 ZoneKey = tuple[float | str, ...] | None
@@ -223,7 +235,7 @@ def _params(data: Any, path: str) -> dict[str, ParamSpec]:
     for name, raw in _mapping(data or {}, path).items():
         p = f"{path}.{name}"
         spec = _mapping(raw, p)
-        _check_keys(spec, {"unit", "min", "max", "default", "choices", "required"}, p)
+        _check_keys(spec, {"unit", "min", "max", "default", "choices", "required", "integer"}, p)
         required = spec.get("required", False)
         if not isinstance(required, bool):
             raise _err(f"{p}.required", "expected true or false")
@@ -260,8 +272,17 @@ def _params(data: Any, path: str) -> dict[str, ParamSpec]:
         lo, hi = num("min"), num("max")
         if lo is not None and hi is not None and lo > hi:
             raise _err(p, "min is larger than max")
+        integer = spec.get("integer", False)
+        if not isinstance(integer, bool):
+            raise _err(f"{p}.integer", "expected true or false")
         out[name] = ParamSpec(
-            name=name, unit=unit, min=lo, max=hi, default=num("default"), required=required
+            name=name,
+            unit=unit,
+            min=lo,
+            max=hi,
+            default=num("default"),
+            required=required,
+            integer=integer,
         )
     return out
 
@@ -270,7 +291,8 @@ def _task(module: str, name: str, data: Any, path: str, devices: set[str]) -> Ta
     spec = _mapping(data, path)
     _check_keys(
         spec,
-        {"per", "params", "mask", "steps", "duration", "kind", "consumes", "description"},
+        {"per", "params", "mask", "steps", "duration", "kind", "consumes", "description"}
+        | {"reports"},
         path,
     )
     per = spec.get("per", PER_SAMPLE)
@@ -326,6 +348,9 @@ def _task(module: str, name: str, data: Any, path: str, devices: set[str]) -> Ta
         if not isinstance(count, int) or count < 0:
             raise _err(f"{path}.consumes.{item}", "expected a non-negative integer")
         consumes[item] = count
+    reports = None
+    if "reports" in spec:
+        reports = frozenset(_names(spec["reports"], f"{path}.reports") if spec["reports"] else [])
     return TaskSpec(
         name=name,
         module=module,
@@ -334,6 +359,7 @@ def _task(module: str, name: str, data: Any, path: str, devices: set[str]) -> Ta
         mask=mask,
         params=params,
         consumes=consumes,
+        reports=reports,
     )
 
 

@@ -109,6 +109,8 @@ def _task_mapping(task: ModuleTask) -> dict[str, Any]:
                 entry[key] = value
         if spec.required:
             entry["required"] = True
+        if spec.type == "int":
+            entry["integer"] = True
         params[spec.name] = entry
     # the core tracks stock of what a task always takes (a vial, a cuvette); amounts that depend
     # on parameters are counted by the module itself
@@ -116,6 +118,7 @@ def _task_mapping(task: ModuleTask) -> dict[str, Any]:
     return {
         "per": "sample" if task.scope == "per_sample" else "batch",
         "params": params,
+        **({"reports": list(task.reports)} if task.reports is not None else {}),
         "consumes": {k: v for k, v in consumes.items() if v > 0},
         "mask": [device_name(name) for name in task.mask],
         "steps": [

@@ -41,7 +41,7 @@ campaign:
   space:
     AddSolution.Volume: {range: [100, 1000, 50], unit: uL}
   loss:
-    lambda_max_nm: {target: 573, weight: 1.0}
+    dispensed_ul: {target: 573, weight: 1.0}  # what AddSolution reports
 process:
   Synthesis:
     BatchSynthesis:
