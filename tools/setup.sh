@@ -96,6 +96,30 @@ elif [ "$mode" = wheels ] && [ ! -f "$underlay/install/local_setup.bash" ]; then
   log "not built, and their tests skip (put the ros2-underlay sources there, or source ROS 2 Jazzy)"
 fi
 
+# --- an X server for the rqt test --------------------------------------------------------------------
+# The rqt test runs rqt under Xvfb; Qt's xcb platform plugin in the PyQt5 wheel needs three xcb
+# libraries that a minimal Debian lacks. Debian's packages, installed when missing and when we
+# may (root, as CI is); otherwise the rqt test skips or says what is missing.
+if [ "$mode" = wheels ] && [ -f "$underlay/install/local_setup.bash" ]; then
+  gui_missing=()
+  for package in xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+      gui_missing+=("$package")
+  done
+  if [ "${#gui_missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing ${gui_missing[*]} (Debian) for the rqt test"
+    apt_install() {
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" \
+        >"$underlay/apt.log" 2>&1
+    }
+    apt_install "${gui_missing[@]}" ||
+      { apt-get update -q >>"$underlay/apt.log" 2>&1 && apt_install "${gui_missing[@]}"; } ||
+      log "could not install ${gui_missing[*]} (see .underlay/apt.log): the rqt test will skip"
+  elif [ "${#gui_missing[@]}" -gt 0 ]; then
+    log "missing ${gui_missing[*]} (apt-get install them as root): the rqt test will skip"
+  fi
+fi
+
 # --- colcon defaults: how a plain `colcon build` must be called here ------------------------------
 defaults="$root/.colcon_defaults.yaml"
 {
