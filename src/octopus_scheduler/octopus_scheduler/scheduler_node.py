@@ -552,37 +552,41 @@ class SchedulerNode(Node):
         handle._octopus_job_id = job_id  # noqa: SLF001 - read by the cancel callback
         with self._state_lock:
             self._followed[job_id] = handle
-        self._follow_jobs()
+        self._follow(job_id, handle)  # the client learns its job id now (only this job: a burst
+        # of accepts must not each tell every followed job)
 
     def _follow_jobs(self) -> None:
         """Feedback to every followed job; a job that ended gets its result."""
         with self._state_lock:
             followed = list(self._followed.items())
         for job_id, handle in followed:
-            view = self.service.job(job_id)
-            if view is None:
-                continue
-            if view.state in ENDED:
-                with self._state_lock:
-                    mine = self._followed.pop(job_id, None) is not None
-                if mine:  # exactly once, whichever thread saw the end first
-                    handle.execute()  # runs _job_result, which ends the goal
-                continue
-            # progress and estimates from the last published schedule: planning is not free
-            summary = self._published.get(job_id)
-            try:
-                handle.publish_feedback(
-                    SubmitJob.Feedback(
-                        job_id=job_id,
-                        state=JOB_STATES[view.state],
-                        progress=float(summary.progress) if summary else 0.0,
-                        experiments_done=summary.experiments_done if summary else 0,
-                        experiments_total=self.service.experiments_total(job_id),
-                        estimated_finish=stamp(summary.estimated_finish if summary else None),
-                    )
+            self._follow(job_id, handle)
+
+    def _follow(self, job_id: str, handle: ServerGoalHandle) -> None:
+        view = self.service.job(job_id)
+        if view is None:
+            return
+        if view.state in ENDED:
+            with self._state_lock:
+                mine = self._followed.pop(job_id, None) is not None
+            if mine:  # exactly once, whichever thread saw the end first
+                handle.execute()  # runs _job_result, which ends the goal
+            return
+        # progress and estimates from the last published schedule: planning is not free
+        summary = self._published.get(job_id)
+        try:
+            handle.publish_feedback(
+                SubmitJob.Feedback(
+                    job_id=job_id,
+                    state=JOB_STATES[view.state],
+                    progress=float(summary.progress) if summary else 0.0,
+                    experiments_done=summary.experiments_done if summary else 0,
+                    experiments_total=self.service.experiments_total(job_id),
+                    estimated_finish=stamp(summary.estimated_finish if summary else None),
                 )
-            except Exception:  # the goal is no longer active (cancelled): nothing to tell
-                pass
+            )
+        except Exception:  # the goal is no longer active (cancelled): nothing to tell
+            pass
 
     def _job_result(self, handle: ServerGoalHandle) -> SubmitJob.Result:
         rejection = getattr(handle, "_octopus_rejection", None)
