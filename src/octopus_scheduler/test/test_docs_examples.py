@@ -7,8 +7,10 @@ from pathlib import Path
 
 import yaml
 
+from octopus_modules.description import load_builtin_description
 from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.scenario import load_scenario, parse_scenario
+from octopus_scheduler.lab_from_modules import lab_from_modules
+from octopus_scheduler.scenario import parse_scenario
 from octopus_scheduler.simulator import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,8 +20,10 @@ def yaml_blocks(name: str) -> list[str]:
     return re.findall(r"```yaml\n(.*?)```", (ROOT / name).read_text(), re.S)
 
 
-def test_job_script_examples_parse_against_the_fig8_lab():
-    lab = load_scenario("fig8-platform-day").lab
+def test_job_script_examples_parse_against_the_demo_lab():
+    """They run on a live demo lab in octopus_client's test_docs_examples_e2e.py."""
+    demo = ("batch_synthesis", "uv_vis", "solid_state", "electrochemical_rde")
+    lab = lab_from_modules([load_builtin_description(m) for m in demo])
     blocks = yaml_blocks("JOB_SCRIPT.md")
     kinds = [parse_job_script(b, lab).campaign.kind for b in blocks]
     assert kinds == ["manual", "sweep", "bayesian"]
