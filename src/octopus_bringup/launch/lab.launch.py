@@ -3,7 +3,7 @@
     ros2 launch octopus_bringup lab.launch.py [lab:=FILE] [time_scale:=600] [policy:=planner]
         [namespace:=/octopus] [respawn:=true]
 
-Which nodes start, and with which parameters, is decided by octopus_bringup.lab_config.node_specs
+Which nodes start, and with which parameters, is decided by octopus_bringup.nodes.node_specs
 (tested without ROS); this file only turns its answer into launch_ros Node actions.
 """
 
