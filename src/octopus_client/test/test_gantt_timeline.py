@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from octopus_client.gantt.model import build_model
@@ -13,26 +11,12 @@ from octopus_client.gantt.timeline import (
     steps_from_records,
     steps_from_sim_report,
 )
-
-
-@dataclass(frozen=True)
-class FakePlacement:  # the fields of octopus_scheduler.projection.Placement
-    step_id: str
-    job_id: str
-    module: str
-    task: str
-    step: str
-    kind: str
-    devices: tuple[str, ...]
-    start: float
-    end: float
-    state: str
-    reason: str
+from octopus_scheduler.projection import Placement
 
 
 def test_placements_become_running_and_planned_steps() -> None:
     plan = [
-        FakePlacement(
+        Placement(
             "J0001.s0",
             "J0001",
             "BatchSynthesis",
@@ -45,7 +29,7 @@ def test_placements_become_running_and_planned_steps() -> None:
             "running",
             "running",
         ),  # fmt: skip
-        FakePlacement(
+        Placement(
             "J0002.s0",
             "J0002",
             "BatchSynthesis",

@@ -6,7 +6,7 @@ import heapq
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,11 +88,13 @@ def simulate(
     all_at_start: bool = False,
     timeline: bool = True,
     check: bool = False,
+    observe: Callable[[SchedulerCore], None] | None = None,
 ) -> SimReport:
     """Run ``scenario`` under ``policy`` in virtual time and report.
 
     ``all_at_start`` submits every job at t = 0 in id order (the published FCFS protocol).
     ``check`` verifies the core's invariants after every event (slower; for tests).
+    ``observe`` is called with the core after every event (tests look at its state there).
     """
     wall0 = time.perf_counter()
     rng = random.Random(scenario.seed if seed is None else seed)
@@ -149,6 +151,8 @@ def simulate(
         latencies.append(time.perf_counter() - t0)
         if check:
             check_invariants(core)
+        if observe is not None:
+            observe(core)
         slot_state = core.slots()
         for event in batch:
             if isinstance(event, ev.StepFinished | ev.StepFailed):

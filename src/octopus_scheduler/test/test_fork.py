@@ -157,9 +157,8 @@ def test_fork_is_a_deepcopy_of_the_live_state_and_evolves_independently(policy, 
             assert canon(twin, shared) == state
         earlier[:] = [(fast, canon(fast, original), original)]
 
-    monkeypatch.setattr(simulator, "check_invariants", check)
     for seed in (3, 11):
-        simulator.simulate(scenario(seed, 14), policy, check=True)
+        simulator.simulate(scenario(seed, 14), policy, observe=check)
     assert len(checked) >= 70
 
 
@@ -175,8 +174,7 @@ def test_plan_is_the_same_as_with_a_deepcopy_fork(policy, monkeypatch):
                 ref = core.plan()
             plans.append((fast, ref))
 
-    monkeypatch.setattr(simulator, "check_invariants", check)
-    simulator.simulate(scenario(5, 10), policy, check=True)
+    simulator.simulate(scenario(5, 10), policy, observe=check)
     assert plans and any(fast for fast, _ in plans)
     for fast, ref in plans:
         assert fast == ref
@@ -186,8 +184,7 @@ def report(monkeypatch, fork: Any, seed: int) -> dict[str, Any]:
     cores: list[SchedulerCore] = []
     with monkeypatch.context() as m:
         m.setattr(SchedulerCore, "fork", fork)
-        m.setattr(simulator, "check_invariants", cores.append)
-        out = simulator.simulate(scenario(seed, 40), "planner", check=True).to_dict()
+        out = simulator.simulate(scenario(seed, 40), "planner", observe=cores.append).to_dict()
     out.pop("wall_s"), out.pop("decision_latency_ms")
     out["mode_history"] = cores[-1].policy.mode_history  # the rollouts' scores, exactly
     return out
