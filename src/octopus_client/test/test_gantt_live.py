@@ -1,13 +1,15 @@
 """The live window, the shared schedule view and the rqt plugin, with test doubles for ROS/rqt.
 
 rclpy's executor and node are replaced by recording doubles (the real subscription is tested in
-test_gantt_messages.py); rqt cannot be installed here, so ``rqt_gui_py.plugin.Plugin`` is a
-double with the documented constructor (a QObject given the plugin context).
+test_gantt_messages.py). The plugin is built on the real ``rqt_gui_py.plugin.Plugin`` where the
+ROS 2 user tools are (the underlay, a ROS 2 install), else on a double with its documented
+constructor (a QObject given the plugin context); test_rqt_plugin.py runs it in real rqt.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import threading
@@ -181,17 +183,18 @@ class FakeSettings:
 
 @pytest.fixture
 def rqt_plugin_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, RecordingSubscribe]]:
-    plugin_double = types.ModuleType("rqt_gui_py.plugin")
+    if importlib.util.find_spec("rqt_gui_py") is None:  # no rqt here: the documented base
+        plugin_double = types.ModuleType("rqt_gui_py.plugin")
 
-    class Plugin(QObject):
-        def __init__(self, context: QObject) -> None:
-            super().__init__(context)
+        class Plugin(QObject):
+            def __init__(self, context: QObject) -> None:
+                super().__init__(context)
 
-    plugin_double.Plugin = Plugin  # type: ignore[attr-defined]
-    package_double = types.ModuleType("rqt_gui_py")
-    package_double.plugin = plugin_double  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rqt_gui_py", package_double)
-    monkeypatch.setitem(sys.modules, "rqt_gui_py.plugin", plugin_double)
+        plugin_double.Plugin = Plugin  # type: ignore[attr-defined]
+        package_double = types.ModuleType("rqt_gui_py")
+        package_double.plugin = plugin_double  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "rqt_gui_py", package_double)
+        monkeypatch.setitem(sys.modules, "rqt_gui_py.plugin", plugin_double)
     monkeypatch.delitem(sys.modules, "octopus_client.gantt.rqt_plugin", raising=False)
     module = importlib.import_module("octopus_client.gantt.rqt_plugin")
     subscribe = RecordingSubscribe()
