@@ -142,8 +142,11 @@ def test_planner_rollouts_keep_the_mode_with_the_smallest_projected_sum():
         policy.admitted_first,
         policy.fifo,
         policy.within_job,
+        policy.reference,
     ) == chosen
     assert {mode[3] for mode in policy.modes} == {"ready", "chunk"}
+    # the reference systems' exact rules are candidates too
+    assert {mode[4] for mode in policy.modes} == {"", "closed_packing", "fcfs"}
 
 
 def dosing_lab_scenario(read_s: int) -> Any:
@@ -203,3 +206,26 @@ def test_planner_refuses_an_unknown_order_within_a_job():
         simulate(sc, "planner", policy_options={"within_orders": "ready,depth"})
     with pytest.raises(ValueError, match="within_orders needs at least one order"):
         simulate(sc, "planner", policy_options={"within_orders": []})
+
+
+@pytest.mark.parametrize("reference", ["closed_packing", "fcfs"])
+def test_planner_reference_mode_decides_exactly_as_the_reference_policy(reference):
+    """The look-ahead's reference candidates are the reference policies' exact rules: followed
+    for good (no look-ahead), the planner's timeline is that policy's, step for step."""
+    from octopus_scheduler.generator import random_scenario
+
+    for seed in (2, 7):
+        sc = random_scenario(seed, jobs=12)
+        ref = simulate(sc, reference)
+        options = {"rollouts": False, "reference": reference}
+        rep = simulate(sc, "planner", policy_options=options, check=True)
+        assert rep.timeline == ref.timeline
+        assert rep.sums == ref.sums
+
+
+def test_planner_refuses_an_unknown_reference():
+    sc = dosing_lab_scenario(read_s=15)
+    with pytest.raises(ValueError, match="references are closed_packing, fcfs"):
+        simulate(sc, "planner", policy_options={"references": "backfill"})
+    with pytest.raises(ValueError, match="reference is one of closed_packing, fcfs"):
+        simulate(sc, "planner", policy_options={"reference": "srpt"})

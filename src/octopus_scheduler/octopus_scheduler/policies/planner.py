@@ -59,12 +59,14 @@ from .improver import Override, build_and_solve
 
 if TYPE_CHECKING:
     from ..core import SchedulerCore
-    from ..runtime import StepRun
+    from ..runtime import GroupRun, StepRun
 
 WITHIN_JOB_ORDERS = ("ready", "chunk", "admit_chunk")
+#: reference policies whose exact rules the look-ahead also evaluates (see ``references``)
+REFERENCES = ("closed_packing", "fcfs")
 #: a rule mode: (protect the makespan-critical job, admitted work first, closed packing's order,
-#: the order within a job)
-Mode = tuple[bool, bool, bool, str]
+#: the order within a job, a reference policy's exact rules or "" for the planner's own)
+Mode = tuple[bool, bool, bool, str, str]
 DEADLINE_MARGIN = 1.2  # a job is urgent when its remaining path needs > 1/1.2 of the time left
 REPLAN_EVENTS = (
     "JobSubmitted",
@@ -99,7 +101,9 @@ class Planner(Policy):
         # look-ahead rollouts: on a submission (or module/failure event) try each rule mode on a
         # copy with expected durations and keep the one with the smallest sum of job times
         self.rollouts = bool(self.options.get("rollouts", True))
-        self.rollout_jobs = int(self.options.get("rollout_jobs", 5))
+        # (5 until issue 15: above it the planner kept its last mode, the cause of its worst
+        # generated days; a look-ahead with 30 live jobs takes 0.2-0.4 s)
+        self.rollout_jobs = int(self.options.get("rollout_jobs", 30))
         self.rollout_events = int(self.options.get("rollout_events", 120))
         self.fifo = bool(self.options.get("fifo", False))
         self.within_job = str(self.options.get("within_job", "ready"))
@@ -122,7 +126,27 @@ class Planner(Policy):
             (True, True, False),  # work already holding slots first
             (True, False, True),  # arrival order, running jobs first (closed packing's order)
         )
-        self.modes: tuple[Mode, ...] = tuple((*m, o) for o in orders for m in base_modes)
+        # the reference systems' exact rules are candidates too ("dominance by construction"):
+        # the look-ahead never keeps a mode its own projection rates worse than what closed
+        # packing (or fcfs) would do from here, unless that would end a higher-priority or
+        # deadline job later
+        refs = self.options.get("references", ",".join(REFERENCES))
+        if isinstance(refs, str):
+            refs = [r.strip() for r in refs.split(",") if r.strip()]
+        for ref in refs:
+            if ref not in REFERENCES:
+                raise ValueError(f"planner: references are {', '.join(REFERENCES)}, not {ref!r}")
+        # ``reference``: follow one reference policy's rules until the first look-ahead (with
+        # ``rollouts: false``, for good: the planner then decides exactly as that policy)
+        self.reference = str(self.options.get("reference", ""))
+        if self.reference and self.reference not in REFERENCES:
+            raise ValueError(
+                f"planner: reference is one of {', '.join(REFERENCES)}, not {self.reference!r}"
+            )
+        self.modes: tuple[Mode, ...] = tuple(
+            (*m, o, "") for o in orders for m in base_modes
+        ) + tuple((False, False, False, "ready", ref) for ref in refs)
+        self._set_reference(self.reference)
         self._replan = False
         self.mode_history: list[tuple[float, Mode, dict[Mode, float]]] = []
         self._per_sample: dict[
@@ -153,6 +177,26 @@ class Planner(Policy):
         # (time, projected Σ of the rules, projected Σ with the override or None, CP-SAT status:
         # INFEASIBLE = nothing strictly better on the horizon, the rules' plan is kept)
         self.improve_history: list[tuple[float, float, float | None, str]] = []
+
+    def _set_reference(self, reference: str) -> None:
+        """Follow ``reference``'s exact rules ("" = the planner's own). fcfs holds a task's devices
+        for the whole task and admits whole batches; the core reads both from the policy."""
+        self.reference = reference
+        self.merge_task_steps = reference == "fcfs"
+        self.splits_batches = reference != "fcfs"
+
+    def _mode(self) -> Mode:
+        return (
+            self.protect_critical,
+            self.admitted_first,
+            self.fifo,
+            self.within_job,
+            self.reference,
+        )
+
+    def _set_mode(self, mode: Mode) -> None:
+        self.protect_critical, self.admitted_first, self.fifo, self.within_job, ref = mode
+        self._set_reference(ref)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Planner:
         """The copy a look-ahead fork runs: the histories grow all day and a fork's are never
@@ -245,24 +289,46 @@ class Planner(Policy):
         live = [j for j in core.all_jobs() if not j.finished and not j.ending]
         if len(live) > self.rollout_jobs or len(live) < 2:
             return
+        modes = self.modes
         scores: dict[Mode, float] = {}
-        for mode in self.modes:
+        ends_of: dict[Mode, dict[str, float]] = {}
+        for mode in modes:
 
             def configure(sim: SchedulerCore, mode: Mode = mode) -> None:
                 pol = sim.policy
                 assert isinstance(pol, Planner)
                 pol.rollouts = pol.improve = pol._improve_due = False
-                pol.protect_critical, pol.admitted_first, pol.fifo, pol.within_job = mode
+                pol._set_mode(mode)
 
             sim, _ = run_forward(
                 core, dispatch_first=True, configure=configure, max_events=self.rollout_events
             )
             total, ends = self._projected_total(sim, live)
             scores[mode] = total + 1e-3 * max(ends.values())
-        if scores:
-            best = min(scores, key=lambda m: (scores[m], self.modes.index(m)))
-            self.protect_critical, self.admitted_first, self.fifo, self.within_job = best
-            self.mode_history.append((core.now, best, scores))
+            ends_of[mode] = ends
+
+        def order(m: Mode) -> tuple[float, int]:
+            return scores[m], modes.index(m)
+
+        own = min((m for m in modes if not m[4]), key=order)
+        # a reference policy knows no priorities or deadlines: its rules are kept only if the
+        # projection ends no higher-priority or deadline job later than the planner's own rules
+        low = min(j.priority for j in live)
+        protected = [
+            j.id
+            for j in live
+            if j.priority > low
+            or j.spec.metadata.deadline is not None
+            or j.spec.metadata.deadline_after_s is not None
+        ]
+        allowed = [
+            m
+            for m in modes
+            if not m[4] or all(ends_of[m][j] <= ends_of[own][j] + 1e-6 for j in protected)
+        ]
+        best = min(allowed, key=order)
+        self._set_mode(best)
+        self.mode_history.append((core.now, best, scores))
 
     def _improve(self, core: SchedulerCore) -> None:
         """Look for a better plan with CP-SAT; follow it only if its projection is better."""
@@ -434,6 +500,8 @@ class Planner(Policy):
         return self._rule_rank(core, cand)
 
     def _rule_rank(self, core: SchedulerCore, cand: StepRun | Admission) -> tuple[Any, ...]:
+        if self.reference:  # the reference policy's own order (it knows no priorities)
+            return Policy.rank(self, core, cand)
         job = cand.job
         seq = getattr(cand, "seq", 0)
         # within a job: steps of admitted work before new chunks ("ready": then readiness
@@ -459,7 +527,7 @@ class Planner(Policy):
         verdict = self._override_allows(core, cand)
         if verdict is not None:
             return verdict
-        if self.fifo:
+        if self.fifo or self.reference:
             return True
         devices = self._devices(core, cand)
         if not devices:
@@ -484,8 +552,19 @@ class Planner(Policy):
             if entry is not None:
                 size = min(entry[1], pending)
                 return size if free is None or free >= size else 0
+        if self.reference == "fcfs":
+            return Policy.admit_size(self, core, adm, free)
         size = pending if free is None else min(pending, free)
+        if self.reference:
+            return size
         return 1 if size > 1 and self.split_samples and self._split(core, adm.job) else size
+
+    def admission_groups(self, core: SchedulerCore, groups: list[GroupRun]) -> list[GroupRun]:
+        if self.reference != "fcfs" or not groups:
+            return groups
+        # fcfs: one job at a time on the lab, the oldest unfinished one
+        head = next((j for j in core.all_jobs() if not j.finished), None)
+        return [g for g in groups if g.job is head]
 
     def _split(self, core: SchedulerCore, job: JobRun) -> bool:
         if job.id not in self._splittable:
