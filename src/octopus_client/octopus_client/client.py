@@ -84,6 +84,22 @@ def default_user() -> str:
     return os.environ.get("OCTOPUS_USER") or getpass.getuser()
 
 
+def user_key(user: str) -> bytes | None:
+    """The user's signing key: $OCTOPUS_KEY (hex), else the user's entry in the lab secrets
+    file $OCTOPUS_SECRETS; None: requests go unsigned (a lab without ``auth: required``)."""
+    from octopus_scheduler.identity import AuthError, load_secrets, parse_key
+
+    if os.environ.get("OCTOPUS_KEY"):
+        return parse_key(os.environ["OCTOPUS_KEY"], "OCTOPUS_KEY")
+    path = os.environ.get("OCTOPUS_SECRETS")
+    if not path:
+        return None
+    try:
+        return load_secrets(path).get(user)
+    except AuthError as error:
+        raise ClientError(str(error), EXIT_INVALID) from None
+
+
 def normalize_namespace(namespace: str | None) -> str:
     ns = (namespace or os.environ.get("OCTOPUS_NAMESPACE") or DEFAULT_NAMESPACE).strip()
     return "/" + ns.strip("/") if ns.strip("/") else ""
@@ -109,6 +125,7 @@ class OctopusClient:
     ) -> None:
         self.namespace = normalize_namespace(namespace)
         self.user = user or default_user()
+        self.key = user_key(self.user)
         self.timeout_s = timeout_s
         self.context = Context()
         # no rclpy signal handlers: Ctrl-C stays a KeyboardInterrupt in the main thread
@@ -180,11 +197,25 @@ class OctopusClient:
             return None
         return future.result()
 
-    def call(self, srv_type: Any, relative: str, request: Any) -> Any:
+    def auth(self, action: str, fields: dict[str, Any]) -> str:
+        """The request's signature with the user's key ("" without a key)."""
+        from octopus_scheduler.identity import sign
+
+        return sign(self.key, action, fields, self.user) if self.key else ""
+
+    def call(
+        self,
+        srv_type: Any,
+        relative: str,
+        request: Any,
+        signed: tuple[str, dict[str, Any]] | None = None,
+    ) -> Any:
         """Call ``<namespace>/<relative>`` with an idempotent request.
 
         Re-sent every RESEND_S until one copy is answered (a lost first answer costs RESEND_S,
-        not a whole timeout); ClientError after ``2 x timeout_s``.
+        not a whole timeout); ClientError after ``2 x timeout_s``. ``signed``: (action, fields)
+        of a request the scheduler checks; every copy gets a fresh signature (a copy of a
+        signed request would be refused as a replay).
         """
         client = self._service(srv_type, relative)
         deadline = time.monotonic() + 2 * self.timeout_s
@@ -192,6 +223,8 @@ class OctopusClient:
         sent: list[Any] = []
         try:
             while True:
+                if signed is not None:
+                    request.auth = self.auth(*signed)
                 future = client.call_async(request)
                 future.add_done_callback(lambda _f: answered.set())
                 sent.append(future)
@@ -224,7 +257,10 @@ class OctopusClient:
     def set_estop(self, engaged: bool, reason: str = "") -> Any:
         """Engage or reset; both are idempotent (they set a state). Returns the response."""
         request = SetEmergencyStop.Request(engaged=engaged, reason=reason, source=self.user)
-        return self.call(SetEmergencyStop, "set_emergency_stop", request)
+        fields = {"engaged": "true" if engaged else "false", "reason": reason}
+        return self.call(
+            SetEmergencyStop, "set_emergency_stop", request, ("set_emergency_stop", fields)
+        )
 
     def clear_device_error(self, module: str, device: str) -> Any:
         """Tell a module, then the scheduler, that a device is fine again (idempotent).
@@ -237,7 +273,12 @@ class OctopusClient:
         if not on_module.success:
             return on_module
         # the scheduler may hold the device out of order for failing too often in a row
-        on_scheduler = self.call(ClearDeviceError, "clear_device_error", request)
+        on_scheduler = self.call(
+            ClearDeviceError,
+            "clear_device_error",
+            request,
+            ("clear_device_error", {"device": device}),
+        )
         on_module.success = on_scheduler.success
         on_module.message = f"{on_module.message}; scheduler: {on_scheduler.message}"
         return on_module
@@ -252,7 +293,12 @@ class OctopusClient:
             raise ValueError(kind)
         before = self.get_job(job_id)  # warm-up and a clear "no such job"
         client = self._service(JobCommand, f"{kind}_job")
-        request = JobCommand.Request(job_id=job_id, user=self.user, reason=reason)
+        request = JobCommand.Request(
+            job_id=job_id,
+            user=self.user,
+            reason=reason,
+            auth=self.auth(f"{kind}_job", {"job_id": job_id}),
+        )
         response = self._wait(client.call_async(request), self.timeout_s * 2)
         if response is not None:
             return response
@@ -297,7 +343,8 @@ class OctopusClient:
             if on_feedback is not None:
                 on_feedback(message.feedback)
 
-        goal = SubmitJob.Goal(script=script, user=self.user)
+        auth = self.auth("submit_job", {"script": script})
+        goal = SubmitJob.Goal(script=script, user=self.user, auth=auth)
         with self._spin_lock:
             goal_future = self._action.send_goal_async(goal, feedback_callback=feedback)
         handle = self._wait(goal_future, self.timeout_s * 2)

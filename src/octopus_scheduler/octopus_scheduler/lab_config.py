@@ -18,6 +18,7 @@ POLICIES = ("fcfs", "backfill", "closed_packing", "planner")
 _KEYS = {
     "name", "time_scale", "policy", "database", "namespace", "heartbeat_period", "admins",
     "masks", "modules", "notifications", "retries", "policy_options", "retry_policy",
+    "auth", "secrets",
 }  # fmt: skip
 _RETRY_KEYS = {"max_retries", "backoff_s", "backoff_max_s", "device_failure_limit"}
 _MODULE_KEYS = {"description", "drivers"}
@@ -50,6 +51,8 @@ class LabConfig:
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(10.0, 600.0, 3))
     policy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: str = ""
+    auth: str = "off"  # "required": only signed requests (README, "Authenticated users")
+    secrets: str = ""  # the users' keys (a file outside the repository); $OCTOPUS_SECRETS wins
 
 
 def load_lab_config(path: str | Path) -> LabConfig:
@@ -61,6 +64,8 @@ def load_lab_config(path: str | Path) -> LabConfig:
     except yaml.YAMLError as error:
         raise LabConfigError(f"lab: {path} is not valid YAML: {error}") from None
     config = parse_lab_config(data)
+    if config.secrets and not Path(config.secrets).is_absolute():  # next to the lab file
+        config = replace(config, secrets=str(path.resolve().parent / config.secrets))
     return replace(config, source=str(path.resolve()))
 
 
@@ -106,8 +111,16 @@ def parse_lab_config(data: Any) -> LabConfig:
             f"lab.retries: expected a whole number 0..{max_retries} (retry_policy.max_retries), "
             f"got {retries!r}"
         )
+    auth = data.get("auth", "off")
+    if auth not in ("off", "required"):
+        raise LabConfigError(f"lab.auth: expected off or required, got {auth!r}")
+    secrets = data.get("secrets", "") or ""
+    if not isinstance(secrets, str):
+        raise LabConfigError("lab.secrets: expected the path of the lab's secrets file")
     return LabConfig(
         name=name,
+        auth=auth,
+        secrets=secrets,
         retries=retries,
         max_retries=max_retries,
         retry=retry,

@@ -26,7 +26,7 @@ from . import events as ev
 from .campaign_driver import CampaignDriver
 from .core import EventRejected, JobView, SchedulerCore
 from .errors import SpecError
-from .identity import AccessPolicy
+from .identity import AccessPolicy, Authenticator
 from .jobscript import LIMITS, Limits, load_document, parse_job_script
 from .lab import Lab
 from .lab_from_modules import lab_from_modules
@@ -105,8 +105,11 @@ class LabService:
         clock: Callable[[], float] = time.time,
         limits: Limits = LIMITS,
         retry: RetryPolicy | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
         self.default_retries = retries
+        # who a user is: signed requests (identity.Authenticator); default: names as given
+        self.auth = auth or Authenticator()
         self.limits = limits
         self.retry = retry or RetryPolicy()
         self.policy_name = policy
@@ -165,8 +168,13 @@ class LabService:
 
     # ---- inputs --------------------------------------------------------------------------
 
-    def submit(self, script: str, user: str) -> tuple[Submission, Outbox]:
-        """Validate, persist and queue a job; a rejection names the field and changes nothing."""
+    def submit(self, script: str, user: str, auth: str = "") -> tuple[Submission, Outbox]:
+        """Validate, persist and queue a job; a rejection names the field and changes nothing.
+        ``auth``: the request's signature (identity.sign over the script and the user)."""
+        if isinstance(script, str):
+            verdict = self.auth.verify("submit_job", {"script": script}, user, auth)
+            if not verdict.allowed:
+                return Submission(error=verdict.reason), Outbox()
         try:
             data = load_document(script, self.limits) if isinstance(script, str) else script
             if isinstance(data, dict):
@@ -276,9 +284,13 @@ class LabService:
                 outbox.extend(self._handle(event))
             return outbox
 
-    def clear_device(self, device: str, user: str) -> tuple[CommandResult, Outbox]:
+    def clear_device(self, device: str, user: str, auth: str = "") -> tuple[CommandResult, Outbox]:
         """An operator says a device is fine again: it is back in order, also after failing
-        too often in a row (the steps waiting for it start)."""
+        too often in a row (the steps waiting for it start). A lab that requires signed
+        requests takes it only from an admin."""
+        refused = self._refused("clear_device_error", {"device": device}, user, auth, admin=True)
+        if refused:
+            return refused, Outbox()
         with self._lock:
             if device not in self.lab.device_module:
                 known = ", ".join(sorted(self.lab.device_module))
@@ -316,11 +328,15 @@ class LabService:
         )
 
     def set_emergency_stop(
-        self, engaged: bool, reason: str, source: str, alive: Sequence[str]
+        self, engaged: bool, reason: str, source: str, alive: Sequence[str], auth: str = ""
     ) -> tuple[CommandResult, Outbox]:
         """Anyone may engage the stop, only an admin may reset it. Engaged: every module is
         down (no step starts anywhere); reset: the ``alive`` modules are up again. The state is
-        stored before anyone is told."""
+        stored before anyone is told. Signed: by an enrolled user, a reset by an admin."""
+        fields = {"engaged": "true" if engaged else "false", "reason": reason}
+        refused = self._refused("set_emergency_stop", fields, source, auth, admin=not engaged)
+        if refused:
+            return refused, Outbox()
         if not engaged and not self.access.is_admin(source):
             message = f"source: only an admin may reset the emergency stop ({source})"
             return CommandResult(False, message), Outbox()
@@ -343,10 +359,29 @@ class LabService:
         with self._lock:
             return self._handle(ev.ModuleUp(module, time=self.clock()))
 
-    def command(self, kind: str, job_id: str, user: str) -> tuple[CommandResult, Outbox]:
-        """Cancel, hold or resume a job: only its owner or an admin may."""
+    def _refused(
+        self, action: str, fields: Mapping[str, Any], user: str, auth: str, *, admin: bool = False
+    ) -> CommandResult | None:
+        """None when the request's signature (if the lab requires one) holds, else why not."""
+        verdict = self.auth.verify(action, fields, user, auth)
+        if not verdict.allowed:
+            return CommandResult(False, verdict.reason)
+        if admin and self.auth.required and not self.access.is_admin(user):
+            return CommandResult(False, f"user: only an admin may do this ('{user}' is not one)")
+        return None
+
+    def command(
+        self, kind: str, job_id: str, user: str, auth: str = "", *, goal_owner: bool = False
+    ) -> tuple[CommandResult, Outbox]:
+        """Cancel, hold or resume a job: only its owner or an admin may. ``goal_owner``: the
+        cancel of the job's own SubmitJob goal, whose submission was already verified."""
         if kind not in JOB_COMMANDS:
             return CommandResult(False, f"command: unknown '{kind}'"), Outbox()
+        refused = (
+            None if goal_owner else self._refused(f"{kind}_job", {"job_id": job_id}, user, auth)
+        )
+        if refused:
+            return refused, Outbox()
         with self._lock:
             record = self.store.job(job_id)
             if record is None:

@@ -55,6 +55,7 @@ from octopus_interfaces.srv import (
 from octopus_modules.ros_common import LATCHED, declare, run_node
 
 from . import notifications
+from .identity import lab_authenticator
 from .jobscript import Limits
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox, Submission
@@ -136,6 +137,7 @@ class SchedulerNode(Node):
             clock=self.clock_scaled,
             limits=Limits(max_retries=self.config.max_retries),
             retry=self.config.retry,
+            auth=lab_authenticator(self.config),
         )
         self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)
         self._state_lock = threading.RLock()
@@ -524,7 +526,7 @@ class SchedulerNode(Node):
         result can name the field (a goal rejection carries no message)."""
         with self._state_lock:
             try:
-                submission, outbox = self.service.submit(goal.script, goal.user)
+                submission, outbox = self.service.submit(goal.script, goal.user, goal.auth)
             except Exception:  # a bug must not leave the client without an answer
                 self.get_logger().error(f"submission failed:\n{traceback.format_exc()}")
                 submission = Submission(error="internal error: see the scheduler log")
@@ -609,7 +611,9 @@ class SchedulerNode(Node):
     def _cancel_job_goal(self, handle: ServerGoalHandle) -> CancelResponse:
         job_id = getattr(handle, "_octopus_job_id", "")
         with self._state_lock:
-            result, outbox = self.service.command("cancel", job_id, handle.request.user)
+            result, outbox = self.service.command(
+                "cancel", job_id, handle.request.user, goal_owner=True
+            )
         self._dispatch(outbox)
         return CancelResponse.ACCEPT if result.success else CancelResponse.REJECT
 
@@ -657,7 +661,7 @@ class SchedulerNode(Node):
 
     def _command(self, kind: str, request: JobCommand.Request, response: Any) -> Any:
         with self._state_lock:
-            result, outbox = self.service.command(kind, request.job_id, request.user)
+            result, outbox = self.service.command(kind, request.job_id, request.user, request.auth)
         self._dispatch(outbox)
         response.success, response.message = result.success, result.message
         summary = next(
@@ -727,7 +731,7 @@ class SchedulerNode(Node):
 
     def _clear_device(self, request: ClearDeviceError.Request, response: Any) -> Any:
         with self._state_lock:
-            result, outbox = self.service.clear_device(request.device, request.user)
+            result, outbox = self.service.clear_device(request.device, request.user, request.auth)
         response.success, response.message = result.success, result.message
         if result.success:
             self.get_logger().info(f"{request.device}: {result.message}")
@@ -739,7 +743,7 @@ class SchedulerNode(Node):
         with self._state_lock:
             alive = [m for m in self.service.lab.modules if m not in self.liveness.down]
             result, outbox = self.service.set_emergency_stop(
-                request.engaged, request.reason, request.source, alive
+                request.engaged, request.reason, request.source, alive, request.auth
             )
             if result.success:
                 self.estop = EmergencyStop(
