@@ -148,7 +148,8 @@ def load_secrets(path: str | Path) -> dict[str, bytes]:
     """``users: {alice: {key: <hex>}, ...}`` from a lab secrets file (YAML)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # every scalar as text: a hex key of digits only (or "12e4...") must not become a number
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader) or {}  # noqa: S506
     except (OSError, yaml.YAMLError) as error:
         raise AuthError(f"secrets file {path}: {error}") from None
     users = data.get("users") if isinstance(data, Mapping) else None
