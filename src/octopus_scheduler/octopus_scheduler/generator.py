@@ -21,10 +21,13 @@ def random_scenario_data(
     bo_share: float = 0.2,
     events: bool = False,
     zones: bool = False,
+    priorities: bool = True,
 ) -> dict[str, Any]:
     """A scenario mapping: random modules, devices, shared devices, slots, tasks and jobs.
 
     ``load`` scales the arrival rate against the lab's rough capacity (1.0 ~ saturated).
+    ``priorities: false`` gives every job priority 0 (the draw is kept, so the rest of the
+    scenario is the same).
     ``zones``: some slot types get a temperature zone (``zone_by: <Task>.Temp``) and jobs pick
     temperatures, fixed or per experiment. Zone choices come from their own random stream, so
     the rest of the scenario is the same as without zones.
@@ -121,7 +124,8 @@ def random_scenario_data(
                     "metadata": {
                         "name": f"job{j}",
                         "owner": f"user{rng.randint(0, 3)}",
-                        "priority": rng.choice([0, 0, 0, 1]),
+                        # drawn either way: the rest of the day stays the same
+                        "priority": rng.choice([0, 0, 0, 1]) * int(priorities),
                         "retries": rng.choice([0, 1]),
                     },
                     "campaign": campaign,
