@@ -28,6 +28,7 @@ examples:
   octopus gantt --out plan.png         the current schedule as a picture
   octopus simulate fig8-platform-day --policy planner
   octopus bench                        published scenarios under every policy
+  octopus bench-live                   the live lab: per-action overhead, live day = twin day, scale
   octopus demo                         the published lab day, live on the simulated lab
 
 who and where:
@@ -255,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="published scenarios under every policy, beside the published numbers",
     )
     commands.add_parser(
+        "bench-live",
+        help="the live machinery on real nodes: per-action overhead, live day vs twin day, "
+        "a lab of 50 modules (octopus bench-live --help; also octopus bench --live)",
+        add_help=False,  # its own parser answers --help: see main()
+    )
+    commands.add_parser(
         "demo",
         help="the published 11-job day on the simulated lab, end to end (octopus demo --help)",
         add_help=False,  # its own parser answers --help: see main()
@@ -343,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from octopus_client.demo import main as demo_main
 
         return int(demo_main(argv[1:]) or 0)
+    if argv[:1] == ["bench-live"] or (argv[:1] == ["bench"] and "--live" in argv[1:]):
+        from octopus_client.bench_live import main as bench_live_main  # its own options
+
+        return int(bench_live_main([a for a in argv[1:] if a != "--live"]) or 0)
     args = build_parser().parse_args(argv)
     if args.command == "lab":
         from octopus_client.commands.lab import lab_up

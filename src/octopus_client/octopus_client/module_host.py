@@ -1,0 +1,61 @@
+"""Several module nodes in one process and one executor (a big simulated lab on few cores).
+
+Each node is the ordinary :class:`~octopus_modules.module_node.ModuleNode` with its own name and
+parameters; they share one MultiThreadedExecutor (a running module goal holds an executor thread
+for its duration, so the pool has ``threads_per_node`` threads per node).
+
+    python -m octopus_client.module_host SPEC.json
+
+SPEC.json: ``{"threads_per_node": 4, "nodes": [{"name": "m0", "namespace": "/octopus/modules",
+"parameters": {"description": "...", "time_scale": 600.0, ...}}, ...]}``
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    spec = json.loads(Path(argv[0]).read_text())
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from octopus_modules.module_node import ModuleNode
+
+    rclpy.init(args=None)
+    nodes: list[Any] = []
+    try:
+        for entry in spec["nodes"]:
+            overrides = [Parameter(k, value=v) for k, v in entry["parameters"].items()]
+            nodes.append(
+                ModuleNode(
+                    node_name=entry["name"],
+                    namespace=entry.get("namespace", "/octopus/modules"),
+                    parameter_overrides=overrides,
+                )
+            )
+        threads = max(4, int(spec.get("threads_per_node", 4)) * len(nodes))
+        executor = MultiThreadedExecutor(num_threads=threads)
+        for node in nodes:
+            executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+    finally:
+        for node in nodes:
+            try:
+                node.destroy_node()
+            except Exception:  # noqa: BLE001 - shutting down anyway
+                pass
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
