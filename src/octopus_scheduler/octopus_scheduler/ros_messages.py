@@ -144,7 +144,7 @@ def goal_message(goal: StepGoal, units: Mapping[str, str]) -> ExecuteTask.Goal:
             for slot_type, taken in goal.slots.items()
             for position, sample in taken
         ],
-        step_indices=[goal.step_index],
+        step_indices=[] if goal.whole_task else [goal.step_index],  # empty: every step
     )
 
 

@@ -35,6 +35,9 @@ class StepGoal:
     expected_s: float
     samples: tuple[str, ...] = ()
     attempt: int = 0
+    #: the goal runs every step of the task (a policy that plans whole tasks, e.g. fcfs);
+    #: ``step_index`` is then the task's last step
+    whole_task: bool = False
 
     @property
     def task_id(self) -> str:
@@ -102,7 +105,12 @@ class StepGoalMapper:
         task = description.task(decision.task)
         if task is None:
             raise KeyError(f"{decision.module} has no task {decision.task}")
-        index = next(i for i, s in enumerate(task.steps) if s.name == decision.step)
+        index = next((i for i, s in enumerate(task.steps) if s.name == decision.step), None)
+        whole_task = index is None and decision.step == decision.task  # merged by the policy
+        if index is None:
+            if not whole_task:
+                raise KeyError(f"{decision.module}.{decision.task} has no step {decision.step}")
+            index = len(task.steps) - 1
         samples = list(decision.samples)
         slots = {
             use.type: list(
@@ -126,6 +134,7 @@ class StepGoalMapper:
             expected_s=decision.expected_s,
             samples=tuple(samples),
             attempt=decision.attempt,
+            whole_task=whole_task,
         )
 
     def step_ended(self, goal: StepGoal) -> None:

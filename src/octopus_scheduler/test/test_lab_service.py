@@ -9,6 +9,7 @@ import pytest
 
 from octopus_modules.description import load_builtin_description
 from octopus_scheduler.lab_service import LabService
+from octopus_scheduler.ros_messages import goal_message
 from octopus_scheduler.store import Store
 
 MODULES = ("batch_synthesis", "uv_vis")
@@ -235,3 +236,17 @@ def test_the_emergency_stop_is_kept_and_only_an_admin_resets_it(tmp_path: Path, 
     reset, outbox = again.set_emergency_stop(False, "", "boss", alive=["BatchSynthesis", "UV-Vis"])
     assert reset.success and not again.emergency_stop().engaged
     assert again.core.modules_down() == set() and outbox.goals
+
+
+def test_a_policy_that_plans_whole_tasks_sends_each_task_as_one_goal(tmp_path: Path, clock) -> None:
+    # fcfs (and the planner when it follows fcfs's rules) holds a task's devices for the whole
+    # task: the module runs every step of it in one goal (ExecuteTask step_indices empty)
+    descriptions = [load_builtin_description(m) for m in MODULES]
+    lab = LabService(descriptions, Store(tmp_path / "db.sqlite"), policy="fcfs", clock=clock)
+    submission, outbox = lab.submit(SYNTHESIS, "alice")
+    done = run_to_end(lab, outbox.goals, clock)
+    assert lab.job(submission.job_id).state == "succeeded"
+    react = next(g for g in done if g.task == "React")
+    assert react.whole_task and react.step_index == 2  # close, react, open: one goal
+    assert list(goal_message(react, {}).step_indices) == []
+    assert lab.goals.positions.samples() == []  # the last step's release still happened
