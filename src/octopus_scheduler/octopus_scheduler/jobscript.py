@@ -494,12 +494,46 @@ def load_document(text: str | bytes, limits: Limits = LIMITS) -> Any:
     size = len(text.encode("utf-8", "replace"))
     if size > limits.max_script_bytes:
         raise _err("<document>", f"{size} bytes is too large (max {limits.max_script_bytes})")
+    # before parsing: PyYAML takes seconds to build a deeply nested document it is then refused
+    if _bracket_depth(text) > limits.max_depth:
+        raise _err("<document>", f"nested more than {limits.max_depth} levels deep")
     try:
         doc = _load_text(text)
     except RecursionError:
         raise _err("<document>", f"nested more than {limits.max_depth} levels deep") from None
     _check_size(doc, limits)
     return doc
+
+
+def _bracket_depth(text: str) -> int:
+    """Deepest nesting of flow collections ([ ] and { }) outside quotes and comments: a bound
+    that needs no parse (block nesting costs indentation, which the size limit bounds)."""
+    depth = deepest = 0
+    quote = ""
+    previous = "\n"
+    escaped = False
+    in_comment = False
+    for char in text:
+        if in_comment:
+            in_comment = char != "\n"
+        elif quote:
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            in_comment = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        previous = char
+    return deepest
 
 
 def _check_size(data: Any, limits: Limits) -> None:

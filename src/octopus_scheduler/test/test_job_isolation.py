@@ -253,3 +253,18 @@ def test_a_step_whose_module_goal_cannot_be_built_quarantines_its_job(tmp_path) 
         (submission.job_id, "failed"),
         (healthy.job_id, "succeeded"),
     ]
+
+
+def test_flow_nesting_is_measured_before_parsing_outside_quotes_and_comments() -> None:
+    from octopus_scheduler.jobscript import _bracket_depth
+
+    assert _bracket_depth('a: [1, {b: "x]]][[["}, # [[[[\n c: [[]]]') == 3
+    assert _bracket_depth("name: '[[[['  # {{{{") == 0
+    assert _bracket_depth('name: "a\\"[[[["') == 0
+    # a document nested past the limit is refused before PyYAML builds it
+    with pytest.raises(JobScriptError, match="nested more than 32 levels deep"):
+        load_document("x: " + "[" * 33 + "]" * 33)
+    nested = load_document("x: " + "[" * 30 + "]" * 30)["x"]  # 31 levels with the mapping
+    for _ in range(29):
+        nested = nested[0]
+    assert nested == []
