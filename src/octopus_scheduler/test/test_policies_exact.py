@@ -146,7 +146,7 @@ def test_planner_rollouts_keep_the_mode_with_the_smallest_projected_sum():
     ) == chosen
     assert {mode[3] for mode in policy.modes} == {"ready", "chunk"}
     # the reference systems' exact rules are candidates too
-    assert {mode[4] for mode in policy.modes} == {"", "closed_packing", "fcfs"}
+    assert {mode[4] for mode in policy.modes} == {"", "closed_packing", "backfill"}
 
 
 def dosing_lab_scenario(read_s: int) -> Any:
@@ -208,7 +208,7 @@ def test_planner_refuses_an_unknown_order_within_a_job():
         simulate(sc, "planner", policy_options={"within_orders": []})
 
 
-@pytest.mark.parametrize("reference", ["closed_packing", "fcfs"])
+@pytest.mark.parametrize("reference", ["closed_packing", "backfill", "fcfs"])
 def test_planner_reference_mode_decides_exactly_as_the_reference_policy(reference):
     """The look-ahead's reference candidates are the reference policies' exact rules: followed
     for good (no look-ahead), the planner's timeline is that policy's, step for step."""
@@ -225,7 +225,7 @@ def test_planner_reference_mode_decides_exactly_as_the_reference_policy(referenc
 
 def test_planner_refuses_an_unknown_reference():
     sc = dosing_lab_scenario(read_s=15)
-    with pytest.raises(ValueError, match="references are closed_packing, fcfs"):
-        simulate(sc, "planner", policy_options={"references": "backfill"})
-    with pytest.raises(ValueError, match="reference is one of closed_packing, fcfs"):
+    with pytest.raises(ValueError, match="references are closed_packing, backfill, fcfs"):
+        simulate(sc, "planner", policy_options={"references": "srpt"})
+    with pytest.raises(ValueError, match="reference is one of closed_packing, backfill, fcfs"):
         simulate(sc, "planner", policy_options={"reference": "srpt"})

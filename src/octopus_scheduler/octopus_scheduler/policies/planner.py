@@ -23,14 +23,18 @@ duration ends (EASY-style reservations from expected durations). Batches that do
 split to the free slots (closed packing).
 
 Look-ahead (option ``rollouts``, on by default): when a job is submitted (or a module goes down or
-up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` jobs are live,
-the planner runs each rule mode forward on a fork of the core with expected durations (bounded to
-``rollout_events`` events, the rest estimated by the remaining critical path) and keeps the mode
-with the smallest projected sum of job times. The modes: four base modes (protect the critical job
-or not, admitted work first, and closed packing's order: arrival order, running jobs first, no
-reservations), each with every order within a job in ``within_orders`` (default
-``ready,chunk``; ``admit_chunk`` admits new chunks first). Deterministic, so event replay stays
-exact.
+up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` (30) jobs are
+live, the planner runs each rule mode forward on a fork of the core with expected durations
+(bounded to ``rollout_events`` events, the rest estimated by the remaining critical path) and
+keeps the mode with the smallest projected sum of job times. The modes: four base modes (protect
+the critical job or not, admitted work first, and closed packing's order: arrival order, running
+jobs first, no reservations), each with every order within a job in ``within_orders`` (default
+``ready,chunk``; ``admit_chunk`` admits new chunks first), and the reference policies' exact
+rules (``references``, default ``closed_packing,backfill``; ``fcfs`` can be added): the planner
+never keeps rules its own projection rates worse than what those policies would do from here.
+The reference rules know no priorities; with ``priority_guard`` they are kept only if no
+higher-priority job ends later in the projection (a deadline job is always protected so).
+Deterministic, so event replay stays exact.
 
 CP-SAT improvement (option ``improve: cpsat``, off by default): on the same triggers, with at
 most ``improve_jobs`` live jobs, the projected plan of the chosen mode seeds a CP-SAT model of the
@@ -63,7 +67,7 @@ if TYPE_CHECKING:
 
 WITHIN_JOB_ORDERS = ("ready", "chunk", "admit_chunk")
 #: reference policies whose exact rules the look-ahead also evaluates (see ``references``)
-REFERENCES = ("closed_packing", "fcfs")
+REFERENCES = ("closed_packing", "backfill", "fcfs")
 #: a rule mode: (protect the makespan-critical job, admitted work first, closed packing's order,
 #: the order within a job, a reference policy's exact rules or "" for the planner's own)
 Mode = tuple[bool, bool, bool, str, str]
@@ -130,12 +134,16 @@ class Planner(Policy):
         # the look-ahead never keeps a mode its own projection rates worse than what closed
         # packing (or fcfs) would do from here, unless that would end a higher-priority or
         # deadline job later
-        refs = self.options.get("references", ",".join(REFERENCES))
+        refs = self.options.get("references", "closed_packing,backfill")
         if isinstance(refs, str):
             refs = [r.strip() for r in refs.split(",") if r.strip()]
         for ref in refs:
             if ref not in REFERENCES:
                 raise ValueError(f"planner: references are {', '.join(REFERENCES)}, not {ref!r}")
+        # the reference rules ignore priorities; by default the look-ahead takes them when its
+        # projection rates them better on Σ, with ``priority_guard`` only if that ends no
+        # higher-priority job later (the planner's own rules always rank by priority first)
+        self.priority_guard = bool(self.options.get("priority_guard", False))
         # ``reference``: follow one reference policy's rules until the first look-ahead (with
         # ``rollouts: false``, for good: the planner then decides exactly as that policy)
         self.reference = str(self.options.get("reference", ""))
@@ -183,7 +191,7 @@ class Planner(Policy):
         for the whole task and admits whole batches; the core reads both from the policy."""
         self.reference = reference
         self.merge_task_steps = reference == "fcfs"
-        self.splits_batches = reference != "fcfs"
+        self.splits_batches = reference not in ("fcfs", "backfill")
 
     def _mode(self) -> Mode:
         return (
@@ -311,13 +319,14 @@ class Planner(Policy):
             return scores[m], modes.index(m)
 
         own = min((m for m in modes if not m[4]), key=order)
-        # a reference policy knows no priorities or deadlines: its rules are kept only if the
-        # projection ends no higher-priority or deadline job later than the planner's own rules
-        low = min(j.priority for j in live)
+        # a reference policy knows no deadlines (nor priorities): its rules are kept only if the
+        # projection ends no deadline job (with ``priority_guard``, no higher-priority job) later
+        # than the planner's own rules
+        low = min(j.priority for j in live) if self.priority_guard else None
         protected = [
             j.id
             for j in live
-            if j.priority > low
+            if (low is not None and j.priority > low)
             or j.spec.metadata.deadline is not None
             or j.spec.metadata.deadline_after_s is not None
         ]
@@ -552,7 +561,7 @@ class Planner(Policy):
             if entry is not None:
                 size = min(entry[1], pending)
                 return size if free is None or free >= size else 0
-        if self.reference == "fcfs":
+        if self.reference in ("fcfs", "backfill"):  # whole batches only
             return Policy.admit_size(self, core, adm, free)
         size = pending if free is None else min(pending, free)
         if self.reference:
