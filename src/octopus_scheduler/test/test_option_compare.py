@@ -38,3 +38,34 @@ def test_compare_reports_each_variant_against_the_first():
 def test_bad_option_is_an_error_not_a_traceback(capsys):
     assert main(["--seeds", "0:1", "--jobs", "3", "--variant", "x:within_orders=depth"]) == 2
     assert "within_job orders are ready, chunk, admit_chunk" in capsys.readouterr().err
+
+
+def test_policies_mode_prints_its_seed_and_repeats_with_it(capsys):
+    from octopus_scheduler.option_compare import compare_policies, day_seeds
+
+    args = ["--policies", "planner,closed_packing", "--days", "1", "--setting", "6/0.7/0.2"]
+    assert main([*args, "--seed", "3"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("seed 3 (repeat: --policies planner,closed_packing --days 1 --seed 3")
+    assert main([*args, "--seed", "3"]) == 0
+    assert (
+        capsys.readouterr().out.replace("CPU", "\0").split("\0")[0]
+        == (first.replace("CPU", "\0").split("\0")[0])
+    )  # the same days, the same table (CPU times differ)
+    seeds = day_seeds(3, [(6, 0.7, 0.2)], 1)
+    days, _ = compare_policies(["planner", "closed_packing"], [(6, 0.7, 0.2)], seeds)
+    sc = random_scenario(seeds[0][0], jobs=6, load=0.7, bo_share=0.2)
+    direct = simulate(sc, "closed_packing", timeline=False)
+    assert days[0].totals_h["closed_packing"] == direct.sums["total"] / 3600
+    rel = days[0].totals_h["planner"] / days[0].totals_h["closed_packing"] - 1
+    assert f"worst day: setting 6/0.7/0.2 seed {seeds[0][0]}" in first
+    assert f"({rel:+.1%})" in first
+    with pytest.raises(SystemExit):
+        main(["--policies", "planner", "--days", "1", "--setting", "6/0.7"])
+    assert "wants JOBS/LOAD/BO_SHARE" in capsys.readouterr().err
+
+
+def test_policies_mode_draws_a_seed_when_none_is_given(capsys):
+    assert main(["--policies", "closed_packing", "--days", "1", "--setting", "4/0.5/0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("seed ") and "--seed " in out.splitlines()[0]
