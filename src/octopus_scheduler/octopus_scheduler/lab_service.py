@@ -340,7 +340,9 @@ class LabService:
         if not engaged and not self.access.is_admin(source):
             message = f"source: only an admin may reset the emergency stop ({source})"
             return CommandResult(False, message), Outbox()
-        with self._lock:
+        # one commit (one fsync) for the state and every module's event: the stop is published
+        # only after it is stored, so each commit here delays it
+        with self._lock, self.store.transaction():
             record = {"engaged": engaged, "reason": reason, "source": source}
             self.store.set_meta(ESTOP_KEY, json.dumps(record))
             outbox = Outbox()
