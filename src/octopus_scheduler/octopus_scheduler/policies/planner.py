@@ -140,10 +140,10 @@ class Planner(Policy):
         for ref in refs:
             if ref not in REFERENCES:
                 raise ValueError(f"planner: references are {', '.join(REFERENCES)}, not {ref!r}")
-        # the reference rules ignore priorities; by default the look-ahead takes them when its
-        # projection rates them better on Σ, with ``priority_guard`` only if that ends no
-        # higher-priority job later (the planner's own rules always rank by priority first)
-        self.priority_guard = bool(self.options.get("priority_guard", False))
+        # the reference rules ignore priorities: the look-ahead takes them when its projection
+        # rates them better on Σ and (``priority_guard``, on by default: a user's priority is a
+        # promise) no higher-priority job ends later; the planner's own rules rank by priority
+        self.priority_guard = bool(self.options.get("priority_guard", True))
         # ``reference``: follow one reference policy's rules until the first look-ahead (with
         # ``rollouts: false``, for good: the planner then decides exactly as that policy)
         self.reference = str(self.options.get("reference", ""))
