@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-SECTIONS = ("overhead", "twin", "scale")
+SECTIONS = ("overhead", "twin", "scale", "depth")
 ENDED = (3, 4, 5)  # Job.STATE_SUCCEEDED, FAILED, CANCELLED
 
 
@@ -287,6 +287,7 @@ def measure_floor(count: int, warmup: int = 50) -> list[float]:
 
     import rclpy
     from rclpy.action import ActionClient
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
     from rclpy.context import Context
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -301,41 +302,41 @@ def measure_floor(count: int, warmup: int = 50) -> list[float]:
     context = Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("bench_floor_client", context=context)
-    client = ActionClient(node, ExecuteTask, "bench_floor")
+    # as the scheduler: the action client in a mutually exclusive group, every send made from a
+    # callback of that group (rclpy's ActionClient drops an answer that comes before it has
+    # registered its request)
+    group = MutuallyExclusiveCallbackGroup()
+    client = ActionClient(node, ExecuteTask, "bench_floor", callback_group=group)
     executor = MultiThreadedExecutor(num_threads=8, context=context)  # as the scheduler's
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     times: list[float] = []
     done = threading.Event()
-    lock = threading.Lock()  # send and answer never interleave (rclpy's ActionClient race)
     progress = Progress("floor (bare rclpy)", count + warmup)
+    t0 = [0.0]
+
+    def send() -> None:
+        t0[0] = time.perf_counter()
+        client.send_goal_async(ExecuteTask.Goal(task="noop")).add_done_callback(accepted)
+
+    def accepted(future: Any) -> None:
+        future.result().get_result_async().add_done_callback(finished)
+
+    def finished(_future: Any) -> None:
+        times.append(time.perf_counter() - t0[0])
+        if len(times) % 100 == 0:
+            progress.update(len(times))
+        if len(times) >= count + warmup:
+            done.set()
+        else:
+            send()
+
+    start = node.create_guard_condition(send, callback_group=group)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     try:
         if not client.wait_for_server(timeout_sec=30.0):
             raise RuntimeError("the floor server did not appear")
-        t0 = [0.0]
-
-        def send() -> None:
-            t0[0] = time.perf_counter()
-            with lock:
-                future = client.send_goal_async(ExecuteTask.Goal(task="noop"))
-            future.add_done_callback(accepted)
-
-        def accepted(future: Any) -> None:
-            with lock:
-                result = future.result().get_result_async()
-            result.add_done_callback(finished)
-
-        def finished(_future: Any) -> None:
-            times.append(time.perf_counter() - t0[0])
-            if len(times) % 100 == 0:
-                progress.update(len(times))
-            if len(times) >= count + warmup:
-                done.set()
-            else:
-                send()
-
-        send()
+        start.trigger()
         if not done.wait(timeout=120.0):
             raise RuntimeError(f"the floor stalled after {len(times)} round trips")
         progress.update(len(times))
@@ -760,6 +761,93 @@ def run_scale(args: argparse.Namespace, out: Path, modules: int) -> dict[str, An
     }
 
 
+def measure_depth(args: argparse.Namespace, modules: int) -> dict[str, Any]:
+    """The scheduler's own costs with the whole day queued, without ROS and without a busy
+    machine's starvation: every job of the scale day submitted to a LabService (SQLite in a
+    temporary folder), then steps finished one by one as modules would report them. Times a
+    decision (step_finished: SQLite + core + goals), a submission, and what the node does every
+    0.5 s while anything changes (plan() and summaries() for the schedule topic)."""
+    import tempfile
+
+    from octopus_client.twin_lab import module_description, scenario_scripts
+    from octopus_modules.description import parse_description
+    from octopus_scheduler.lab_service import LabService
+    from octopus_scheduler.store import Store
+
+    scenario = scale_scenario(modules, args.scale_jobs, args.scale_users, args.seed)
+    descriptions = [
+        parse_description(module_description(scenario.lab, m))
+        for m in scenario.lab.modules.values()
+    ]
+    now = [0.0]
+    with tempfile.TemporaryDirectory() as folder:
+        service = LabService(
+            descriptions,
+            Store(str(Path(folder) / "depth.sqlite")),
+            policy=args.policy,
+            masks={k: sorted(v) for k, v in scenario.lab.extra_masks.items()},
+            clock=lambda: now[0],
+        )
+        running: dict[str, float] = {}
+        submits = []
+        plans: dict[int, float] = {}  # live jobs -> seconds of one plan() (the schedule topic)
+        progress = Progress(f"depth, {modules} modules", len(scenario.jobs) + args.depth_steps)
+        for index, (_id, _at, script) in enumerate(scenario_scripts(scenario)):
+            t0 = time.perf_counter()
+            text = yaml.safe_dump(dict(script), sort_keys=False)
+            submission, outbox = service.submit(text, "bench")
+            submits.append(time.perf_counter() - t0)
+            for goal in outbox.goals:
+                running[goal.step_id] = now[0] + goal.expected_s
+            progress.update(index + 1)
+            if index + 1 in args.plan_at:
+                t0 = time.perf_counter()
+                service.plan()
+                plans[index + 1] = time.perf_counter() - t0
+        live = sum(1 for j in service.core.all_jobs() if not j.finished)
+        decisions = []
+        for index in range(args.depth_steps):
+            if not running:
+                break
+            step_id = min(running, key=running.get)
+            now[0] = max(now[0], running.pop(step_id))
+            t0 = time.perf_counter()
+            outbox = service.step_finished(step_id, {})
+            decisions.append(time.perf_counter() - t0)
+            for goal in outbox.goals:
+                running[goal.step_id] = now[0] + goal.expected_s
+            progress.update(len(scenario.jobs) + index + 1)
+        progress.close()
+    return {
+        "modules": modules,
+        "live_jobs": live,
+        "decision_s": percentiles(decisions),
+        "submit_s": percentiles(submits),
+        "plan_s": plans,
+    }
+
+
+def print_depth(runs: Sequence[dict[str, Any]]) -> str:
+    rows = [
+        [
+            r["modules"],
+            r["live_jobs"],
+            _ms(r["decision_s"], "p50"),
+            _ms(r["decision_s"], "p99"),
+            r["decision_s"]["n"],
+            _ms(r["submit_s"], "p50"),
+            _ms(r["submit_s"], "p99"),
+            ", ".join(f"{n}: {t:.2f}" for n, t in r["plan_s"].items()),
+        ]
+        for r in runs
+    ]
+    headers = [
+        "modules", "live jobs", "decision p50 ms", "p99 ms", "n", "submit p50 ms", "p99 ms",
+        "plan() s at n jobs",
+    ]  # fmt: skip
+    return table(headers, rows)
+
+
 # ---- output --------------------------------------------------------------------------------
 
 
@@ -915,6 +1003,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-time-scale", type=float, default=600.0, help="lab s per wall s")
     parser.add_argument("--scale-wall", type=float, default=150.0, help="wall s per lab size")
     parser.add_argument("--nodes-per-process", type=int, default=10, help="module nodes/process")
+    parser.add_argument(
+        "--plan-at",
+        default="100,200,400",
+        help="time one plan() after this many submissions (depth)",
+    )
+    parser.add_argument("--depth-steps", type=int, default=500, help="decisions timed (depth)")
     parser.add_argument("--deep-queue", type=int, default=1000, help="'deep' = this many live jobs")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated day")
     parser.add_argument(
@@ -923,11 +1017,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
     parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.plan_at = {int(n) for n in str(args.plan_at).split(",") if n}
     if args.quick:
         args.actions, args.floor_actions, args.job_size = 30, 30, 11
         args.twin_scales, args.pick = "4000", args.pick or "2,3"
         args.scale_modules, args.scale_jobs, args.scale_wall = "3", 10, 8.0
         args.scale_time_scale, args.deep_queue, args.nodes_per_process = 4000.0, 5, 3
+        args.depth_steps, args.plan_at = 20, {5}
     return args
 
 
@@ -996,6 +1092,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.scale_time_scale:g}x, at most {args.scale_wall:g} s each, policy "
             f"{args.policy}, {args.nodes_per_process} module nodes per process",
             print_scale(results["scale"]),
+        )
+    if "depth" in sections:
+        results["depth"] = [measure_depth(args, int(m)) for m in args.scale_modules.split(",") if m]
+        save()
+        section(
+            f"3b. the scheduler's own costs with the whole day queued ({args.scale_jobs} jobs; "
+            f"LabService in-process, no ROS; policy {args.policy})",
+            print_depth(results["depth"]),
         )
     results["load_average_after"] = os.getloadavg()
     save()
