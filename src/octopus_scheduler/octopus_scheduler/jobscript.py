@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,6 +98,15 @@ class JobSpec:
         return list(dict.fromkeys(r.module for r in self.route))
 
 
+def _key(key: Any) -> str:
+    """A user's key as a field path element: as written when plain, quoted otherwise (a key
+    like ':' or '' must not garble "<path>: <message>")."""
+    text = str(key)
+    if re.fullmatch(r"[\w.\-/ ]*\w[\w.\-/ ]*", text) and text.strip() == text:
+        return text
+    return repr(key).replace(":", "\\x3a")  # the colon ends the path in "<path>: <message>"
+
+
 def _err(path: str, message: str) -> JobScriptError:
     return JobScriptError(path, message)
 
@@ -110,7 +120,9 @@ def _mapping(data: Any, path: str) -> Mapping[str, Any]:
 def _check_keys(data: Mapping[str, Any], allowed: set[str], path: str) -> None:
     for key in data:
         if key not in allowed:
-            raise _err(f"{path}.{key}", f"unknown field (allowed: {', '.join(sorted(allowed))})")
+            raise _err(
+                f"{path}.{_key(key)}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
+            )
 
 
 def _int(data: Any, path: str, low: int) -> int:
@@ -207,14 +219,14 @@ def _route(data: Any, lab: Lab) -> tuple[RouteTask, ...]:
     visited: dict[str, str] = {}  # module -> where the route visits it
     last_stage = -1
     for stage, modules in proc.items():
-        sp = f"process.{stage}"
+        sp = f"process.{_key(stage)}"
         if stage not in STAGES:
             raise _err(sp, f"unknown stage (known: {', '.join(STAGES)})")
         if STAGES.index(stage) < last_stage:
             raise _err(sp, f"stages must follow the order {' -> '.join(STAGES)}")
         last_stage = STAGES.index(stage)
         for module, body in _mapping(modules, sp).items():
-            mp = f"{sp}.{module}"
+            mp = f"{sp}.{_key(module)}"
             if module not in lab.modules:
                 raise _err(mp, f"unknown module '{module}' (known: {', '.join(lab.modules)})")
             if module in visited:
@@ -256,17 +268,21 @@ def _route(data: Any, lab: Lab) -> tuple[RouteTask, ...]:
                     owner = pname.split(".", 1)[0] if "." in pname else None
                     if owner not in (None, tname) or short not in spec.params:
                         continue
-                    params[short] = _value(raw, spec.params[short], f"{mp}.fixedParams.{pname}")
+                    params[short] = _value(
+                        raw, spec.params[short], f"{mp}.fixedParams.{_key(pname)}"
+                    )
                     used_fixed.add(pname)
                 for pname, raw in inline.items():
                     if pname not in spec.params:
-                        raise _err(f"{ip}.params.{pname}", f"unknown parameter of task {tname}")
-                    params[pname] = _value(raw, spec.params[pname], f"{ip}.params.{pname}")
+                        raise _err(
+                            f"{ip}.params.{_key(pname)}", f"unknown parameter of task {tname}"
+                        )
+                    params[pname] = _value(raw, spec.params[pname], f"{ip}.params.{_key(pname)}")
                 route.append(RouteTask(stage, module, tname, params, path=ip))
             for pname in fixed:
                 if pname not in used_fixed:
                     raise _err(
-                        f"{mp}.fixedParams.{pname}",
+                        f"{mp}.fixedParams.{_key(pname)}",
                         "unknown parameter: no task in the sequence takes it",
                     )
     return tuple(route)
@@ -288,10 +304,10 @@ def _experiment(raw: Any, path: str, route: Sequence[RouteTask], lab: Lab) -> di
     for name, value in exp.items():
         owners = _param_owners(name, route, lab)
         if not owners:
-            raise _err(f"{path}.{name}", "unknown parameter: no task in the process takes it")
-        out[name] = _value(value, owners[0], f"{path}.{name}")
+            raise _err(f"{path}.{_key(name)}", "unknown parameter: no task in the process takes it")
+        out[name] = _value(value, owners[0], f"{path}.{_key(name)}")
         for spec in owners[1:]:
-            _value(value, spec, f"{path}.{name}")
+            _value(value, spec, f"{path}.{_key(name)}")
     return out
 
 
@@ -327,7 +343,7 @@ def _campaign(data: Any, route: Sequence[RouteTask], lab: Lab, limits: Limits) -
             axes: list[list[tuple[str, Any]]] = []
             for name, values in grid.items():
                 if not isinstance(values, list) or not values:
-                    raise _err(f"campaign.grid.{name}", "expected a non-empty list of values")
+                    raise _err(f"campaign.grid.{_key(name)}", "expected a non-empty list of values")
                 axes.append([(name, v) for v in values])
             exps = []
             size = math.prod(len(axis) for axis in axes)
@@ -395,7 +411,7 @@ def _bayesian(
         raise _err("campaign.space", "needs at least one parameter")
     space: dict[str, tuple[float, float, float]] = {}
     for name, raw in space_raw.items():
-        sp = f"campaign.space.{name}"
+        sp = f"campaign.space.{_key(name)}"
         owners = _param_owners(name, route, lab)
         if not owners:
             raise _err(sp, "unknown parameter: no task in the process takes it")
@@ -427,7 +443,7 @@ def _bayesian(
         raise _err("campaign.loss", "needs at least one measured property")
     loss: dict[str, dict[str, float]] = {}
     for prop, raw in loss_raw.items():
-        lp = f"campaign.loss.{prop}"
+        lp = f"campaign.loss.{_key(prop)}"
         term = _mapping(raw, lp)
         _check_keys(term, {"target", "weight"}, lp)
         if "target" not in term:
@@ -459,7 +475,7 @@ def _check_reported(loss: Mapping[str, Any], route: Sequence[RouteTask], lab: La
         if prop not in reported:
             what = ", ".join(reported) if reported else "nothing (add a measuring task)"
             raise _err(
-                f"campaign.loss.{prop}",
+                f"campaign.loss.{_key(prop)}",
                 f"no step of this job reports '{prop}' (the route reports: {what})",
             )
 

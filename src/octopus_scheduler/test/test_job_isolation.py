@@ -268,3 +268,16 @@ def test_flow_nesting_is_measured_before_parsing_outside_quotes_and_comments() -
     for _ in range(29):
         nested = nested[0]
     assert nested == []
+
+
+def test_odd_keys_are_quoted_in_the_field_path(tmp_path) -> None:
+    # found by fuzzing: a key ':' made the error read "<document>.:: unknown field"
+    lab = service(tmp_path / "db.sqlite")
+    assert lab.submit("''':'':'", "alice")[0].error == (
+        "<document>.'\\x3a': unknown field (allowed: campaign, metadata, process)"
+    )
+    assert lab.submit('{"": 1}', "alice")[0].error.startswith("<document>.'': unknown field")
+    odd = GOOD.replace("MoveContainer]", "MoveContainer]\n      fixedParams: {'a: b': 1}")
+    assert lab.submit(odd, "alice")[0].error.startswith(
+        "process.Synthesis.BatchSynthesis.fixedParams.'a\\x3a b': "
+    )
