@@ -965,11 +965,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axes[0].set_ylabel("ms per device action")
         axes[0].set_title("per-action overhead vs the bare round trip")
         axes[0].legend()
+    else:
+        axes[0].axis("off")
+        axes[0].text(0.5, 0.5, "per-action overhead: run with --only overhead", ha="center")
+    depth = results.get("depth") or []
+    if depth:
+        sizes = [r["modules"] for r in depth]
+        p99 = [_ms(r["decision_s"], "p99") for r in depth]
+        axes[1].plot(sizes, p99, "^--", label="p99 in-process, 1,000 jobs queued")
     scale = results.get("scale") or []
     if scale:
         sizes = [r["modules"] for r in scale]
-        axes[1].plot(sizes, [_ms(r["decision_s"], "p50") for r in scale], "o-", label="p50")
-        axes[1].plot(sizes, [_ms(r["decision_s"], "p99") for r in scale], "o-", label="p99")
+        axes[1].plot(sizes, [_ms(r["decision_s"], "p50") for r in scale], "o-", label="p50 live")
+        axes[1].plot(sizes, [_ms(r["decision_s"], "p99") for r in scale], "o-", label="p99 live")
+        axes[1].set_yscale("log")
         axes[1].axhline(10, color="grey", linestyle="--", label="goal p99 10 ms")
         axes[1].set_xlabel("modules")
         axes[1].set_ylabel("decision latency, ms")
