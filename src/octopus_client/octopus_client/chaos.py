@@ -49,6 +49,11 @@ process:
 """,
 )
 
+# Nothing restocks the modules in a chaos run: the good jobs of each kind stop before their
+# consumables run out (a measurement takes a pipette tip of UV-Vis's 96, a synthesis vial two of
+# BatchSynthesis's 64; retries after a kill take more), or the rest would wait for an operator
+MAX_GOOD_JOBS = (70, 24)
+
 BAD_JOBS = (
     "metadata: [unclosed",
     "metadata: {name: x, owner: y}\ncampaign: {kind: manual, experiments: [{}]}\n"
@@ -132,6 +137,7 @@ def run_chaos(
         supervisor.add(spec.name, python_module_argv(spec.module, spec.ros_arguments()))
     report = ChaosReport(seed=seed, duration_s=duration_s)
     told: set[str] = set()
+    good_jobs = [0] * len(GOOD_JOBS)
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -144,7 +150,12 @@ def run_chaos(
                 for _ in range(burst):
                     n += 1
                     bad = rng.random() < 0.25
-                    script = rng.choice(BAD_JOBS) if bad else rng.choice(GOOD_JOBS).format(n=n)
+                    kind = rng.randrange(len(GOOD_JOBS))
+                    with lock:
+                        if not bad:
+                            good_jobs[kind] += 1
+                            bad = good_jobs[kind] > MAX_GOOD_JOBS[kind]  # out of stock: a bad one
+                    script = rng.choice(BAD_JOBS) if bad else GOOD_JOBS[kind].format(n=n)
                     try:
                         submission = client.submit(script)
                     except ClientError:
