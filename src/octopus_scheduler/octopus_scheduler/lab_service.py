@@ -156,15 +156,7 @@ class LabService:
             if goal.step_id in open_steps:
                 continue
             step = self.core.step(goal.step_id)
-            self._record_parameters(goal.job_id, step.samples, now)
-            self.store.step_started(
-                step_id=goal.step_id,
-                job_id=goal.job_id,
-                module=goal.module,
-                task=goal.task,
-                step=step.step,
-                started_at=now,
-            )
+            self._started(goal, step.step, step.samples, now)
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -447,15 +439,7 @@ class LabService:
                 self._running_goals[decision.step_id] = goal
                 if replaying:
                     continue
-                self._record_parameters(decision.job_id, decision.samples, decision.time)
-                self.store.step_started(
-                    step_id=decision.step_id,
-                    job_id=decision.job_id,
-                    module=decision.module,
-                    task=decision.task,
-                    step=decision.step,
-                    started_at=decision.time,
-                )
+                self._started(goal, decision.step, decision.samples, decision.time)
                 outbox.goals.append(goal)
             elif isinstance(decision, dc.JobEnded):
                 self.goals.positions.release_samples(
@@ -484,6 +468,18 @@ class LabService:
             elif isinstance(decision, EventRejected):
                 log.warning("core ignored %s: %s", decision.event_type, decision.reason)
         return follow_ups
+
+    def _started(self, goal: StepGoal, step: str, samples: Sequence[str], when: float) -> None:
+        """Record a step's start (and, the first time, its samples' parameters)."""
+        self._record_parameters(goal.job_id, samples, when)
+        self.store.step_started(
+            step_id=goal.step_id,
+            job_id=goal.job_id,
+            module=goal.module,
+            task=goal.task,
+            step=step,
+            started_at=when,
+        )
 
     def _unsendable(self, start: dc.StartStep, error: Exception) -> list[ev.Event]:
         """A step the core started whose module goal cannot be built: its job is quarantined

@@ -57,6 +57,7 @@ from octopus_modules.ros_common import LATCHED, declare, run_node
 from . import notifications
 from .identity import lab_authenticator
 from .jobscript import Limits
+from .lab_clock import ScaledClock
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox, Submission
 from .liveness import ModuleLiveness
@@ -84,19 +85,6 @@ class InFlight:
     goal: StepGoal
     deadline: float  # monotonic wall seconds
     handle: Any = None
-
-
-class ScaledClock:
-    """Lab time: runs ``scale`` times faster than the wall, from the wall time at start or from
-    the last recorded event, whichever is later (lab time never runs backwards over a restart)."""
-
-    def __init__(self, scale: float, not_before: float | None = None) -> None:
-        self.scale = scale
-        self.origin = max(time.time(), not_before or 0.0)
-        self.origin_mono = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.origin + (time.monotonic() - self.origin_mono) * self.scale
 
 
 class SchedulerNode(Node):

@@ -8,6 +8,7 @@ from pathlib import Path
 from octopus_modules.description import load_builtin_description
 from octopus_scheduler import events as ev
 from octopus_scheduler.core import EventRejected
+from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.store import Store
 
@@ -26,14 +27,6 @@ process:
   Synthesis:
     BatchSynthesis: {sequence: [PrepareContainer, Mix, React, MoveContainer]}
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def lab(path: Path) -> LabService:

@@ -15,6 +15,7 @@ import pytest
 from octopus_modules.description import load_builtin_description, parse_description_text
 from octopus_scheduler.errors import JobScriptError
 from octopus_scheduler.jobscript import load_document
+from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.store import Store
 
@@ -50,14 +51,6 @@ process:
 """
 
 BO = NO_REACT_TIME.replace("Mix, React,", "Mix, {task: React, params: {Time: 10 min}},")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def service(path: Path, clock: Clock | None = None) -> LabService:

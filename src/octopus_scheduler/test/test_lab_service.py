@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import load_builtin_description
+from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.ros_messages import goal_message
 from octopus_scheduler.store import Store
@@ -25,14 +26,6 @@ process:
       sequence: [PrepareContainer, Mix, React, MoveContainer]
       fixedParams: {Temperature: 60 C}
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from octopus_modules.description import load_builtin_description
 from octopus_scheduler import events as ev
 from octopus_scheduler.core import EventRejected, SchedulerCore
+from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_from_modules import lab_from_modules
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.store import Store
@@ -23,14 +24,6 @@ process:
   Synthesis:
     SolidState: {sequence: [%s]}
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def descriptions(*names: str) -> list:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import load_builtin_description
+from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_config import LabConfigError, parse_lab_config
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.retry_policy import RetryPolicy
@@ -37,14 +38,6 @@ process:
   Synthesis:
     BatchSynthesis: {sequence: [PrepareContainer, Mix, React, MoveContainer]}
 """
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def service(path: Path, clock: Clock, retry: RetryPolicy) -> LabService:

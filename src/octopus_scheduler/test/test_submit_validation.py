@@ -13,6 +13,7 @@ from octopus_modules.description import parse_description_text as parse_descript
 from octopus_scheduler.campaign import BayesianCampaign
 from octopus_scheduler.errors import SpecError
 from octopus_scheduler.jobscript import parse_job_script
+from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_from_modules import lab_from_modules
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.scenario import load_scenario
@@ -161,14 +162,6 @@ def test_a_proposal_never_repeats_a_point_already_proposed_even_when_nothing_was
     assert len(set(last) - set(seen)) == 1
     again = BayesianCampaign.restore(campaign.state())  # a restart proposes the same
     assert again.propose(3, 6) == campaign.propose(3, 6)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def peak_nm(volume_ul: float) -> float:
