@@ -255,12 +255,19 @@ class OctopusClient:
         return self.call(GetSchedule, "get_schedule", GetSchedule.Request(job_id=job_id)).schedule
 
     def set_estop(self, engaged: bool, reason: str = "") -> Any:
-        """Engage or reset; both are idempotent (they set a state). Returns the response."""
+        """Engage or reset; returns the response.
+
+        Sent once, never re-sent: a late copy of an earlier request must not land after a newer
+        one (a delayed copy of a reset would release a stop engaged since; the e-stop bench saw a
+        re-sent engage arrive after the reset that followed it)."""
         request = SetEmergencyStop.Request(engaged=engaged, reason=reason, source=self.user)
         fields = {"engaged": "true" if engaged else "false", "reason": reason}
-        return self.call(
-            SetEmergencyStop, "set_emergency_stop", request, ("set_emergency_stop", fields)
-        )
+        request.auth = self.auth("set_emergency_stop", fields)
+        client = self._service(SetEmergencyStop, "set_emergency_stop")
+        response = self._wait(client.call_async(request), self.timeout_s * 2)
+        if response is None:
+            raise self._unavailable("set_emergency_stop", self.timeout_s * 2)
+        return response
 
     def clear_device_error(self, module: str, device: str) -> Any:
         """Tell a module, then the scheduler, that a device is fine again (idempotent).
