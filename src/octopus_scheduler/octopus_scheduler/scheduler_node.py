@@ -486,6 +486,9 @@ class SchedulerNode(Node):
         of each step with ``module <name> <what>``, and ModuleUp if it restarted."""
         restarted = what.startswith("restarted")
         with self._state_lock:
+            if not restarted and module not in self.liveness.down:
+                return  # heard again since the watchdog found it silent (a starved scheduler):
+                # liveness and the core must not disagree, so the core is not told it went down
             lost = [(s, e.handle) for s, e in self._in_flight.items() if e.goal.module == module]
             outbox = self.service.module_down(module)
         if restarted:
