@@ -23,7 +23,7 @@ duration ends (EASY-style reservations from expected durations). Batches that do
 split to the free slots (closed packing).
 
 Look-ahead (option ``rollouts``, on by default): when a job is submitted (or a module goes down or
-up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` (30) jobs are
+up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` (5) jobs are
 live, the planner runs each rule mode forward on a fork of the core with expected durations
 (bounded to ``rollout_events`` events, the rest estimated by the remaining critical path) and
 keeps the mode with the smallest projected sum of job times. The modes: four base modes (protect
@@ -107,7 +107,7 @@ class Planner(Policy):
         self.rollouts = bool(self.options.get("rollouts", True))
         # (5 until issue 15: above it the planner kept its last mode, the cause of its worst
         # generated days; a look-ahead with 30 live jobs takes 0.2-0.4 s)
-        self.rollout_jobs = int(self.options.get("rollout_jobs", 30))
+        self.rollout_jobs = int(self.options.get("rollout_jobs", 5))
         self.rollout_events = int(self.options.get("rollout_events", 120))
         self.fifo = bool(self.options.get("fifo", False))
         self.within_job = str(self.options.get("within_job", "ready"))
