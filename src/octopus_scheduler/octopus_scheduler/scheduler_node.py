@@ -457,7 +457,7 @@ class SchedulerNode(Node):
         if first:
             self.get_logger().info(f"module {module} is up (first heartbeat)")
         if restarted:
-            self._module_lost(module, "restarted (its goal was lost)")
+            self._module_lost(module, restarted=True)
         if back:
             self.get_logger().info(f"module {module} is back")
         for device in sorted(set(after) - set(before)):
@@ -473,18 +473,22 @@ class SchedulerNode(Node):
         with self._state_lock:
             lost_modules = self.liveness.newly_down(now)
         for module in lost_modules:
-            self._module_lost(module, "went down (no heartbeat; its goal was lost)")
+            self._module_lost(module, restarted=False)
         for step_id, entry in list(self._in_flight.items()):
             if now > entry.deadline:
                 if entry.handle is not None:
                     self._cancel(entry.handle)
                 self._end_step(step_id, False, "timed out")
 
-    def _module_lost(self, module: str, what: str) -> None:
+    def _module_lost(self, module: str, *, restarted: bool) -> None:
         """A module went down or restarted: its steps in flight end now (the core retries or
         fails them), never left to their timeout. The event log gets ModuleDown, the StepFailed
         of each step with ``module <name> <what>``, and ModuleUp if it restarted."""
-        restarted = what.startswith("restarted")
+        what = (
+            "restarted (its goal was lost)"
+            if restarted
+            else "went down (no heartbeat; its goal was lost)"
+        )
         with self._state_lock:
             if not restarted and module not in self.liveness.down:
                 return  # heard again since the watchdog found it silent (a starved scheduler):
