@@ -118,6 +118,7 @@ class SchedulerCore:
         }
         self._used: dict[SlotKey, int] = dict.fromkeys(self._cap, 0)
         self._down: set[str] = set()
+        self._blocked_this_dispatch: dict[tuple[str, frozenset[str]], str] = {}
         self._out_of_order: dict[str, str] = {}  # device -> why
         # device -> the distinct steps that failed on it since its last success
         self._failures_in_a_row: dict[str, list[str]] = {}
@@ -551,6 +552,7 @@ class SchedulerCore:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self) -> None:
+        self._blocked_this_dispatch = {}
         self.policy.begin_round(self)
         for _ in range(64):  # admissions add ready steps; a few rounds always suffice
             cands: list[StepRun | Admission] = [s for s in self._ready.values() if not s.job.held]
@@ -624,25 +626,17 @@ class SchedulerCore:
 
     def _try_admit(self, adm: Admission) -> bool:
         group, job = adm.group, adm.job
+        keys = self.entry_keys(job)
+        entry = job.spec.route[0]
+        reason = self._entry_blocked(entry.module, self._entry_devices(job))
+        if reason:
+            group.blocked = reason
+            return False
+        # the policy's verdict after the lab's: it costs more (durations, look-ahead), and a queue
+        # of jobs waiting for one held device is asked on every dispatch
         if not self.policy.allow(self, adm):
             group.blocked = "policy: reserved for higher-ranked work"
             return False
-        keys = self.entry_keys(job)
-        entry = job.spec.route[0]
-        if entry.module in self._down:
-            group.blocked = f"module {entry.module} down"
-            return False
-        devices = self._entry_devices(job)
-        unavailable = self._unavailable(devices)
-        if unavailable:
-            group.blocked = unavailable
-            return False
-        for d in devices:
-            holder = self._holder[d]
-            if holder is not None:
-                until = (holder.start or self.now) + holder.expected
-                group.blocked = f"devices {d} held by {holder.id} until {until:.0f}"
-                return False
         free = self.free_slots(keys)
         batch, sized = group.pending, adm
         if self._route_zoned(job.spec.route):
@@ -701,6 +695,28 @@ class SchedulerCore:
             self._start(first)
             return True
         return False
+
+    def _entry_blocked(self, module: str, devices: frozenset[str]) -> str:
+        """Why a job entering at ``module`` on ``devices`` cannot start now ("" if it can).
+        A dispatch only takes devices, so what is blocked stays blocked until it ends: the
+        answer is kept for the dispatch (a queue of jobs for one device asks once, not per job)."""
+        key = (module, devices)
+        reason = self._blocked_this_dispatch.get(key)
+        if reason is not None:
+            return reason
+        if module in self._down:
+            reason = f"module {module} down"
+        else:
+            reason = self._unavailable(devices)
+        for d in sorted(devices) if not reason else ():
+            holder = self._holder[d]
+            if holder is not None:
+                until = (holder.start or self.now) + holder.expected
+                reason = f"devices {d} held by {holder.id} until {until:.0f}"
+                break
+        if reason:
+            self._blocked_this_dispatch[key] = reason
+        return reason
 
     def _entry_ok(self, chunk: ChunkRun, first: StepRun) -> bool:
         for item, n in first.consumes.items():
