@@ -30,6 +30,7 @@ from .identity import AccessPolicy, Authenticator
 from .jobscript import LIMITS, Limits, load_document, parse_job_script
 from .lab import Lab
 from .lab_from_modules import lab_from_modules
+from .projection import Placement, project
 from .retry_policy import RetryPolicy
 from .runtime import DONE
 from .step_goals import StepGoal, StepGoalMapper
@@ -125,6 +126,9 @@ class LabService:
         self._running_goals: dict[str, StepGoal] = {}
         self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
+        self._version = 0  # events applied: which state a plan was made from
+        self._latest_plan: list[Placement] = []
+        self._plan_version = -1
         self._first_lab = self.lab
         self.core = self._new_core()
         # jobs whose stored script no longer loads (the lab changed under it): failed, not lost
@@ -531,6 +535,7 @@ class LabService:
         events before it and the job to blame is quarantined: the event's own job, else the
         first live job without which the event applies. Deterministic, so a replay after a
         restart takes the same way. An event that fails whoever is quarantined is dropped."""
+        self._version += 1
         mark = len(self.core.event_log)
         try:
             return self.core.handle(event)
@@ -653,14 +658,30 @@ class LabService:
             except KeyError:
                 return self._unloadable.get(job_id)
 
-    def plan(self) -> list[Any]:
-        with self._lock:
-            return self.core.plan()
+    def plan(self) -> list[Placement]:
+        """What the scheduler will do from now on, if every step takes its expected time.
 
-    def summaries(self, plan: Sequence[Any] | None = None) -> list[JobSummary]:
-        """Every job with its progress and estimated finish (from ``plan`` or a fresh one)."""
+        Projected on a copy of the core taken under the lock and run outside it: with hundreds
+        of jobs queued a projection takes a second, and submissions and module results must not
+        wait for it. The newest plan is kept for the views (``summaries``)."""
         with self._lock:
-            placements = self.core.plan() if plan is None else plan
+            snapshot, version = self.core.fork(), self._version
+        placements = project(snapshot)
+        with self._lock:
+            if version >= self._plan_version:  # a slower projection of an older state loses
+                self._latest_plan, self._plan_version = placements, version
+        return placements
+
+    def latest_plan(self) -> list[Placement]:
+        """The newest plan made by ``plan`` (the schedule topic makes one every 0.5 s)."""
+        with self._lock:
+            return self._latest_plan
+
+    def summaries(self, plan: Sequence[Placement] | None = None) -> list[JobSummary]:
+        """Every job with its progress and its estimated finish from ``plan``, else from the
+        newest plan made (planning is not free: listing jobs must not plan each time)."""
+        with self._lock:
+            placements = self._latest_plan if plan is None else plan
             runs = {j.id: j for j in self.core.all_jobs()}
             finish: dict[str, float] = {}
             for p in placements:

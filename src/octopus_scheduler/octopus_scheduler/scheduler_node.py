@@ -635,7 +635,7 @@ class SchedulerNode(Node):
         detail = self.service.store.job_detail(request.job_id)
         schedule = schedule_message(
             self.policy,
-            [p for p in self.service.plan() if p.job_id == request.job_id],
+            [p for p in self.service.latest_plan() if p.job_id == request.job_id],
             detail.steps,
             self.clock_scaled(),
             self.service.step_shape,
