@@ -118,7 +118,9 @@ class SchedulerCore:
         }
         self._used: dict[SlotKey, int] = dict.fromkeys(self._cap, 0)
         self._down: set[str] = set()
+        # what a dispatch asks for every queued job, asked once per dispatch (see _entry_blocked)
         self._blocked_this_dispatch: dict[tuple[str, frozenset[str]], str] = {}
+        self._entry_devices_this_dispatch: dict[tuple[str, str], frozenset[str]] = {}
         self._out_of_order: dict[str, str] = {}  # device -> why
         # device -> the distinct steps that failed on it since its last success
         self._failures_in_a_row: dict[str, list[str]] = {}
@@ -367,6 +369,7 @@ class SchedulerCore:
 
     def _add_module(self, lab: Lab, name: str) -> None:
         self.lab = lab
+        self._entry_devices_this_dispatch = {}
         module = lab.modules[name]
         self._holder.update(dict.fromkeys(module.devices))
         for slot in module.slots.values():
@@ -552,7 +555,7 @@ class SchedulerCore:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self) -> None:
-        self._blocked_this_dispatch = {}
+        self._blocked_this_dispatch, self._entry_devices_this_dispatch = {}, {}
         self.policy.begin_round(self)
         for _ in range(64):  # admissions add ready steps; a few rounds always suffice
             cands: list[StepRun | Admission] = [s for s in self._ready.values() if not s.job.held]
@@ -626,12 +629,12 @@ class SchedulerCore:
 
     def _try_admit(self, adm: Admission) -> bool:
         group, job = adm.group, adm.job
-        keys = self.entry_keys(job)
         entry = job.spec.route[0]
         reason = self._entry_blocked(entry.module, self._entry_devices(job))
         if reason:
             group.blocked = reason
             return False
+        keys = self.entry_keys(job)
         # the policy's verdict after the lab's: it costs more (durations, look-ahead), and a queue
         # of jobs waiting for one held device is asked on every dispatch
         if not self.policy.allow(self, adm):
@@ -731,10 +734,16 @@ class SchedulerCore:
 
     def _entry_devices(self, job: JobRun) -> frozenset[str]:
         entry = job.spec.route[0]
-        if self.policy.merge_task_steps:
-            return self.lab.task_devices(entry.module, entry.task)
-        first = self.lab.task(entry.module, entry.task).steps[0]
-        return self.lab.step_devices(entry.module, entry.task, first)
+        key = (entry.module, entry.task)
+        devices = self._entry_devices_this_dispatch.get(key)  # asked for every queued job
+        if devices is None:
+            if self.policy.merge_task_steps:
+                devices = self.lab.task_devices(entry.module, entry.task)
+            else:
+                first = self.lab.task(entry.module, entry.task).steps[0]
+                devices = self.lab.step_devices(entry.module, entry.task, first)
+            self._entry_devices_this_dispatch[key] = devices
+        return devices
 
     def _safe(self, chunk: ChunkRun, visit: int, new: bool = False) -> bool:
         """Banker's check: after ``chunk`` enters ``visit``, can every chunk still finish?

@@ -27,6 +27,7 @@ from .units import UNITS
 # Module descriptions spell a few units differently from the core's table.
 UNIT_ALIASES = {"degC": "C", "ml": "mL", "ul": "uL", "piece": "count", "pieces": "count"}
 NUMERIC_TYPES = ("float", "int")
+KNOWN_DURATIONS = 100_000  # answers a formula keeps (a few MB at most)
 
 
 def core_unit(unit: str) -> str:
@@ -40,10 +41,29 @@ class FormulaDuration(DurationSpec):
 
     step: ModuleStep | None = None
     task: ModuleTask | None = None
+    # the scheduler asks the same durations again and again (every queued job on every dispatch,
+    # every projection); a formula is pure, so its answers are kept
+    _known: dict[Any, float] = dataclasses.field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     def expected(self, n_samples: int, params: Sequence[Mapping[str, float]]) -> float:
         if self.step is None or self.task is None:
             return super().expected(n_samples, params)
+        try:
+            key = (n_samples, tuple(tuple(sorted(p.items())) for p in params))
+            hash(key)
+        except TypeError:  # a parameter value that cannot be a key: evaluate each time
+            return self._evaluate(n_samples, params)
+        seconds = self._known.get(key)
+        if seconds is None:
+            if len(self._known) >= KNOWN_DURATIONS:
+                self._known.clear()
+            seconds = self._known[key] = self._evaluate(n_samples, params)
+        return seconds
+
+    def _evaluate(self, n_samples: int, params: Sequence[Mapping[str, float]]) -> float:
+        assert self.step is not None and self.task is not None
         per_sample = [self._environment(p, n_samples) for p in params] or [
             self._environment({}, n_samples)
         ]
