@@ -61,6 +61,7 @@ from .lab_clock import ScaledClock
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox, Submission
 from .liveness import ModuleLiveness
+from .publication_pacer import PublicationPacer
 from .ros_messages import (
     JOB_STATES,
     diagnostics_message,
@@ -215,8 +216,8 @@ class SchedulerNode(Node):
         self.create_timer(1.0, self._follow_jobs, following)  # feedback once a second
         self._schedule_dirty = threading.Event()
         self._published: dict[str, Any] = {}  # job id -> summary of the last published schedule
-        self._ticks = 0
-        self.create_timer(0.5, self._publish_if_dirty, publishing)
+        self._pacer = PublicationPacer()
+        self.create_timer(0.25, self._publish_if_dirty, publishing)
 
         recovered = self.service.recovered_goals
         if recovered:  # a restart: ask the modules again; a finished step returns its result
@@ -683,16 +684,17 @@ class SchedulerNode(Node):
         return schedule
 
     def _publish_if_dirty(self) -> None:
-        """On change, and at least every 2 s: the now-line of a live Gantt moves on."""
-        self._ticks += 1
+        """When the pacer says: on change, at least every 2 s, planning at most 20 % of the time."""
+        started = time.monotonic()
         changed = self._schedule_dirty.is_set()
-        if not changed and self._ticks % 4:
+        if not self._pacer.due(started, changed):
             return
         self._schedule_dirty.clear()
         try:
             self._publish_state(changed)
         except Exception:  # a broken publication must not take the scheduler down
             self.get_logger().error(f"publishing the schedule failed:\n{traceback.format_exc()}")
+        self._pacer.published(started, time.monotonic() - started)
 
     def _publish_state(self, changed: bool) -> None:
         schedule = self._schedule()
