@@ -1,8 +1,14 @@
-"""One call from "which module" to a ready runtime: what the module node needs at start-up."""
+"""One call from "which module" to a ready runtime: the one way a module is built.
+
+:func:`build_module` is what the module node serves (the runtime with a task per step, under a
+:class:`~octopus_modules.goal_book.GoalBook`); :func:`build_module_runtime` is the runtime alone.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from octopus_modules.description import (
     DescriptionError,
@@ -11,9 +17,12 @@ from octopus_modules.description import (
     load_builtin_description,
     load_description,
 )
+from octopus_modules.driver_overrides import apply_driver_overrides
 from octopus_modules.drivers.registry import DriverContext, create_backends
+from octopus_modules.goal_book import GoalBook
 from octopus_modules.runtime import ModuleRuntime
 from octopus_modules.sim.sample_ledger import SampleLedger
+from octopus_modules.step_tasks import with_step_tasks
 
 
 def resolve_description(reference: str) -> ModuleDescription:
@@ -56,3 +65,31 @@ def build_module_runtime(
         action_timeout_factor=action_timeout_factor,
         action_timeout_margin_s=action_timeout_margin_s,
     )
+
+
+def build_module(
+    description: ModuleDescription | str,
+    *,
+    driver_overrides: Mapping[str, Any] | None = None,
+    time_scale: float = 1.0,
+    seed: int = 0,
+    ledger_path: str | Path | None = None,
+    action_timeout_factor: float = 3.0,
+    action_timeout_margin_s: float = 10.0,
+) -> GoalBook:
+    """The module as the module node serves it: the description with the lab's driver
+    overrides, its runtime (:func:`build_module_runtime`, with a task per step, so one goal runs
+    one step) and the book of its goals."""
+    if isinstance(description, str):
+        description = resolve_description(description)
+    if driver_overrides:
+        description = apply_driver_overrides(description, driver_overrides)
+    runtime = build_module_runtime(
+        with_step_tasks(description),
+        time_scale=time_scale,
+        seed=seed,
+        ledger_path=ledger_path,
+        action_timeout_factor=action_timeout_factor,
+        action_timeout_margin_s=action_timeout_margin_s,
+    )
+    return GoalBook(description, runtime)

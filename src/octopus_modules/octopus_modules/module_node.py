@@ -1,6 +1,9 @@
 """The generic module node: one workstation, configured by its module description.
 
-A thin adapter over :class:`~octopus_modules.runtime.ModuleRuntime`:
+A thin adapter: messages in, calls, messages out. What it serves is built by
+:func:`~octopus_modules.module_factory.build_module` (as tests build it): a
+:class:`~octopus_modules.goal_book.GoalBook` (goal ids: new, repeated, running, finished) over the
+:class:`~octopus_modules.runtime.ModuleRuntime` (checks, reservations, devices). Its topics:
 
 - ``~/execute_task`` (action ExecuteTask): goals are checked against the description and the live
   state at goal time (rejected before anything moves); feedback per device action; cancel stops
@@ -22,7 +25,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 import yaml
@@ -36,14 +38,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from octopus_interfaces.action import ExecuteTask
 from octopus_interfaces.msg import EmergencyStop, ModuleDescription, ModuleStatus
 from octopus_interfaces.srv import ClearDeviceError, DescribeModule, ReleaseSamples
-from octopus_modules.description import (
-    builtin_description_names,
-    load_builtin_description,
-    load_description,
-)
-from octopus_modules.driver_overrides import apply_driver_overrides
-from octopus_modules.drivers.registry import DriverContext, create_backends
+from octopus_modules.description import builtin_description_names
+from octopus_modules.goal_book import new_goal_id
 from octopus_modules.goals import GoalRejected
+from octopus_modules.module_factory import build_module
+from octopus_modules.module_factory import resolve_description as load_module_description
+from octopus_modules.results import TaskFeedback
 from octopus_modules.ros_common import LATCHED, declare, run_node
 from octopus_modules.ros_conversions import (
     description_message,
@@ -53,15 +53,34 @@ from octopus_modules.ros_conversions import (
     result_message,
     status_message,
 )
-from octopus_modules.runtime import ModuleRuntime
-from octopus_modules.sim.sample_ledger import SampleLedger
 from octopus_modules.status import ModuleStatus as RuntimeStatus
-from octopus_modules.step_tasks import runtime_task, with_step_tasks
 
 STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 ESTOP_TOPIC = "/octopus/emergency_stop"
-# Results of finished task ids kept to answer a repeated goal (a restarted scheduler reconciling).
-FINISHED_KEPT = 1000
+
+
+def parameters() -> dict[str, tuple[Any, str]]:
+    """The node's ROS parameters: name -> (default, description)."""
+    return {
+        "description": (
+            "",
+            "Module description: a YAML file path or a built-in name "
+            f"({', '.join(builtin_description_names())}).",
+        ),
+        "time_scale": (1.0, "Simulated seconds per wall second for simulated devices."),
+        "seed": (0, "Seed of simulated noise and fault injection."),
+        "heartbeat_period": (1.0, "Seconds between status publications (the heartbeat)."),
+        "sample_ledger": (
+            "",
+            "File shared by the simulated modules of one lab: what each sample contains, so a "
+            "simulated spectrometer sees what a simulated pump dosed in another module.",
+        ),
+        "estop_topic": (ESTOP_TOPIC, "The lab's latched emergency-stop topic."),
+        "driver_overrides": (
+            "",
+            "YAML mapping device -> {driver, settings}: real drivers for some devices.",
+        ),
+    }
 
 
 class ModuleNode(Node):
@@ -69,52 +88,19 @@ class ModuleNode(Node):
         self, node_name: str = "module", namespace: str = "/octopus/modules", **kwargs: Any
     ) -> None:
         super().__init__(node_name, namespace=namespace, **kwargs)
-        description_ref = self._declare(
-            "description",
-            "",
-            "Module description: a YAML file path or a built-in name "
-            f"({', '.join(builtin_description_names())}).",
-        )
-        time_scale = self._declare(
-            "time_scale", 1.0, "Simulated seconds per wall second for simulated devices."
-        )
-        seed = self._declare("seed", 0, "Seed of simulated noise and fault injection.")
-        self._heartbeat_period = self._declare(
-            "heartbeat_period", 1.0, "Seconds between status publications (the heartbeat)."
-        )
-        ledger_path = self._declare(
-            "sample_ledger",
-            "",
-            "File shared by the simulated modules of one lab: what each sample contains, so a "
-            "simulated spectrometer sees what a simulated pump dosed in another module.",
-        )
-        estop_topic = self._declare(
-            "estop_topic", ESTOP_TOPIC, "The lab's latched emergency-stop topic."
-        )
-        overrides_yaml = self._declare(
-            "driver_overrides",
-            "",
-            "YAML mapping device -> {driver, settings}: real drivers for some devices.",
-        )
-        if not description_ref:
+        value = {name: declare(self, name, *spec) for name, spec in parameters().items()}
+        if not value["description"]:
             raise ValueError("parameter 'description' is required (a file or a built-in name)")
-        self.description = load_module_description(description_ref)
-        if overrides_yaml:
-            self.description = apply_driver_overrides(
-                self.description, yaml.safe_load(overrides_yaml) or {}
-            )
-        context = DriverContext(time_scale=time_scale, seed=seed)
-        if ledger_path:
-            context.ledger = SampleLedger(ledger_path)
-        self.runtime = ModuleRuntime(
-            with_step_tasks(self.description),
-            create_backends(self.description, context),
-            time_scale=time_scale,
+        overrides = value["driver_overrides"]
+        self.goals = build_module(
+            value["description"],
+            driver_overrides=yaml.safe_load(overrides) if overrides else None,
+            time_scale=value["time_scale"],
+            seed=value["seed"],
+            ledger_path=value["sample_ledger"] or None,
         )
-        self._finished: OrderedDict[str, ExecuteTask.Result] = OrderedDict()
-        self._active: dict[str, threading.Event] = {}  # task id -> set when it ends
+        self.description, self.runtime = self.goals.description, self.goals.runtime
         self._warned: set[str] = set()
-        self._finished_lock = threading.Lock()
         self._boot_id = uuid.uuid4().hex  # this process: its goals die with it
 
         # a new listener (a scheduler, or one that sees this process replace a crashed one) hears
@@ -145,7 +131,7 @@ class ModuleNode(Node):
         )
         self.create_subscription(
             EmergencyStop,
-            estop_topic,
+            value["estop_topic"],
             self._on_estop,
             LATCHED,
             callback_group=MutuallyExclusiveCallbackGroup(),
@@ -159,37 +145,27 @@ class ModuleNode(Node):
         )
         self._status_thread.start()
         self.runtime.add_change_listener(self._status_queue.put)
-        self.create_timer(self._heartbeat_period, self._heartbeat)
+        self.create_timer(value["heartbeat_period"], self._heartbeat)
         self.get_logger().info(
             f"module {self.description.module} ready: {len(self.description.devices)} devices, "
             f"{len(self.description.tasks)} tasks, action {action_name}"
         )
 
-    def _declare(self, name: str, default: Any, description: str) -> Any:
-        return declare(self, name, default, description)
-
-    # ---- ExecuteTask ---------------------------------------------------------------------------
+    # ---- ExecuteTask: message in, GoalBook call, message out ----------------------------------
 
     def _check_goal(self, goal: ExecuteTask.Goal) -> GoalResponse:
         """Reserve at goal time, so a goal that cannot run is rejected before anything moves."""
         if not goal.task_id:
-            goal.task_id = f"goal-{time.monotonic_ns()}"  # the handle carries this same object
-        with self._finished_lock:
-            if goal.task_id in self._finished or goal.task_id in self._active:
-                # a re-sent goal (a restarted scheduler): answered with the original's result
-                return GoalResponse.ACCEPT
+            goal.task_id = new_goal_id()  # the handle carries this same object
+        slots, samples = goal_slots(goal.slots, goal.experiment_id)
         try:
-            task = self.description.task(goal.task)
-            if task is None:
-                known = ", ".join(t.name for t in self.description.tasks)
-                raise GoalRejected("task", f"unknown task '{goal.task}' (known: {known})")
-            slots, samples = goal_slots(goal.slots, goal.experiment_id)
-            self.runtime.accept(
+            self.goals.accept(
                 goal.task_id,
-                runtime_task(self.description, goal.task, goal.step_indices),
-                goal_parameters(task, goal.parameters),
+                goal.task,
+                lambda task: goal_parameters(task, goal.parameters),
                 slots,
                 samples,
+                goal.step_indices,
             )
         except GoalRejected as error:
             self.get_logger().warning(f"rejected goal {goal.task_id} ({goal.task}): {error}")
@@ -197,36 +173,11 @@ class ModuleNode(Node):
         return GoalResponse.ACCEPT
 
     def _cancel(self, handle: ServerGoalHandle) -> CancelResponse:
-        self.runtime.cancel(handle.request.task_id)
+        self.goals.cancel(handle.request.task_id)
         return CancelResponse.ACCEPT
 
     def _execute(self, handle: ServerGoalHandle) -> ExecuteTask.Result:
-        task_id = handle.request.task_id
-        with self._finished_lock:
-            running = self._active.get(task_id)
-            if running is None and task_id not in self._finished:
-                running = self._active[task_id] = threading.Event()
-                original = True
-            else:
-                original = False
-        if not original:
-            if running is not None:
-                running.wait()
-            with self._finished_lock:
-                stored = self._finished.get(task_id)
-            if stored is None:
-                handle.abort()
-                return ExecuteTask.Result(success=False, error="the original goal was cancelled")
-            handle.succeed() if stored.success else handle.abort()
-            return stored
-        try:
-            return self._run(handle, task_id)
-        finally:
-            with self._finished_lock:
-                self._active.pop(task_id).set()
-
-    def _run(self, handle: ServerGoalHandle, task_id: str) -> ExecuteTask.Result:
-        def feedback(event: Any) -> None:
+        def feedback(event: TaskFeedback) -> None:
             handle.publish_feedback(
                 ExecuteTask.Feedback(
                     step_index=event.step_index,
@@ -235,20 +186,14 @@ class ModuleNode(Node):
                 )
             )
 
-        result = self.runtime.run(task_id, feedback)
-        message = result_message(result)
+        result = self.goals.run(handle.request.task_id, feedback)
         if result.outcome == "cancelled":
             handle.canceled()
         elif result.success:
             handle.succeed()
         else:
             handle.abort()
-        if result.outcome in ("succeeded", "failed"):
-            with self._finished_lock:
-                self._finished[task_id] = message
-                while len(self._finished) > FINISHED_KEPT:
-                    self._finished.popitem(last=False)
-        return message
+        return result_message(result)
 
     # ---- description, status, e-stop -----------------------------------------------------------
 
@@ -261,16 +206,7 @@ class ModuleNode(Node):
     def _release_samples(
         self, request: ReleaseSamples.Request, response: ReleaseSamples.Response
     ) -> ReleaseSamples.Response:
-        if not request.job_id:
-            return response
-        prefix = f"{request.job_id}/"
-        for slot in self.runtime.status().slots:
-            positions = [
-                p for p, sample in slot.occupied if request.job_id and sample.startswith(prefix)
-            ]
-            if positions:
-                self.runtime.free_slots(slot.type, positions)
-                response.released += [f"{slot.type}:{p}" for p in positions]
+        response.released = self.runtime.release_job_samples(request.job_id)
         if response.released:
             self.get_logger().info(
                 f"released {', '.join(response.released)} of job {request.job_id}"
@@ -346,16 +282,9 @@ class ModuleNode(Node):
         super().destroy_node()
 
 
-def action_label(event: Any) -> str:
+def action_label(event: TaskFeedback) -> str:
     """ "Device.action" while an action runs, else the event ("standby_started", ...)."""
     return f"{event.device}.{event.action}" if event.device else event.event
-
-
-def load_module_description(reference: str) -> Any:
-    """A built-in description by name, else a YAML file."""
-    if reference in builtin_description_names():
-        return load_builtin_description(reference)
-    return load_description(reference)
 
 
 def description_argument(argv: list[str]) -> str:

@@ -345,6 +345,22 @@ class ModuleRuntime:
             self._state.free_positions(slot_type, list(positions))
         self._changed()
 
+    def release_job_samples(self, job_id: str) -> list[str]:
+        """Free the positions holding samples of job ``job_id`` (ids ``<job_id>/...``): the job
+        ended. Returns ``"<slot type>:<position>"`` of each position freed."""
+        if not job_id:
+            return []
+        prefix = f"{job_id}/"
+        released: list[str] = []
+        with self._lock:
+            for slot_type, holders in self._state.slots.items():
+                positions = [p for p, sample in enumerate(holders) if sample.startswith(prefix)]
+                self._state.free_positions(slot_type, positions)
+                released += [f"{slot_type}:{p}" for p in positions]
+        if released:
+            self._changed()
+        return released
+
     # ---- status --------------------------------------------------------------
 
     def add_change_listener(self, callback: ChangeCallback) -> None:
