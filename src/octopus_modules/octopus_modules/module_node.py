@@ -10,8 +10,9 @@ A thin adapter: messages in, calls, messages out. What it serves is built by
   the devices safely. Goals run concurrently when they use different devices.
 - ``~/describe`` (service DescribeModule) and ``~/description`` (latched topic): the module
   describes itself, so a scheduler discovers it at any time.
-- ``~/status`` (ModuleStatus): every ``heartbeat_period`` seconds (the heartbeat) and on change;
-  ``boot_id`` is new in every process, so a consumer sees a restart however fast it was.
+- ``~/status`` (ModuleStatus, :mod:`~octopus_modules.status_publisher`): every
+  ``heartbeat_period`` seconds (the heartbeat) and on change; ``boot_id`` is new in every process,
+  so a consumer sees a restart however fast it was.
 - ``/octopus/emergency_stop`` (latched EmergencyStop): engaged -> abort all goals, devices safe,
   refuse goals until reset.
 
@@ -20,23 +21,17 @@ Run: ``module_node --ros-args -p description:=batch_synthesis -p time_scale:=600
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
-import time
-import uuid
 from typing import Any
 
 import yaml
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from octopus_interfaces.action import ExecuteTask
-from octopus_interfaces.msg import EmergencyStop, ModuleDescription, ModuleStatus
+from octopus_interfaces.msg import EmergencyStop, ModuleDescription
 from octopus_interfaces.srv import ClearDeviceError, DescribeModule, ReleaseSamples
 from octopus_modules.description import builtin_description_names
 from octopus_modules.goal_book import new_goal_id
@@ -51,11 +46,9 @@ from octopus_modules.ros_conversions import (
     goal_slots,
     node_name_for,
     result_message,
-    status_message,
 )
-from octopus_modules.status import ModuleStatus as RuntimeStatus
+from octopus_modules.status_publisher import StatusPublisher
 
-STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 ESTOP_TOPIC = "/octopus/emergency_stop"
 
 
@@ -100,17 +93,7 @@ class ModuleNode(Node):
             ledger_path=value["sample_ledger"] or None,
         )
         self.description, self.runtime = self.goals.description, self.goals.runtime
-        self._warned: set[str] = set()
-        self._boot_id = uuid.uuid4().hex  # this process: its goals die with it
-
-        # a new listener (a scheduler, or one that sees this process replace a crashed one) hears
-        # the status at once, not a heartbeat period later
-        self._status_pub = self.create_publisher(
-            ModuleStatus,
-            "~/status",
-            STATUS_QOS,
-            event_callbacks=PublisherEventCallbacks(matched=self._status_matched),
-        )
+        self._status = StatusPublisher(self, self.runtime, value["heartbeat_period"])
         self._description_pub = self.create_publisher(ModuleDescription, "~/description", LATCHED)
         action_name = self.resolve_topic_name("~/execute_task")
         self._description_msg = description_message(self.description, action_name)
@@ -136,16 +119,6 @@ class ModuleNode(Node):
             LATCHED,
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        # a change is published from a thread of its own, in order: a goal's accept and result
-        # never wait for a status message to be built and written (bench-live: the DDS + module
-        # part of a device action went from ~27 to ~18 ms p50 on this machine)
-        self._status_queue: queue.SimpleQueue[RuntimeStatus | None] = queue.SimpleQueue()
-        self._status_thread = threading.Thread(
-            target=self._publish_changes, name="module-status", daemon=True
-        )
-        self._status_thread.start()
-        self.runtime.add_change_listener(self._status_queue.put)
-        self.create_timer(value["heartbeat_period"], self._heartbeat)
         self.get_logger().info(
             f"module {self.description.module} ready: {len(self.description.devices)} devices, "
             f"{len(self.description.tasks)} tasks, action {action_name}"
@@ -227,42 +200,6 @@ class ModuleNode(Node):
         response.success, response.message = True, f"{request.device} accepts goals again"
         return response
 
-    def _heartbeat(self) -> None:
-        self._publish_status(self.runtime.heartbeat())
-
-    def _status_matched(self, info: Any) -> None:
-        """A new listener: status now and twice more soon. It may match us a moment after we
-        matched it, and drops what came before; a reliable writer repairs that only at its next
-        DDS heartbeat (3 s)."""
-        if info.current_count_change <= 0:
-            return
-        self._heartbeat()
-        left = [2]
-
-        def again() -> None:
-            self._heartbeat()
-            left[0] -= 1
-            if left[0] == 0:
-                self.destroy_timer(timer)
-
-        timer = self.create_timer(0.25, again)
-
-    def _publish_changes(self) -> None:
-        while (status := self._status_queue.get()) is not None:
-            try:
-                self._publish_status(status)
-            except Exception:  # noqa: BLE001 - the node is being destroyed
-                return
-
-    def _publish_status(self, status: RuntimeStatus) -> None:
-        message = status_message(status, time.time())
-        message.boot_id = self._boot_id
-        self._status_pub.publish(message)
-        new = set(status.warnings) - self._warned
-        for warning in sorted(new):  # low stock, device errors: once each, while they last
-            self.get_logger().warning(warning)
-        self._warned = set(status.warnings)
-
     def _on_estop(self, message: EmergencyStop) -> None:
         if message.engaged and not self.runtime.estop_engaged:
             report = self.runtime.engage_estop(f"{message.reason} (from {message.source})")
@@ -277,8 +214,7 @@ class ModuleNode(Node):
 
     def destroy_node(self) -> None:
         self.runtime.close()
-        self._status_queue.put(None)
-        self._status_thread.join(timeout=2.0)
+        self._status.close()
         super().destroy_node()
 
 
