@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import DescriptionError
-from octopus_modules.drivers.frontends import Pump, RobotArm, Spectrometer, front_end
-from octopus_modules.drivers.simulated import SimulatedBackend
 from octopus_modules.goals import GoalRejected
 from octopus_modules.module_factory import build_module_runtime, resolve_description
 from octopus_modules.runtime import ModuleRuntime
@@ -120,18 +118,6 @@ def test_every_shipped_task_runs_in_simulation() -> None:
                 f"{task.name}-1", task.name, params, slots, samples=["s1"]
             )
             assert result.success, f"{name}.{task.name}: {result.error}"
-
-
-def test_typed_front_ends_drive_any_back_end() -> None:
-    pump = Pump(SimulatedBackend("P", "pump", time_scale=1e6))
-    assert pump.dispense(100, 10, solution="AgNO3", expected_duration_s=10)["dispensed_ul"] > 90
-    arm = front_end(SimulatedBackend("A", "robot_arm", time_scale=1e6))
-    assert isinstance(arm, RobotArm)
-    arm.move("a", "b")
-    spectrometer = Spectrometer(SimulatedBackend("S", "spectrometer", time_scale=1e6))
-    assert "absorbance" in spectrometer.measure(samples=["nothing"])
-    with pytest.raises(TypeError, match="Pump needs a 'pump' back end; A is a 'robot_arm'"):
-        Pump(SimulatedBackend("A", "robot_arm"))
 
 
 def test_another_job_doses_while_a_batch_reacts(lab: tuple[ModuleRuntime, ModuleRuntime]) -> None:

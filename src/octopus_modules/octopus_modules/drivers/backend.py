@@ -2,8 +2,9 @@
 
 A back end drives one device (simulated or real). The module runtime calls
 ``execute`` for every device action of a task step, from a worker thread, and
-``safe_state`` on cancel and on an emergency stop. Front ends (the typed
-per-kind APIs in this package) are thin wrappers over ``execute``.
+``safe_state`` on cancel and on an emergency stop. ``execute(action, params, cancel)`` is the
+one path from a goal to a device: the runtime renders the action and its parameters from the
+module description, which :mod:`octopus_modules.drivers.kinds` checked when it was loaded.
 """
 
 from __future__ import annotations

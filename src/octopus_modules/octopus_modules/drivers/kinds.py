@@ -1,9 +1,8 @@
 """The catalogue of device kinds: which actions each kind accepts, with which parameters.
 
-This is the contract between module descriptions, typed front ends and back ends:
-a description's ``{device, action, params}`` is checked against it on load, the
-front ends in :mod:`octopus_modules.drivers.frontends` call exactly these actions,
-and a back end of a kind must accept them (``DeviceBackend.actions()``).
+This is the contract between module descriptions and back ends: a description's
+``{device, action, params}`` is checked against it on load, and a back end of a kind
+must accept them (``DeviceBackend.actions()``).
 
 Every action also accepts the optional ``samples`` parameter (list of sample ids
 the action works on): simulated back ends use it to track what is in a vial.
