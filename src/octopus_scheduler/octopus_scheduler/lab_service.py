@@ -127,6 +127,8 @@ class LabService:
         self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
         self._version = 0  # events applied: which state a plan was made from
+        # each module's last report of its devices in error (live, not stored: it reports again)
+        self._reported_faults: dict[str, dict[str, str]] = {}
         self._latest_plan: list[Placement] = []
         self._plan_version = -1
         self._first_lab = self.lab
@@ -267,6 +269,7 @@ class LabService:
         with self._lock:
             if module not in self.lab.modules:
                 return Outbox()
+            self._reported_faults[module] = dict(faults)
             outbox = Outbox()
             down = self.core.out_of_order()
             held = self.core.operator_holds()  # only an operator brings these back
@@ -295,6 +298,14 @@ class LabService:
                 ), Outbox()
             if device not in self.core.out_of_order():
                 return CommandResult(True, f"{device} is in order"), Outbox()
+            module = self.lab.device_module[device]
+            reported = self._reported_faults.get(module, {}).get(device)
+            if reported is not None:  # its goals would only be refused by the module
+                return CommandResult(
+                    False,
+                    f"device: {device} is in error on {module} ({reported}); clear it on the "
+                    "module first (it may have failed again since it was cleared there)",
+                ), Outbox()
             outbox = self._handle(ev.DeviceUp(device, operator=True, time=self.clock()))
             log.info("device %s cleared by %s", device, user)
             return CommandResult(True, f"{device} is back in order (cleared by {user})"), outbox

@@ -69,3 +69,23 @@ def test_an_unknown_device_is_refused_by_the_core(tmp_path: Path) -> None:
     assert isinstance(out[0], EventRejected) and "unknown device 'Teleporter'" in out[0].reason
     # a report about a module the lab does not have is ignored
     assert not service.device_health("Moon", {"Rover": "stuck"}).goals
+
+
+def test_an_operator_cannot_clear_a_device_its_module_still_reports_in_error(
+    tmp_path: Path,
+) -> None:
+    """The race of `octopus clear-error`: it clears the module, the retry fails again before
+    the scheduler is told; clearing the scheduler then would send goals the module refuses."""
+    service = lab(tmp_path / "db.sqlite")
+    service.device_health("UV-Vis", {"UV_Spectrometer": "lamp failed"})
+    _, outbox = service.submit(MEASUREMENT, "ann")
+    assert not outbox.goals
+    refused, nothing = service.clear_device("UV_Spectrometer", "operator")
+    assert not refused.success and not nothing.goals
+    assert refused.message.startswith("device: UV_Spectrometer is in error on UV-Vis (lamp failed)")
+    assert service.core.out_of_order() == {"UV_Spectrometer": "lamp failed"}
+    # cleared on the module: its report brings the device back, the waiting step starts
+    assert service.device_health("UV-Vis", {}).goals
+    assert service.clear_device("UV_Spectrometer", "operator")[0].message == (
+        "UV_Spectrometer is in order"
+    )

@@ -73,6 +73,10 @@ def test_a_failed_step_is_retried_as_a_new_goal_and_the_job_succeeds(
                      "UV_Spectrometer", "--user", "ann"],
                     capture_output=True, text=True, timeout=60, env=os.environ.copy(),
                 )  # fmt: skip
+                if clear.returncode != 0 and "may have failed again" in clear.stderr:
+                    # cleared on the module, failed again before the scheduler was told: the
+                    # scheduler keeps it out of order (its goals would be refused); clear again
+                    continue
                 assert clear.returncode == 0, clear.stderr
                 assert "accepts goals again" in clear.stdout
                 cleared = faults
