@@ -22,8 +22,7 @@ import json
 import threading
 import time
 import traceback
-from collections import Counter, deque
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -55,12 +54,12 @@ from octopus_interfaces.srv import (
 from octopus_modules.ros_common import LATCHED, declare, run_node
 
 from . import notifications
+from .dispatcher import Dispatcher
 from .identity import lab_authenticator
 from .jobscript import Limits
 from .lab_clock import ScaledClock
 from .lab_config import load_lab_config
 from .lab_service import ENDED, LabService, Outbox, Submission
-from .liveness import ModuleLiveness
 from .publication_pacer import PublicationPacer
 from .ros_messages import (
     JOB_STATES,
@@ -79,13 +78,6 @@ RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 # before the executor took the requests). Not KEEP_ALL: a response writer that keeps all waits
 # for the slowest client's acknowledgements, and a write that waits too long is dropped.
 REQUESTS = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
-
-
-@dataclass
-class InFlight:
-    goal: StepGoal
-    deadline: float  # monotonic wall seconds
-    handle: Any = None
 
 
 class SchedulerNode(Node):
@@ -129,15 +121,20 @@ class SchedulerNode(Node):
             auth=lab_authenticator(self.config),
         )
         self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)
-        self._state_lock = threading.RLock()
-        self._in_flight: dict[str, InFlight] = {}
-        self._outgoing: deque[StepGoal] = deque()
-        self._cancels: list[Any] = []
         self._followed: dict[str, ServerGoalHandle] = {}  # job id -> its SubmitJob goal
         self._submissions: dict[int, Submission] = {}  # id(goal) -> its submission, until accepted
-        self.liveness = ModuleLiveness(
-            [d.module for d in self.service.descriptions], self.heartbeat_period, time.monotonic()
+        self.dispatcher = Dispatcher(
+            self.service,
+            self,
+            self.get_logger(),
+            time_scale=self.config.time_scale,
+            timeout_factor=self.timeout_factor,
+            timeout_margin_s=self.timeout_margin,
+            heartbeat_period_s=self.heartbeat_period,
+            notify=self.notifier.notify,
+            changed=self._changed,
         )
+        self._state_lock = self.dispatcher.lock
         saved = self.service.emergency_stop()  # engaged before a restart: still engaged
         self.estop = EmergencyStop(engaged=saved.engaged, reason=saved.reason, source=saved.source)
 
@@ -147,9 +144,9 @@ class SchedulerNode(Node):
         # exclusive group cannot interleave.
         self._goal_group = MutuallyExclusiveCallbackGroup()
         self._send_trigger = self.create_guard_condition(
-            self._send_ready_goals, callback_group=self._goal_group
+            self.dispatcher.send_queued, callback_group=self._goal_group
         )
-        self.create_timer(0.1, self._retry_sends, callback_group=self._goal_group)
+        self.create_timer(0.1, self.dispatcher.resend, callback_group=self._goal_group)
         self._callbacks = callbacks
         self._module_clients: dict[str, ActionClient] = {}
         self._release_clients: dict[str, Any] = {}
@@ -202,10 +199,10 @@ class SchedulerNode(Node):
             ClearDeviceError, "clear_device_error", self._clear_device, callback_group=callbacks
         )
         # a retry's back-off ends in lab time: look often enough for a fast simulated lab
-        self.create_timer(0.05, self._wake, MutuallyExclusiveCallbackGroup())
+        self.create_timer(0.05, self.dispatcher.tick, MutuallyExclusiveCallbackGroup())
         self.create_timer(  # a silent module is down at most a quarter period late
             min(self.heartbeat_period / 4, 0.25),
-            self._watchdog,
+            self.dispatcher.watchdog,
             MutuallyExclusiveCallbackGroup(),
         )
         publishing = MutuallyExclusiveCallbackGroup()
@@ -232,132 +229,23 @@ class SchedulerNode(Node):
     def _declare(self, name: str, default: Any, description: str) -> Any:
         return declare(self, name, default, description)
 
-    # ---- dispatch: decisions -> module goals -> events -------------------------------------------
+    # ---- the dispatcher's port: module goals over rclpy action clients ---------------------------
 
-    def _dispatch(self, outbox: Outbox) -> None:
-        for ended in outbox.ended_jobs:
-            # the core frees a job's slots when it ends: so must the modules, also for samples a
-            # finished route left in place (a no-op where the route took them out); before new
-            # goals, which may already use those positions
-            self._release_job_samples(ended.job_id)
-        for goal in outbox.goals:
-            self._send(goal)
-        for step_id in outbox.aborts:
-            entry = self._in_flight.get(step_id)
-            if entry is not None and entry.handle is not None:
-                self._cancel(entry.handle)
-        for ended in outbox.ended_jobs:
-            record = self.service.store.job(ended.job_id)
-            self.notifier.notify(
-                notifications.job_ended(
-                    ended.job_id,
-                    ended.state,
-                    ended.reason,
-                    owner=record.owner if record else "",
-                    name=record.name if record else "",
-                )
-            )
-        for low in outbox.low_stock:
-            self.get_logger().warning(f"low stock: {low.module} {low.item} ({low.remaining} left)")
-            self.notifier.notify(notifications.low_consumables(low.module, low.item, low.remaining))
-        if outbox.goals or outbox.aborts or outbox.ended_jobs:
-            self._schedule_dirty.set()
-        if outbox.ended_jobs:
-            self._follow_trigger.trigger()  # their goals get their results now
+    def ready(self, module: str) -> bool:
+        return self._module_clients[module].server_is_ready()
 
-    def _send(self, goal: StepGoal) -> None:
-        wall = goal.expected_s / self.config.time_scale
-        deadline = time.monotonic() + wall * self.timeout_factor + self.timeout_margin
-        with self._state_lock:
-            self._in_flight[goal.step_id] = InFlight(goal, deadline)
-            self._outgoing.append(goal)
+    def send_goal(self, goal: StepGoal) -> None:
+        message = goal_message(goal, self._units[(goal.module, goal.task)])
+        future = self._module_clients[goal.module].send_goal_async(message)
+        future.add_done_callback(lambda f, goal=goal: self._goal_answered(goal, f))
+
+    def cancel_goal(self, handle: Any) -> None:
+        handle.cancel_goal_async()
+
+    def wake(self) -> None:
         self._send_trigger.trigger()
 
-    def _send_ready_goals(self) -> None:
-        """Send queued goals whose module's action server is matched (a goal sent before
-        discovery completes is silently lost); the others wait for the retry timer."""
-        with self._state_lock:
-            cancels, self._cancels = self._cancels, []
-        for handle in cancels:
-            handle.cancel_goal_async()
-        waiting: deque[StepGoal] = deque()
-        while True:
-            with self._state_lock:
-                if not self._outgoing:
-                    self._outgoing.extend(waiting)
-                    return
-                goal = self._outgoing.popleft()
-                if not self._current(goal):
-                    continue  # ended meanwhile (timed out, module down)
-            client = self._module_clients[goal.module]
-            if not client.server_is_ready():
-                waiting.append(goal)
-                continue
-            message = goal_message(goal, self._units[(goal.module, goal.task)])
-            future = client.send_goal_async(message)
-            future.add_done_callback(lambda f, goal=goal: self._goal_answered(goal, f))
-
-    def _retry_sends(self) -> None:
-        if self._outgoing or self._cancels:
-            self._send_ready_goals()
-
-    def _cancel(self, handle: Any) -> None:
-        """Cancel a module goal: queued, and sent from the goals' group like every request."""
-        with self._state_lock:
-            self._cancels.append(handle)
-        self._send_trigger.trigger()
-
-    def _current(self, goal: StepGoal) -> bool:
-        """Is this goal the step's attempt in flight? (A retry has the same step id.)"""
-        entry = self._in_flight.get(goal.step_id)
-        return entry is not None and entry.goal is goal
-
-    def _goal_answered(self, goal: StepGoal, future: Any) -> None:
-        handle = future.result()
-        if not handle.accepted:
-            self._end_step(goal.step_id, False, "rejected by the module", attempt=goal)
-            return
-        with self._state_lock:
-            if self._current(goal):
-                self._in_flight[goal.step_id].handle = handle
-        handle.get_result_async().add_done_callback(lambda f: self._goal_done(goal, f))
-
-    def _goal_done(self, goal: StepGoal, future: Any) -> None:
-        result = future.result().result
-        if result.success:
-            try:
-                measured = json.loads(result.measured_data) if result.measured_data else {}
-            except json.JSONDecodeError:
-                measured = {"raw": result.measured_data}
-            self._end_step(goal.step_id, True, "", measured, attempt=goal)
-        else:
-            self._end_step(goal.step_id, False, result.error or "failed", attempt=goal)
-
-    def _end_step(
-        self,
-        step_id: str,
-        success: bool,
-        reason: str,
-        measured: dict | None = None,
-        *,
-        attempt: StepGoal | None = None,
-        lost: bool = False,
-    ) -> None:
-        """End the step in flight; an outcome of an earlier ``attempt`` is ignored. ``lost``: the
-        module's process was lost under it."""
-        with self._state_lock:
-            if attempt is not None and not self._current(attempt):
-                return  # an outcome of an attempt that already ended (timed out, retried)
-            if self._in_flight.pop(step_id, None) is None:
-                return  # already ended (timeout, module down)
-            if success:
-                outbox = self.service.step_finished(step_id, measured)
-            else:
-                self.get_logger().warning(f"step {step_id} failed: {reason}")
-                outbox = self.service.step_failed(step_id, reason, lost=lost)
-        self._dispatch(outbox)
-
-    def _release_job_samples(self, job_id: str) -> None:
+    def release_samples(self, job_id: str) -> None:
         """Free the positions a job's samples still hold in the modules."""
         for module, client in self._release_clients.items():
             if client.service_is_ready():
@@ -365,7 +253,29 @@ class SchedulerNode(Node):
             else:
                 self.get_logger().warning(f"cannot release samples of {job_id} on {module}")
 
-    # ---- liveness and timeouts -------------------------------------------------------------------
+    def _goal_answered(self, goal: StepGoal, future: Any) -> None:
+        handle = future.result()
+        self.dispatcher.answered(goal, handle, handle.accepted)
+        if handle.accepted:
+            handle.get_result_async().add_done_callback(lambda f: self._goal_done(goal, f))
+
+    def _goal_done(self, goal: StepGoal, future: Any) -> None:
+        result = future.result().result
+        try:
+            measured = json.loads(result.measured_data) if result.measured_data else {}
+        except json.JSONDecodeError:
+            measured = {"raw": result.measured_data}
+        self.dispatcher.finished(goal, result.success, measured, result.error)
+
+    def _dispatch(self, outbox: Outbox) -> None:
+        self.dispatcher.dispatch(outbox)
+
+    def _changed(self, jobs_ended: bool) -> None:
+        self._schedule_dirty.set()
+        if jobs_ended:
+            self._follow_trigger.trigger()  # their goals get their results now
+
+    # ---- modules: wiring, discovery, heartbeats --------------------------------------------------
 
     def _wire_module(self, description: Any) -> None:
         """Goals, sample releases and heartbeats of one module."""
@@ -418,7 +328,7 @@ class SchedulerNode(Node):
                 return  # said once
             verdict, detail, outbox = self.service.announced(message.description_yaml)
             if verdict == "joined":
-                self.liveness.add(module, time.monotonic())
+                self.dispatcher.joined(module)
                 self._wire_module(self.service.descriptions[-1])
             else:
                 self._heard_descriptions[module] = message.description_yaml
@@ -435,84 +345,12 @@ class SchedulerNode(Node):
             self._schedule_dirty.set()
 
     def _heartbeat(self, module: str, status: ModuleStatus) -> None:
-        # liveness and the core change together: a beat racing the watchdog cannot leave the
-        # core believing a live module is down
         faults = {
             d.name: d.message or "disconnected"
             for d in status.devices
             if d.state in (DeviceState.STATE_ERROR, DeviceState.STATE_DISCONNECTED)
         }
-        with self._state_lock:
-            first, back, restarted = self.liveness.beat(module, time.monotonic(), status.boot_id)
-            # a new process before the old one was missed: what the old one ran is lost (a
-            # module marked down had its steps ended then)
-            restarted = restarted and not back
-            # a module the event log left down (lost before a restart) is back when heard,
-            # unless the emergency stop holds every module down
-            revived = first and module in self.service.core.modules_down()
-            back = (back or revived) and not self.estop.engaged
-            outbox = self.service.module_up(module) if back else Outbox()
-            before = self.service.core.out_of_order()
-            outbox.extend(self.service.device_health(module, faults))
-            after = self.service.core.out_of_order()
-        if first:
-            self.get_logger().info(f"module {module} is up (first heartbeat)")
-        if restarted:
-            self._module_lost(module, restarted=True)
-        if back:
-            self.get_logger().info(f"module {module} is back")
-        for device in sorted(set(after) - set(before)):
-            self.get_logger().error(f"device {device} is out of order: {after[device]}")
-        for device in sorted(set(before) - set(after)):
-            self.get_logger().info(f"device {device} is back in order")
-        if before != after:
-            self._schedule_dirty.set()  # the plan's reasons change
-        self._dispatch(outbox)
-
-    def _watchdog(self) -> None:
-        now = time.monotonic()
-        with self._state_lock:
-            lost_modules = self.liveness.newly_down(now)
-        for module in lost_modules:
-            self._module_lost(module, restarted=False)
-        for step_id, entry in list(self._in_flight.items()):
-            if now > entry.deadline:
-                if entry.handle is not None:
-                    self._cancel(entry.handle)
-                self._end_step(step_id, False, "timed out")
-
-    def _module_lost(self, module: str, *, restarted: bool) -> None:
-        """A module went down or restarted: its steps in flight end now (the core retries or
-        fails them), never left to their timeout. The event log gets ModuleDown, the StepFailed
-        of each step with ``module <name> <what>``, and ModuleUp if it restarted."""
-        what = (
-            "restarted (its goal was lost)"
-            if restarted
-            else "went down (no heartbeat; its goal was lost)"
-        )
-        with self._state_lock:
-            if not restarted and module not in self.liveness.down:
-                return  # heard again since the watchdog found it silent (a starved scheduler):
-                # liveness and the core must not disagree, so the core is not told it went down
-            lost = [(s, e.handle) for s, e in self._in_flight.items() if e.goal.module == module]
-            outbox = self.service.module_down(module)
-        if restarted:
-            self.get_logger().error(f"module {module} restarted: {len(lost)} step(s) lost")
-        else:
-            self.get_logger().error(f"module {module} went down: no heartbeat")
-        self.notifier.notify(notifications.module_down(module, what))
-        self._dispatch(outbox)
-        for step_id, handle in lost:
-            if handle is not None:  # a goal the new process accepted must not run on
-                self._cancel(handle)
-            self._end_step(step_id, False, f"module {module} {what}", lost=True)
-        if restarted:
-            with self._state_lock:
-                up = not self.estop.engaged and module not in self.liveness.down
-                outbox = self.service.module_up(module) if up else Outbox()
-            if up:
-                self.get_logger().info(f"module {module} is back (a new process)")
-            self._dispatch(outbox)
+        self.dispatcher.heartbeat(module, status.boot_id, faults)
 
     # ---- jobs ------------------------------------------------------------------------------------
 
@@ -700,7 +538,9 @@ class SchedulerNode(Node):
         schedule = self._schedule()
         self._schedule_pub.publish(schedule)
         self._resources_pub.publish(
-            resource_message(self.service.resources(), self.liveness.down, self.clock_scaled())
+            resource_message(
+                self.service.resources(), self.dispatcher.liveness.down, self.clock_scaled()
+            )
         )
         if changed:  # job updates only when something happened
             for job in schedule.jobs:
@@ -709,9 +549,9 @@ class SchedulerNode(Node):
         self._diagnostics_pub.publish(
             diagnostics_message(
                 self.service.resources(),
-                self.liveness.down,
+                self.dispatcher.liveness.down,
                 by_state,
-                len(self._in_flight),
+                self.dispatcher.in_flight,
                 self.policy,
                 self.clock_scaled(),
             )
@@ -720,11 +560,6 @@ class SchedulerNode(Node):
     def _get_schedule(self, request: GetSchedule.Request, response: Any) -> Any:
         response.schedule = self._schedule(request.job_id)
         return response
-
-    def _wake(self) -> None:
-        with self._state_lock:
-            outbox = self.service.tick()
-        self._dispatch(outbox)
 
     def _clear_device(self, request: ClearDeviceError.Request, response: Any) -> Any:
         with self._state_lock:
@@ -738,9 +573,8 @@ class SchedulerNode(Node):
 
     def _set_estop(self, request: SetEmergencyStop.Request, response: Any) -> Any:
         with self._state_lock:
-            alive = [m for m in self.service.lab.modules if m not in self.liveness.down]
-            result, outbox = self.service.set_emergency_stop(
-                request.engaged, request.reason, request.source, alive, request.auth
+            result, outbox = self.dispatcher.set_emergency_stop(
+                request.engaged, request.reason, request.source, request.auth
             )
             if result.success:
                 self.estop = EmergencyStop(

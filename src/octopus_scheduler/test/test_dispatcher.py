@@ -1,0 +1,383 @@
+"""The dispatcher without ROS: goals in flight, their answers, deadlines, lost modules, resends.
+
+Real LabService, core and SQLite store on the demo lab's module descriptions; a virtual wall
+clock for the dispatcher and a virtual lab clock for the service (the lab runs at the wall's
+pace, time scale 1). The test plays the modules through :class:`Modules`, the dispatcher's port:
+it records what was sent and cancelled, and answers as a module would, when the test says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from octopus_modules.description import load_builtin_description
+from octopus_scheduler.dispatcher import Dispatcher
+from octopus_scheduler.lab_clock import VirtualClock
+from octopus_scheduler.lab_service import LabService
+from octopus_scheduler.notifications import Notification
+from octopus_scheduler.retry_policy import RetryPolicy
+from octopus_scheduler.step_goals import StepGoal
+from octopus_scheduler.store import Store
+
+MODULES = ("batch_synthesis", "uv_vis")
+BATCH = "BatchSynthesis"
+HEARTBEAT_S = 1.0
+FACTOR, MARGIN_S = 3.0, 10.0
+
+JOB = """
+metadata: {{name: seeds, owner: ann, retries: {retries}}}
+campaign: {{kind: manual, experiments: [{{React.Time: 1 min}}]}}
+process:
+  Synthesis:
+    BatchSynthesis: {{sequence: [PrepareContainer, Mix, React, MoveContainer]}}
+"""
+
+
+class Modules:
+    """The dispatcher's port, played by the test."""
+
+    def __init__(self) -> None:
+        self.discovered = {"BatchSynthesis", "UV-Vis"}
+        self.sent: list[StepGoal] = []
+        self.cancelled: list[Any] = []
+        self.released: list[str] = []
+        self.wakes = 0
+
+    def ready(self, module: str) -> bool:
+        return module in self.discovered
+
+    def send_goal(self, goal: StepGoal) -> None:
+        self.sent.append(goal)
+
+    def cancel_goal(self, handle: Any) -> None:
+        self.cancelled.append(handle)
+
+    def release_samples(self, job_id: str) -> None:
+        self.released.append(job_id)
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(("info", message))
+
+    def warning(self, message: str) -> None:
+        self.lines.append(("warning", message))
+
+    def error(self, message: str) -> None:
+        self.lines.append(("error", message))
+
+    def has(self, text: str) -> bool:
+        return any(text in line for _, line in self.lines)
+
+
+class Lab:
+    """A service, its dispatcher and the test's modules, on virtual clocks."""
+
+    def __init__(self, path: Path, *, backoff_s: float = 0.0) -> None:
+        self.wall = VirtualClock(0.0)
+        self.lab_time = VirtualClock(1000.0)
+        descriptions = [load_builtin_description(m) for m in MODULES]
+        self.service = LabService(
+            descriptions,
+            Store(path),
+            clock=self.lab_time,
+            retry=RetryPolicy(backoff_s=backoff_s),
+        )
+        self.modules = Modules()
+        self.log = Log()
+        self.notes: list[Notification] = []
+        self.changes: list[bool] = []
+        self.dispatcher = Dispatcher(
+            self.service,
+            self.modules,
+            self.log,
+            monotonic=self.wall,
+            time_scale=1.0,
+            timeout_factor=FACTOR,
+            timeout_margin_s=MARGIN_S,
+            heartbeat_period_s=HEARTBEAT_S,
+            notify=lambda note: self.notes.append(note) if note else None,
+            changed=self.changes.append,
+        )
+        self.boot = {"BatchSynthesis": "boot1", "UV-Vis": "boot1"}
+
+    def advance(self, seconds: float) -> None:
+        self.wall.now += seconds
+        self.lab_time.now += seconds
+
+    def beat(self, module: str = BATCH, faults: dict[str, str] | None = None) -> None:
+        self.dispatcher.heartbeat(module, self.boot[module], faults or {})
+
+    def beat_all(self) -> None:
+        for module in self.boot:
+            self.beat(module)
+
+    def submit(self, retries: int = 0) -> str:
+        submission, outbox = self.service.submit(JOB.format(retries=retries), "ann")
+        assert submission.accepted, submission.error
+        self.dispatcher.dispatch(outbox)
+        return submission.job_id
+
+    def send(self) -> list[StepGoal]:
+        """What the node's goal group does when woken: the goals sent now."""
+        before = len(self.modules.sent)
+        self.dispatcher.send_queued()
+        return self.modules.sent[before:]
+
+    def accept(self, goal: StepGoal) -> str:
+        handle = f"handle of {goal.task_id}"
+        self.dispatcher.answered(goal, handle, True)
+        return handle
+
+    def succeed(self, goal: StepGoal) -> None:
+        self.advance(goal.expected_s)
+        self.dispatcher.finished(goal, True, {})
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.service.store.load_events() if e["type"] == kind]
+
+    def steps(self, step_id: str) -> list[Any]:
+        return [s for s in self.service.store.steps() if s.step_id == step_id]
+
+    def state(self, job_id: str) -> str:
+        view = self.service.job(job_id)
+        assert view is not None
+        return view.state
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    lab = Lab(tmp_path / "db.sqlite")
+    lab.beat_all()
+    return lab
+
+
+def test_goals_accepted_and_succeeded_run_the_job_to_its_end(lab: Lab) -> None:
+    job = lab.submit()
+    assert lab.modules.wakes >= 1 and lab.dispatcher.in_flight == 1
+    done = []
+    while goals := lab.send():
+        (goal,) = goals
+        assert goal.module == BATCH and goal.attempt == 0
+        lab.accept(goal)
+        lab.succeed(goal)
+        done.append(goal.task)
+    assert done[0] == "PrepareContainer" and done[-1] == "MoveContainer"
+    assert lab.state(job) == "succeeded"
+    assert lab.dispatcher.in_flight == 0 and lab.modules.cancelled == []
+    assert lab.modules.released == [job]  # the modules free the job's positions
+    assert [(n.event, n.details["job_id"]) for n in lab.notes] == [("job_finished", job)]
+    assert lab.changes[-1] is True  # the node ends the job's SubmitJob goal now
+
+
+def test_a_rejected_goal_fails_its_step_and_the_retry_is_a_new_goal(lab: Lab) -> None:
+    job = lab.submit(retries=1)
+    (goal,) = lab.send()
+    lab.dispatcher.answered(goal, None, False)
+    assert lab.log.has(f"step {goal.step_id} failed: rejected by the module")
+    assert [s.outcome for s in lab.steps(goal.step_id)][:1] == ["rejected by the module"]
+    (retry,) = lab.send()  # no back-off: at once
+    assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
+    assert retry.task_id == f"{goal.step_id}~retry1"  # a new goal for the module
+    lab.dispatcher.answered(retry, None, False)
+    assert lab.send() == []
+    assert lab.state(job) == "failed" and lab.dispatcher.in_flight == 0
+    assert [n.event for n in lab.notes] == ["job_failed"]
+
+
+def test_a_late_result_of_an_attempt_that_timed_out_is_ignored(lab: Lab) -> None:
+    job = lab.submit(retries=1)
+    (first,) = lab.send()
+    handle = lab.accept(first)
+    lab.advance(first.expected_s * FACTOR + MARGIN_S + 0.1)
+    lab.beat_all()  # the modules are alive: only the step is late
+    lab.dispatcher.watchdog()
+    assert lab.log.has(f"step {first.step_id} failed: timed out")
+    (retry,) = lab.send()
+    assert lab.modules.cancelled == [handle]  # the late goal must not run on
+    assert retry.attempt == 1
+    late = lab.accept(retry)
+    lab.dispatcher.finished(first, True, {})  # the first attempt's result, late
+    lab.dispatcher.answered(first, "a late accept", True)
+    assert lab.send() == [] and lab.dispatcher.in_flight == 1  # the retry still runs
+    assert [s.state for s in lab.steps(first.step_id)] == ["failed", "running"]
+    lab.dispatcher.dispatch(lab.service.command("cancel", job, "ann")[1])
+    lab.send()
+    assert lab.modules.cancelled == [handle, late]  # the retry's handle, not the late accept's
+
+
+def test_a_duplicate_result_counts_once(lab: Lab) -> None:
+    lab.submit()
+    (goal,) = lab.send()
+    lab.accept(goal)
+    lab.succeed(goal)
+    lab.dispatcher.finished(goal, True, {})  # the same result again
+    lab.dispatcher.finished(goal, False, {}, "failed twice")
+    (following,) = lab.send()
+    assert following.step_id != goal.step_id
+    assert lab.send() == []
+    assert [e["step_id"] for e in lab.events("StepFinished")] == [goal.step_id]
+    assert lab.events("StepFailed") == []
+    assert [s.state for s in lab.steps(goal.step_id)] == ["succeeded"]
+
+
+def test_a_silent_module_loses_its_step_which_is_retried_when_it_is_back(lab: Lab) -> None:
+    job = lab.submit(retries=1)
+    (goal,) = lab.send()
+    handle = lab.accept(goal)
+    lab.advance(1.5)  # 1.5 periods of silence: not down yet
+    lab.beat("UV-Vis")
+    lab.dispatcher.watchdog()
+    assert lab.events("ModuleDown") == []
+    lab.advance(0.6)  # silent for 2.1 periods: down
+    lab.beat("UV-Vis")
+    lab.dispatcher.watchdog()
+    assert lab.log.has("module BatchSynthesis went down: no heartbeat")
+    (failed,) = lab.events("StepFailed")
+    assert failed["reason"] == "module BatchSynthesis went down (no heartbeat; its goal was lost)"
+    assert failed["lost"] is True
+    assert [e["module"] for e in lab.events("ModuleDown")] == [BATCH]
+    assert [n.event for n in lab.notes] == ["module_down"]
+    assert lab.send() == [] and lab.modules.cancelled == [handle]  # waits for the module
+    lab.dispatcher.watchdog()  # still silent: told once
+    assert len(lab.events("ModuleDown")) == 1
+    lab.boot[BATCH] = "boot2"  # a new process
+    lab.beat()
+    assert lab.log.has("module BatchSynthesis is back")
+    assert [e["module"] for e in lab.events("ModuleUp")] == [BATCH]
+    (retry,) = lab.send()
+    assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
+    assert lab.state(job) == "running"
+
+
+def test_a_restarted_module_loses_its_step_at_once(lab: Lab) -> None:
+    lab.submit(retries=1)
+    (goal,) = lab.send()
+    handle = lab.accept(goal)
+    lab.advance(0.5)
+    lab.boot[BATCH] = "boot2"  # respawned before its silence was noticed
+    lab.beat()
+    assert lab.log.has("module BatchSynthesis restarted: 1 step(s) lost")
+    assert lab.log.has("module BatchSynthesis is back (a new process)")
+    (failed,) = lab.events("StepFailed")
+    assert failed["reason"] == "module BatchSynthesis restarted (its goal was lost)"
+    assert failed["lost"] is True
+    (retry,) = lab.send()
+    assert lab.modules.cancelled == [handle]  # what the new process took must not run on
+    assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
+    lab.dispatcher.finished(goal, True, {})  # the lost attempt's answer: ignored
+    assert lab.send() == [] and lab.dispatcher.in_flight == 1
+
+
+def test_a_module_lost_without_retries_fails_the_job_with_the_reason(lab: Lab) -> None:
+    job = lab.submit(retries=0)
+    (goal,) = lab.send()
+    lab.accept(goal)
+    lab.boot[BATCH] = "boot2"
+    lab.beat()
+    assert lab.state(job) == "failed"
+    view = lab.service.job(job)
+    assert view is not None and "module BatchSynthesis restarted" in view.reason
+    assert lab.send() == [] and lab.dispatcher.in_flight == 0
+
+
+def test_a_step_past_its_deadline_times_out(lab: Lab) -> None:
+    job = lab.submit()
+    (goal,) = lab.send()
+    handle = lab.accept(goal)
+    deadline = goal.expected_s * FACTOR + MARGIN_S
+    lab.advance(deadline - 0.1)
+    lab.beat_all()
+    lab.dispatcher.watchdog()
+    assert lab.dispatcher.in_flight == 1 and lab.events("StepFailed") == []
+    lab.advance(0.2)
+    lab.beat_all()
+    lab.dispatcher.watchdog()
+    (failed,) = lab.events("StepFailed")
+    assert (failed["step_id"], failed["reason"], failed["lost"]) == (
+        goal.step_id,
+        "timed out",
+        False,
+    )
+    assert lab.send() == [] and lab.modules.cancelled == [handle]
+    assert lab.state(job) == "failed" and lab.dispatcher.in_flight == 0
+    lab.dispatcher.finished(goal, True, {})  # the module's result after all: too late
+    assert lab.events("StepFinished") == []
+
+
+def test_a_goal_waits_until_its_module_is_discovered(lab: Lab) -> None:
+    lab.modules.discovered = {"UV-Vis"}
+    lab.submit()
+    assert lab.send() == []
+    lab.dispatcher.resend()
+    assert lab.send() == [] and lab.dispatcher.in_flight == 1
+    lab.modules.discovered.add(BATCH)
+    wakes = lab.modules.wakes
+    lab.dispatcher.resend()  # the node's 0.1 s timer
+    (goal,) = lab.modules.sent
+    assert goal.task == "PrepareContainer" and lab.modules.wakes == wakes
+    lab.dispatcher.resend()
+    assert lab.modules.sent == [goal]  # sent once
+
+
+def test_a_queued_goal_that_ended_meanwhile_is_not_sent(lab: Lab) -> None:
+    lab.modules.discovered = {"UV-Vis"}
+    job = lab.submit()
+    lab.advance(MARGIN_S + 1000.0)
+    lab.beat_all()
+    lab.dispatcher.watchdog()  # timed out while it waited
+    assert lab.state(job) == "failed"
+    lab.modules.discovered.add(BATCH)
+    lab.dispatcher.resend()
+    assert lab.modules.sent == [] and lab.modules.cancelled == []  # never accepted: no cancel
+
+
+def test_a_retry_waits_for_its_back_off_in_lab_time(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "db.sqlite", backoff_s=30.0)
+    lab.beat_all()
+    lab.submit(retries=1)
+    (goal,) = lab.send()
+    lab.accept(goal)
+    lab.dispatcher.finished(goal, False, {}, "stirrer jammed")
+    assert lab.log.has(f"step {goal.step_id} failed: stirrer jammed")
+    lab.dispatcher.tick()
+    assert lab.send() == []
+    wake = lab.service.next_wake()
+    assert wake is not None and 15.0 <= wake - lab.lab_time.now <= 30.0
+    lab.lab_time.now = wake
+    lab.dispatcher.tick()
+    (retry,) = lab.send()
+    assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
+
+
+def test_the_emergency_stop_keeps_a_module_that_is_heard_again_down(lab: Lab) -> None:
+    result, outbox = lab.dispatcher.set_emergency_stop(True, "spill", "ann")
+    assert result.success
+    lab.dispatcher.dispatch(outbox)
+    lab.advance(2.5)
+    lab.beat("UV-Vis")
+    lab.dispatcher.watchdog()  # BatchSynthesis is silent: down
+    lab.beat()  # and heard again, under the stop
+    assert not lab.log.has("module BatchSynthesis is back")
+    result, outbox = lab.dispatcher.set_emergency_stop(False, "", "ann")
+    assert not result.success  # only an admin resets it
+    assert lab.dispatcher.estop_engaged
+
+
+def test_a_device_in_error_is_reported_once_and_back_when_cleared(lab: Lab) -> None:
+    lab.beat(faults={"Batch_Stirrer": "jammed"})
+    lab.beat(faults={"Batch_Stirrer": "jammed"})
+    assert [line for line in lab.log.lines if "out of order" in line[1]] == [
+        ("error", "device Batch_Stirrer is out of order: jammed")
+    ]
+    assert lab.changes == [False]  # the plan's reasons changed
+    lab.beat()
+    assert lab.log.has("device Batch_Stirrer is back in order")
