@@ -176,7 +176,7 @@ class SimulatedBackend(DeviceBackend):
             if fault == "fail":
                 raise DeviceError(self.name, action, "simulated device fault")
             with self._rng_lock:
-                data = measured_data(self, action, params, self._rng)
+                data = measured_data(self.kind, self.ledger, action, params, self._rng)
         finally:
             self.state = "idle"
         data["duration_s"] = duration

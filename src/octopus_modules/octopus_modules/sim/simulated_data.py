@@ -7,10 +7,11 @@ carry seeded noise from the device's generator.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from octopus_modules.sim.sample_ledger import SampleLedger
 from octopus_modules.sim.spectrum import (
     WAVELENGTHS_NM,
     SilverSynthesis,
@@ -18,31 +19,32 @@ from octopus_modules.sim.spectrum import (
     silver_spectrum,
 )
 
-if TYPE_CHECKING:
-    from octopus_modules.drivers.simulated import SimulatedBackend
-
 
 def measured_data(
-    device: SimulatedBackend, action: str, params: Mapping[str, Any], rng: np.random.Generator
+    kind: str,
+    ledger: SampleLedger,
+    action: str,
+    params: Mapping[str, Any],
+    rng: np.random.Generator,
 ) -> dict[str, Any]:
+    """What a simulated device of ``kind`` measures by ``action``; dosing writes ``ledger``."""
     samples = [str(s) for s in params.get("samples", []) or []]
-    kind = device.kind
     if kind == "pump" and action == "dispense":
         volume, rate = float(params["volume_ul"]), float(params["rate_ul_s"])
         dispensed = max(volume * (1.0 + rng.normal(0.0, 0.005)), 0.0)  # 0.5 % dosing error
         for sample in samples:
-            device.ledger.add_liquid(sample, str(params.get("solution", "")), dispensed, rate)
+            ledger.add_liquid(sample, str(params.get("solution", "")), dispensed, rate)
         return {"dispensed_ul": dispensed}
     if kind == "powder_dispenser" and action == "dose":
         dosed = max(float(params["mass_mg"]) * (1.0 + rng.normal(0.0, 0.01)), 0.0)
         for sample in samples:
-            device.ledger.add_powder(sample, str(params.get("powder", "")), dosed)
+            ledger.add_powder(sample, str(params.get("powder", "")), dosed)
         return {"dosed_mg": dosed}
     if kind == "balance" and action == "weigh":
         target = float(params.get("target_mg", 0.0))
         return {"mass_mg": target + float(rng.normal(0.0, 0.1))}
     if kind == "spectrometer" and action == "measure":
-        return _spectra(device, samples, int(rng.integers(2**31)))
+        return _spectra(ledger, samples, int(rng.integers(2**31)))
     if kind == "spectrometer" and action == "reference":
         return {"reference_counts": float(50000 + rng.normal(0.0, 50.0))}
     if kind == "stirrer":
@@ -52,13 +54,13 @@ def measured_data(
     return {}
 
 
-def _spectra(device: SimulatedBackend, samples: list[str], seed: int) -> dict[str, Any]:
+def _spectra(ledger: SampleLedger, samples: list[str], seed: int) -> dict[str, Any]:
     """Spectrum and main peak of the (first) sample; blank if the sample is unknown.
 
     The noise seed comes from the device's seeded generator: a repeated measurement
     of one sample differs, a re-run of the same lab day gives the same numbers."""
     sample = samples[0] if samples else ""
-    synthesis = SilverSynthesis.from_record(device.ledger.record(sample))
+    synthesis = SilverSynthesis.from_record(ledger.record(sample))
     absorbance = silver_spectrum(synthesis, seed=seed, sample=sample)
     peak = extract_peak(WAVELENGTHS_NM, absorbance)
     return {
