@@ -247,6 +247,14 @@ class SchedulerCore:
     def all_jobs(self) -> list[JobRun]:
         return list(self._jobs.values())
 
+    def run_step(self, step_id: str) -> StepRun | None:
+        """A live step's run state (None if unknown or its job ended and was forked away)."""
+        return self._steps.get(step_id)
+
+    def chunks(self) -> list[ChunkRun]:
+        """Every chunk admitted so far, in admission order."""
+        return list(self._chunks)
+
     def ready_steps(self) -> list[StepRun]:
         return list(self._ready.values())
 
@@ -630,7 +638,7 @@ class SchedulerCore:
     def _try_admit(self, adm: Admission) -> bool:
         group, job = adm.group, adm.job
         entry = job.spec.route[0]
-        reason = self._entry_blocked(entry.module, self._entry_devices(job))
+        reason = self._entry_blocked(entry.module, self.entry_devices(job))
         if reason:
             group.blocked = reason
             return False
@@ -732,7 +740,8 @@ class SchedulerCore:
             return False
         return self._safe(chunk, 0, new=True)
 
-    def _entry_devices(self, job: JobRun) -> frozenset[str]:
+    def entry_devices(self, job: JobRun) -> frozenset[str]:
+        """The devices the first step of ``job`` takes when it enters the lab."""
         entry = job.spec.route[0]
         key = (entry.module, entry.task)
         devices = self._entry_devices_this_dispatch.get(key)  # asked for every queued job

@@ -34,7 +34,7 @@ def check_invariants(core: SchedulerCore) -> None:
         if holder is not None and holders.get(d) != holder:
             raise InvariantError(f"device {d} held by non-running step {holder}")
     recount: dict[tuple[str, str], int] = {}
-    for chunk in core._chunks:
+    for chunk in core.chunks():
         for visit in chunk.visits:
             if visit.entered and not visit.released:
                 for key, n in visit.demand.items():
@@ -56,7 +56,7 @@ def _check_zones(core: SchedulerCore) -> None:
     Recomputed per sample, not per chunk, so a chunk that mixed keys would be caught too.
     """
     held: dict[tuple[str, str], dict[ZoneKey, str]] = {}
-    for chunk in core._chunks:
+    for chunk in core.chunks():
         route = chunk.job.spec.route
         for i, visit in enumerate(chunk.visits):
             if not visit.entered or visit.released:

@@ -166,7 +166,7 @@ def simulate(
                 row = _row(d)
                 attempts.append(row)
                 open_attempt[d.step_id] = row
-                base = core._steps[d.step_id].base
+                base = core.run_step(d.step_id).base
                 dur = base
                 if scenario.noise_sigma > 0:
                     dur = base * rng.lognormvariate(0.0, scenario.noise_sigma)
@@ -183,7 +183,7 @@ def simulate(
             raise InvariantError(f"jobs never ended (deadlock?): {unfinished}")
     for row in attempts:
         if row["end"] is None:  # still running when the scenario ran out of events
-            row["state"] = core._steps[row["step_id"]].state
+            row["state"] = core.run_step(row["step_id"]).state
         rows.append(row)
     jobs = []
     for j in core.jobs():

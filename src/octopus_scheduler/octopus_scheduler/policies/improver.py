@@ -100,10 +100,9 @@ def build_and_solve(
     now = core.now
     real_chunks = _chunks_of(core)
     sim_chunks = _chunks_of(sim)
-    real_steps = core._steps
 
     def state(step_id: str) -> str:
-        real = real_steps.get(step_id)
+        real = core.run_step(step_id)
         return real.state if real is not None else PENDING
 
     groups_now = {(j.id, g.index) for j in core.all_jobs() for g in j.groups}
@@ -135,7 +134,7 @@ def build_and_solve(
     modelled: dict[str, ChunkRun] = {}
     for s in horizon.values():
         modelled[s.chunk.id] = sim_chunks[s.chunk.id]
-    for chunk in core._chunks:  # chunks holding slots now
+    for chunk in core.chunks():  # chunks holding slots now
         if chunk.id in sim_chunks:
             modelled[chunk.id] = sim_chunks[chunk.id]
     if tail_resources:  # every projected chunk, so the rules' later work keeps its devices
@@ -160,7 +159,7 @@ def build_and_solve(
                 start[s.id] = end[s.id] = 0
                 continue
             if st_now == RUNNING:
-                real = real_steps[s.id]
+                real = core.run_step(s.id)
                 left = _units(max(0.0, (real.start or now) + real.expected - now))
                 start[s.id], end[s.id] = 0, left
                 if s.kind == ACTIVE and left > 0:
@@ -202,7 +201,7 @@ def build_and_solve(
             model.Add(start[a.steps[0].id] <= start[b.steps[0].id])
     # slots: a chunk holds a module's slots from its entry until it has entered the next module
     slot_use: dict[tuple[str, str], list[tuple[Any, int]]] = {}
-    real_chunk_now = {c.id: c for c in core._chunks}
+    real_chunk_now = {c.id: c for c in core.chunks()}
     for chunk in modelled.values():
         live = real_chunk_now.get(chunk.id) or real_chunks.get(chunk.id)
         for v, visit in enumerate(chunk.visits):

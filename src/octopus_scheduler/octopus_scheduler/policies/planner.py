@@ -406,7 +406,7 @@ class Planner(Policy):
 
     @staticmethod
     def _started(core: SchedulerCore, step_id: str) -> bool:
-        step = core._steps.get(step_id)
+        step = core.run_step(step_id)
         return step is not None and step.state not in (PENDING, READY)
 
     def _override_allows(self, core: SchedulerCore, cand: StepRun | Admission) -> bool | None:
@@ -605,7 +605,7 @@ class Planner(Policy):
     # -------------------------------------------------------------- helpers
     def _devices(self, core: SchedulerCore, cand: StepRun | Admission) -> frozenset[str]:
         if isinstance(cand, Admission):
-            return core._entry_devices(cand.job)
+            return core.entry_devices(cand.job)
         return cand.devices
 
     def _duration(self, core: SchedulerCore, cand: StepRun | Admission) -> float:
