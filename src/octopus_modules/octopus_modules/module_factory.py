@@ -20,6 +20,7 @@ from octopus_modules.description import (
 from octopus_modules.driver_overrides import apply_driver_overrides
 from octopus_modules.drivers.registry import DriverContext, create_backends
 from octopus_modules.goal_book import GoalBook
+from octopus_modules.lab_clock import LabClock, resolve_clock
 from octopus_modules.runtime import ModuleRuntime
 from octopus_modules.sim.sample_ledger import SampleLedger
 from octopus_modules.step_tasks import with_step_tasks
@@ -43,7 +44,8 @@ def resolve_description(reference: str) -> ModuleDescription:
 def build_module_runtime(
     description: ModuleDescription | str,
     *,
-    time_scale: float = 1.0,
+    clock: LabClock | None = None,
+    time_scale: float | None = None,
     seed: int = 0,
     ledger_path: str | Path | None = None,
     action_timeout_factor: float = 3.0,
@@ -51,17 +53,20 @@ def build_module_runtime(
 ) -> ModuleRuntime:
     """Load the description, build every device's back end and the runtime over them.
 
+    ``clock`` is the process's lab clock, shared by the runtime and the simulated devices;
+    ``time_scale`` is short for ``clock=ScaledClock(time_scale)`` (1 if neither is given).
     ``ledger_path`` lets the simulated modules of one lab, each in its own process,
     share what is in each sample (pump of one module, spectrometer of another).
     """
     if isinstance(description, str):
         description = resolve_description(description)
-    context = DriverContext(time_scale=time_scale, seed=seed, ledger=SampleLedger(ledger_path))
+    clock = resolve_clock(clock, time_scale)
+    context = DriverContext(clock=clock, seed=seed, ledger=SampleLedger(ledger_path))
     backends = create_backends(description, context)
     return ModuleRuntime(
         description,
         backends,
-        time_scale=time_scale,
+        clock=clock,
         action_timeout_factor=action_timeout_factor,
         action_timeout_margin_s=action_timeout_margin_s,
     )
@@ -71,7 +76,8 @@ def build_module(
     description: ModuleDescription | str,
     *,
     driver_overrides: Mapping[str, Any] | None = None,
-    time_scale: float = 1.0,
+    clock: LabClock | None = None,
+    time_scale: float | None = None,
     seed: int = 0,
     ledger_path: str | Path | None = None,
     action_timeout_factor: float = 3.0,
@@ -79,13 +85,15 @@ def build_module(
 ) -> GoalBook:
     """The module as the module node serves it: the description with the lab's driver
     overrides, its runtime (:func:`build_module_runtime`, with a task per step, so one goal runs
-    one step) and the book of its goals."""
+    one step) and the book of its goals. ``clock`` / ``time_scale``: as for
+    :func:`build_module_runtime`."""
     if isinstance(description, str):
         description = resolve_description(description)
     if driver_overrides:
         description = apply_driver_overrides(description, driver_overrides)
     runtime = build_module_runtime(
         with_step_tasks(description),
+        clock=clock,
         time_scale=time_scale,
         seed=seed,
         ledger_path=ledger_path,

@@ -36,6 +36,7 @@ from octopus_interfaces.srv import ClearDeviceError, DescribeModule, ReleaseSamp
 from octopus_modules.description import builtin_description_names
 from octopus_modules.goal_book import new_goal_id
 from octopus_modules.goals import GoalRejected
+from octopus_modules.lab_clock import LabClock, ScaledClock
 from octopus_modules.module_factory import build_module
 from octopus_modules.module_factory import resolve_description as load_module_description
 from octopus_modules.results import TaskFeedback
@@ -78,17 +79,26 @@ def parameters() -> dict[str, tuple[Any, str]]:
 
 class ModuleNode(Node):
     def __init__(
-        self, node_name: str = "module", namespace: str = "/octopus/modules", **kwargs: Any
+        self,
+        node_name: str = "module",
+        namespace: str = "/octopus/modules",
+        *,
+        clock: LabClock | None = None,
+        **kwargs: Any,
     ) -> None:
+        """``clock``: the process's lab clock, for a host of several nodes in one process;
+        without it the node builds one from its ``time_scale`` parameter."""
         super().__init__(node_name, namespace=namespace, **kwargs)
         value = {name: declare(self, name, *spec) for name, spec in parameters().items()}
         if not value["description"]:
             raise ValueError("parameter 'description' is required (a file or a built-in name)")
         overrides = value["driver_overrides"]
+        # one lab clock for the runtime and every simulated device: they wait on it
+        self.lab_clock = clock if clock is not None else ScaledClock(value["time_scale"])
         self.goals = build_module(
             value["description"],
             driver_overrides=yaml.safe_load(overrides) if overrides else None,
-            time_scale=value["time_scale"],
+            clock=self.lab_clock,
             seed=value["seed"],
             ledger_path=value["sample_ledger"] or None,
         )

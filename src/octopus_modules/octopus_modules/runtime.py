@@ -29,8 +29,9 @@ running action, calls ``safe_state`` on the devices the goal holds and ends the
 goal as "cancelled". ``engage_estop(reason)`` aborts all goals, drives every
 device to its safe state and refuses goals until ``reset_estop()``. Each action
 has a watchdog: if it runs longer than ``action_timeout_factor`` x its expected
-duration + ``action_timeout_margin_s`` (wall seconds), it is cancelled and the
-task fails with a timeout naming the device and action.
+duration + ``action_timeout_margin_s`` (wall seconds; the expected lab duration is
+turned into wall time by the runtime's :class:`~octopus_modules.lab_clock.LabClock`),
+it is cancelled and the task fails with a timeout naming the device and action.
 
 Device actions run on one worker thread per device (:mod:`device_worker`). A back end
 that ignores a cancel / e-stop / timeout for ``stop_grace_s`` is abandoned: the goal
@@ -53,6 +54,7 @@ from octopus_modules.drivers.backend import DeviceBackend, DeviceCancelled, Devi
 from octopus_modules.drivers.registry import check_backends
 from octopus_modules.expressions import ExpressionError
 from octopus_modules.goals import GoalRejected, PreparedGoal, prepare_goal
+from octopus_modules.lab_clock import LabClock, resolve_clock
 from octopus_modules.module_state import DISCONNECTED, ERROR, OK, ModuleState
 from octopus_modules.results import ActionTiming, TaskFeedback, TaskResult
 from octopus_modules.status import ModuleStatus
@@ -98,18 +100,18 @@ class ModuleRuntime:
         description: ModuleDescription,
         backends: Mapping[str, DeviceBackend],
         *,
-        time_scale: float = 1.0,
+        clock: LabClock | None = None,
+        time_scale: float | None = None,
         action_timeout_factor: float = 3.0,
         action_timeout_margin_s: float = 10.0,
         stop_grace_s: float = 2.0,
         connect: bool = True,
     ) -> None:
-        if time_scale <= 0:
-            raise ValueError(f"time_scale: must be positive, got {time_scale}")
+        #: lab time of standby waits and action timeouts (``time_scale``: a ScaledClock of it)
+        self.clock = resolve_clock(clock, time_scale)
         check_backends(description, backends)
         self.description = description
         self.backends = dict(backends)
-        self.time_scale = time_scale
         self.action_timeout_factor = action_timeout_factor
         self.action_timeout_margin_s = action_timeout_margin_s
         self.stop_grace_s = stop_grace_s
@@ -438,7 +440,7 @@ class ModuleRuntime:
         self._changed()
         duration = ctx.step.expected_duration_s(ctx.env)
         ctx.feedback("standby_started")
-        if ctx.goal.stop.wait(duration / self.time_scale):
+        if self.clock.wait(ctx.goal.stop, duration):
             raise _Stopped
         ctx.feedback("standby_finished")
         return duration
@@ -555,8 +557,9 @@ class ModuleRuntime:
         self._devices_freed.notify_all()
 
     def _timeout_s(self, expected_s: float) -> float:
-        return (
-            expected_s / self.time_scale * self.action_timeout_factor + self.action_timeout_margin_s
+        # the watchdog runs on the wall: the expected lab duration as wall time, with slack
+        return self.clock.wall_s(expected_s) * self.action_timeout_factor + (
+            self.action_timeout_margin_s
         )
 
     def _acquire(self, ctx: _StepContext, devices: frozenset[str]) -> None:

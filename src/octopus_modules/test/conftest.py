@@ -8,6 +8,7 @@ import pytest
 
 from octopus_modules.description import ModuleDescription, parse_description_text
 from octopus_modules.drivers.registry import DriverContext, create_backends
+from octopus_modules.lab_clock import ScaledClock
 from octopus_modules.runtime import ModuleRuntime
 
 #: simulated seconds per wall second in runtime tests: 100 s of description time = 0.1 s
@@ -78,10 +79,9 @@ def description() -> ModuleDescription:
 def build_runtime(
     description: ModuleDescription, time_scale: float = TIME_SCALE, **kwargs: float
 ) -> ModuleRuntime:
-    context = DriverContext(time_scale=time_scale, seed=7)
-    return ModuleRuntime(
-        description, create_backends(description, context), time_scale=time_scale, **kwargs
-    )
+    clock = ScaledClock(time_scale)  # one clock for the runtime and its devices, as in a node
+    context = DriverContext(clock=clock, seed=7)
+    return ModuleRuntime(description, create_backends(description, context), clock=clock, **kwargs)
 
 
 @pytest.fixture

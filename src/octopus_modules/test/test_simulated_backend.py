@@ -110,7 +110,7 @@ def test_factory_reads_settings_strictly() -> None:
     context = DriverContext(time_scale=50.0, seed=1)
     spec = DeviceSpec("P", "pump", "simulated", {"failure_rate": 0.5, "hang_actions": ["prime"]})
     backend = create_simulated_backend(spec, context)
-    assert backend.time_scale == 50.0
+    assert backend.clock is context.clock and backend.clock.wall_s(50.0) == 1.0
     assert backend.faults.failure_rate == 0.5 and backend.faults.hang_actions == {"prime"}
     with pytest.raises(ValueError, match=r"devices\.P\.settings\.failur_rate: unknown setting"):
         create_simulated_backend(DeviceSpec("P", "pump", "simulated", {"failur_rate": 1}), context)

@@ -8,17 +8,18 @@ The attribute is either
 * a :class:`DeviceBackend` subclass: called as ``Class(device_name, **settings)``
   (the description's ``settings`` become keyword arguments, e.g. ``port``, ``baudrate``), or
 * any other callable: called as ``factory(spec, context)`` with the :class:`DeviceSpec`
-  and the lab-wide :class:`DriverContext` (time scale, seed, sample ledger).
+  and the lab-wide :class:`DriverContext` (lab clock, seed, sample ledger).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from octopus_modules.drivers.backend import DeviceBackend
+from octopus_modules.lab_clock import LabClock, resolve_clock
 from octopus_modules.sim.sample_ledger import SampleLedger
 
 if TYPE_CHECKING:
@@ -37,14 +38,22 @@ class DriverError(RuntimeError):
 
 @dataclass
 class DriverContext:
-    """Lab-wide settings shared by the back ends of one module (or a whole simulated lab)."""
+    """Lab-wide settings shared by the back ends of one module (or a whole simulated lab).
 
-    #: simulated seconds per wall second: 600 runs a 10-hour day in a minute
-    time_scale: float = 1.0
+    ``DriverContext(time_scale=600)`` is short for ``DriverContext(clock=ScaledClock(600))``.
+    """
+
+    #: the process's lab clock: simulated devices wait on it (ScaledClock(600): a 10-hour day
+    #: in a minute); never None once built (None given: a ScaledClock of ``time_scale``, or 1)
+    clock: LabClock | None = None
     #: base seed of simulated noise and faults; each device derives its own from its name
     seed: int = 0
     #: what is in each sample (simulated chemistry), shared by pumps and spectrometers
     ledger: SampleLedger = field(default_factory=SampleLedger)
+    time_scale: InitVar[float | None] = None
+
+    def __post_init__(self, time_scale: float | None) -> None:
+        self.clock = resolve_clock(self.clock, time_scale)
 
 
 def resolve_driver(name: str) -> Callable[..., Any]:

@@ -1,9 +1,10 @@
 """Simulated back end for any device kind: timing, noise, faults, simulated chemistry.
 
 An action takes the description's expected duration (``params["expected_duration_s"]``,
-passed by the runtime) with seeded multiplicative noise, divided by the lab-wide
-time scale (time_scale=600: a 10-hour day in a minute). Waiting is done on the
-cancel event, so a cancel is honoured within microseconds, never after a sleep.
+passed by the runtime) with seeded multiplicative noise, in lab time: the lab-wide
+:class:`~octopus_modules.lab_clock.LabClock` waits it out (a ScaledClock of 600: a
+10-hour day in a minute). Waiting is done on the cancel event, so a cancel is honoured
+within microseconds, never after a sleep.
 
 Fault injection (settings of the device in the description, or ``backend.faults``):
 ``failure_rate`` (action fails part-way with a DeviceError), ``hang_rate`` (action
@@ -29,6 +30,7 @@ from octopus_modules.drivers.backend import (
     DeviceError,
 )
 from octopus_modules.drivers.kinds import kind_actions
+from octopus_modules.lab_clock import LabClock, resolve_clock
 from octopus_modules.sim.sample_ledger import SampleLedger
 from octopus_modules.sim.simulated_data import measured_data
 
@@ -92,7 +94,8 @@ class SimulatedSettings:
 
 
 class SimulatedBackend(DeviceBackend):
-    """A device of any kind in the catalogue, simulated in scaled time."""
+    """A device of any kind in the catalogue, simulated in lab time (``clock``, or a
+    ScaledClock of ``time_scale``)."""
 
     uses_expected_duration = True
 
@@ -101,17 +104,16 @@ class SimulatedBackend(DeviceBackend):
         name: str,
         kind: str,
         *,
-        time_scale: float = 1.0,
+        clock: LabClock | None = None,
+        time_scale: float | None = None,
         seed: int = 0,
         settings: SimulatedSettings | None = None,
         ledger: SampleLedger | None = None,
     ) -> None:
         super().__init__(name)
-        if time_scale <= 0:
-            raise ValueError(f"time_scale: must be positive, got {time_scale}")
+        self.clock = resolve_clock(clock, time_scale)
         self.kind = kind
         self._signatures = kind_actions(kind)
-        self.time_scale = time_scale
         self.settings = settings or SimulatedSettings()
         self.faults = self.settings.faults
         self.ledger = ledger or SampleLedger()
@@ -170,8 +172,8 @@ class SimulatedBackend(DeviceBackend):
             if fault == "disconnect":
                 self.connected = False
                 raise DeviceDisconnected(self.name, action, "connection lost (simulated)")
-            wall_s = duration * (fraction if fault == "fail" else 1.0) / self.time_scale
-            if cancel.wait(wall_s):
+            lab_s = duration * (fraction if fault == "fail" else 1.0)
+            if self.clock.wait(cancel, lab_s):
                 raise DeviceCancelled(self.name, action)
             if fault == "fail":
                 raise DeviceError(self.name, action, "simulated device fault")
@@ -206,7 +208,7 @@ def create_simulated_backend(spec: DeviceSpec, context: DriverContext) -> Simula
     return SimulatedBackend(
         spec.name,
         spec.kind,
-        time_scale=context.time_scale,
+        clock=context.clock,
         seed=context.seed,
         settings=settings,
         ledger=context.ledger,
