@@ -14,18 +14,9 @@ from octopus_modules.drivers.backend import DeviceCancelled, DeviceError
 from octopus_modules.drivers.serial_link import DeviceDisconnected, DeviceTimeout
 from octopus_modules.drivers.serial_namur_stirrer import NamurStirrer
 from octopus_modules.emulators.namur_hotplate import NamurHotplateEmulator
+from octopus_modules.lab_clock import VirtualClock
 
 TIMEOUT_S = 0.2
-
-
-class ManualClock:
-    """Emulator clock the test moves by hand: physics without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)
@@ -39,12 +30,13 @@ def nothing_leaks() -> Iterator[None]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> VirtualClock:
+    """The emulator's lab clock, moved by hand: physics without waiting."""
+    return VirtualClock(0.0)
 
 
 @pytest.fixture
-def hotplate(clock: ManualClock) -> Iterator[NamurHotplateEmulator]:
+def hotplate(clock: VirtualClock) -> Iterator[NamurHotplateEmulator]:
     emulator = NamurHotplateEmulator(name="C-MAG HS 7", clock=clock)
     emulator.start()
     yield emulator
@@ -81,27 +73,27 @@ def test_connect_reads_the_instrument_name(
 
 
 def test_heat_sets_the_setpoint_and_the_plate_approaches_it(
-    stirrer: NamurStirrer, hotplate: NamurHotplateEmulator, clock: ManualClock
+    stirrer: NamurStirrer, hotplate: NamurHotplateEmulator, clock: VirtualClock
 ) -> None:
     result = stirrer.execute("heat", {"temperature_c": 80.0}, threading.Event())
 
     assert hotplate.heater_on and hotplate.temperature_setpoint_c == 80.0
     assert result["temperature_setpoint_c"] == 80.0
     assert result["temperature_c"] == pytest.approx(22.0, abs=0.2)  # nothing heated yet
-    clock.now += 120.0  # ramp-limited: at most 0.25 K/s
+    clock.advance(120.0)  # ramp-limited: at most 0.25 K/s
     plate_after_2_min = stirrer.read_plate_temperature_c()
     assert 40.0 < plate_after_2_min < 53.0
-    clock.now += 1800.0
+    clock.advance(1800.0)
     assert stirrer.read_plate_temperature_c() == pytest.approx(80.0, abs=0.5)
     assert stirrer.read_temperature_c() == pytest.approx(80.0, abs=1.0)  # medium probe followed
 
 
 def test_stir_reaches_the_speed_and_duration_stops_the_motor(
-    stirrer: NamurStirrer, hotplate: NamurHotplateEmulator, clock: ManualClock
+    stirrer: NamurStirrer, hotplate: NamurHotplateEmulator, clock: VirtualClock
 ) -> None:
     stirrer.execute("stir", {"speed_rpm": 600}, threading.Event())
     assert hotplate.motor_on and hotplate.speed_setpoint_rpm == 600
-    clock.now += 10.0
+    clock.advance(10.0)
     assert stirrer.read_speed_rpm() == pytest.approx(600, abs=1)
 
     stirrer.execute("stir", {"speed_rpm": 300, "duration_s": 0.05}, threading.Event())
@@ -348,16 +340,16 @@ def test_watchdog_is_armed_and_kept_alive_while_the_driver_lives(
 
 
 def test_watchdog_switches_the_hotplate_off_when_the_host_goes_quiet(
-    hotplate: NamurHotplateEmulator, clock: ManualClock
+    hotplate: NamurHotplateEmulator, clock: VirtualClock
 ) -> None:
     driver = make_stirrer(hotplate.port, watchdog_s=20, watchdog_keepalive_s=3600)
     try:
         driver.execute("heat", {"temperature_c": 80}, threading.Event())  # arms lazily
         driver.execute("stir", {"speed_rpm": 400}, threading.Event())
-        clock.now += 19.0
+        clock.advance(19.0)
         driver.read_speed_rpm()
         assert hotplate.heater_on and not hotplate.watchdog_tripped
-        clock.now += 2.0  # 21 s without OUT_WD1: the host process is presumed dead
+        clock.advance(2.0)  # 21 s without OUT_WD1: the host process is presumed dead
         driver.read_speed_rpm()
         assert not hotplate.heater_on and not hotplate.motor_on
         assert hotplate.watchdog_tripped

@@ -15,6 +15,7 @@ from octopus_modules.drivers.backend import DeviceCancelled, DeviceError
 from octopus_modules.drivers.serial_link import DeviceDisconnected, DeviceTimeout
 from octopus_modules.drivers.serial_ne1000_pump import Ne1000Pump
 from octopus_modules.emulators.ne1000_pump import Ne1000PumpEmulator
+from octopus_modules.lab_clock import VirtualClock
 
 TIMEOUT_S = 0.2
 POLL_S = 0.02
@@ -237,7 +238,8 @@ def test_silent_pump_times_out(pump: Ne1000Pump, emulator: Ne1000PumpEmulator) -
 def test_pump_that_never_finishes_is_stopped_and_reported(
     emulator: Ne1000PumpEmulator,
 ) -> None:
-    emulator.time_scale = 0.0  # the plunger does not move (jammed drive, no alarm)
+    # lab time stops for the emulator: the plunger does not move (jammed drive, no alarm)
+    emulator.clock = VirtualClock(emulator.clock.now())
     driver = make_pump(emulator.port, overrun_factor=1.0, overrun_margin_s=0.1)
     try:
         driver.connect()

@@ -6,7 +6,7 @@ requests and replies end with CR LF, queries answer ``"<value> <channel>"``,
 device does not accept (unknown, or a setpoint out of its range) are silently
 ignored: IKA devices never send error messages on their own.
 
-Physics, advanced lazily on every request with a scalable clock: the plate
+Physics, advanced lazily on every request in lab time (a LabClock): the plate
 temperature approaches the setpoint (first order, ramp limited) while the heater
 runs and cools to ambient otherwise; the medium probe (IN_PV_1) follows the plate;
 the motor speed follows its setpoint while the motor runs.
@@ -24,7 +24,6 @@ Run ``python -m octopus_modules.emulators.namur_hotplate`` to get a port to play
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 from octopus_modules.emulators.pty_emulator import (
@@ -32,6 +31,7 @@ from octopus_modules.emulators.pty_emulator import (
     emulator_arguments,
     serve_until_interrupted,
 )
+from octopus_modules.lab_clock import LabClock, ScaledClock, resolve_clock
 
 AMBIENT_C = 22.0
 
@@ -47,16 +47,17 @@ class NamurHotplateEmulator(PtyEmulator):
         max_temperature_c: float = 310.0,
         max_speed_rpm: float = 1500.0,
         safety_temperature_c: float = 360.0,
-        time_scale: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: LabClock | None = None,
+        time_scale: float | None = None,
     ) -> None:
         super().__init__(link_path)
         self.name = name
         self.max_temperature_c = max_temperature_c
         self.max_speed_rpm = max_speed_rpm
         self.safety_temperature_c = safety_temperature_c
-        self.time_scale = time_scale
-        self._clock = clock
+        #: the physics advances in lab time (``time_scale``: a ScaledClock of it); a test
+        #: may swap in a VirtualClock it moves by hand
+        self.clock = resolve_clock(clock, time_scale)
         self.error_reply: str | None = None
         self.heating_time_constant_s = 60.0
         self.max_ramp_c_per_s = 0.25  # ~15 K/min, a typical hotplate with a filled vial
@@ -75,14 +76,14 @@ class NamurHotplateEmulator(PtyEmulator):
         self.speed_rpm = 0.0
         self.heater_on = False
         self.motor_on = False
-        self._last_s = self._clock()
+        self._last_s = self.clock.now()
 
     # ---- physics -------------------------------------------------------
 
     def advance(self) -> None:
-        """Bring the simulated physics up to the current (scaled) time."""
-        now = self._clock()
-        dt = max(0.0, now - self._last_s) * self.time_scale
+        """Bring the simulated physics up to the current lab time."""
+        now = self.clock.now()
+        dt = max(0.0, now - self._last_s)  # lab seconds
         self._last_s = now
         deadline = self.watchdog_deadline_s
         if deadline is not None and self.sim_time_s + dt >= deadline:
@@ -186,7 +187,9 @@ def _number(text: str) -> float | None:
 def main() -> None:
     """Run an emulated hotplate until Ctrl-C and print its port path."""
     options = emulator_arguments(__doc__).parse_args()
-    serve_until_interrupted(NamurHotplateEmulator(options.link, time_scale=options.time_scale))
+    serve_until_interrupted(
+        NamurHotplateEmulator(options.link, clock=ScaledClock(options.time_scale))
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ prompts, alarms and error codes. Behaviour modelled on the NE-1000 manual:
   ignored; switching on raises the reset alarm ``R``; running the syringe
   empty (or full when withdrawing) stalls the motor (alarm ``S``).
 
-Physics: dispensed volume = rate x elapsed time on a clock scaled by
-``time_scale``. Test switches besides the base ones: ``error_reply`` (answer the
+Physics: dispensed volume = rate x elapsed lab time (the emulator's ``clock``, or a
+ScaledClock of ``time_scale``). Test switches besides the base ones: ``error_reply`` (answer the
 next requests with that error, e.g. ``"?COM"``) and ``raise_alarm(code)``.
 
 Run ``python -m octopus_modules.emulators.ne1000_pump`` to get a port to play with.
@@ -24,8 +24,6 @@ Run ``python -m octopus_modules.emulators.ne1000_pump`` to get a port to play wi
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 
 from octopus_modules.drivers.serial_ne1000_protocol import (
     CR,
@@ -39,6 +37,7 @@ from octopus_modules.emulators.pty_emulator import (
     emulator_arguments,
     serve_until_interrupted,
 )
+from octopus_modules.lab_clock import LabClock, ScaledClock, resolve_clock
 
 # Plunger speed limits of the emulated mechanism (order of magnitude of an NE-1000).
 MAX_PLUNGER_MM_PER_MIN = 44.0
@@ -57,15 +56,16 @@ class Ne1000PumpEmulator(PtyEmulator):
         address: int = 0,
         syringe_capacity_ul: float = 10_000.0,
         syringe_content_ul: float = 10_000.0,
-        time_scale: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: LabClock | None = None,
+        time_scale: float | None = None,
     ) -> None:
         super().__init__(link_path)
         self.address = address
         self.syringe_capacity_ul = syringe_capacity_ul
         self.initial_content_ul = syringe_content_ul
-        self.time_scale = time_scale
-        self._clock = clock
+        #: the physics advances in lab time (``time_scale``: a ScaledClock of it); a test
+        #: may swap in a VirtualClock it moves by hand
+        self.clock = resolve_clock(clock, time_scale)
         self.error_reply: str | None = None
         # settings kept in the pump's non-volatile memory survive a power cycle
         self.diameter_mm = 14.57
@@ -83,7 +83,7 @@ class Ne1000PumpEmulator(PtyEmulator):
         self.infused_ul = 0.0
         self.withdrawn_ul = 0.0
         self._run_remaining_ul = 0.0
-        self._last_s = self._clock()
+        self._last_s = self.clock.now()
 
     # ---- physics -------------------------------------------------------
 
@@ -96,8 +96,8 @@ class Ne1000PumpEmulator(PtyEmulator):
         return area_mm2 * MIN_PLUNGER_MM_PER_H / 3600.0, area_mm2 * MAX_PLUNGER_MM_PER_MIN / 60.0
 
     def advance(self) -> None:
-        now = self._clock()
-        dt = max(0.0, now - self._last_s) * self.time_scale
+        now = self.clock.now()
+        dt = max(0.0, now - self._last_s)  # lab seconds
         self._last_s = now
         if self.prompt not in ("I", "W"):
             return
@@ -261,7 +261,7 @@ def _number(text: str) -> float | None:
 def main() -> None:
     """Run an emulated NE-1000 until Ctrl-C and print its port path."""
     options = emulator_arguments(__doc__).parse_args()
-    serve_until_interrupted(Ne1000PumpEmulator(options.link, time_scale=options.time_scale))
+    serve_until_interrupted(Ne1000PumpEmulator(options.link, clock=ScaledClock(options.time_scale)))
 
 
 if __name__ == "__main__":
