@@ -64,7 +64,7 @@ def node_specs(
     Module node names come from the description's module name (REP 144: "UV-Vis" -> uv_vis);
     launch arguments override the description's time scale, policy and namespace.
     """
-    from octopus_modules.module_node import load_module_description
+    from octopus_modules.module_factory import resolve_description
     from octopus_modules.ros_conversions import node_name_for
 
     scale = time_scale if time_scale is not None else config.time_scale
@@ -90,7 +90,7 @@ def node_specs(
     seen: dict[str, str] = {}
     for index, entry in enumerate(config.modules):
         try:
-            module = load_module_description(entry.description).module
+            module = resolve_description(entry.description).module
         except Exception as error:  # noqa: BLE001 - any load failure names the entry
             raise LabConfigError(f"lab.modules[{index}].description: {error}") from None
         name = node_name_for(module)

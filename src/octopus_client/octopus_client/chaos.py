@@ -232,7 +232,7 @@ def _state(state: int) -> str:
 
 
 def _check_store(database: Path, config: Any, told: set[str], report: ChaosReport) -> None:
-    from octopus_modules.module_node import load_module_description
+    from octopus_modules.module_factory import resolve_description
     from octopus_scheduler.lab_from_modules import lab_from_modules
     from octopus_scheduler.store import Store
 
@@ -259,7 +259,7 @@ def _check_store(database: Path, config: Any, told: set[str], report: ChaosRepor
             for experiment in store.experiments(job_id):
                 report.measurements_expected += 1
                 report.measurements_found += bool(experiment.measured)
-        lab = lab_from_modules([load_module_description(m.description) for m in config.modules])
+        lab = lab_from_modules([resolve_description(m.description) for m in config.modules])
         held: dict[str, list[tuple[float, float, str]]] = {}
         for step in store.steps():
             if step.ended_at is None or step.started_at is None:
