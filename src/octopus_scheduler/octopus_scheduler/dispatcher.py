@@ -75,6 +75,11 @@ def _nothing(*_: Any) -> None:
 
 
 class Dispatcher:
+    #: how often the node calls :meth:`resend` and :meth:`tick` (a retry's back-off ends in lab
+    #: time: look often enough for a fast simulated lab)
+    RESEND_PERIOD_S = 0.1
+    TICK_PERIOD_S = 0.05
+
     def __init__(
         self,
         service: LabService,
@@ -100,6 +105,9 @@ class Dispatcher:
         self.notify = notify
         self.changed = changed
         self.lock = threading.RLock()
+        #: how often the node calls :meth:`watchdog`: a silent module is down at most a quarter
+        #: period late
+        self.watchdog_period_s = min(heartbeat_period_s / 4, 0.25)
         self.liveness = ModuleLiveness(
             [d.module for d in service.descriptions], heartbeat_period_s, monotonic()
         )

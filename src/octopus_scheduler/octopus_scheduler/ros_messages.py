@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -121,6 +122,29 @@ def schedule_message(
     )
     schedule.header.stamp = stamp(now)
     return schedule
+
+
+def measurements(measured_data: str) -> dict[str, Any]:
+    """An ExecuteTask result's ``measured_data`` (JSON; kept as ``raw`` when it is not)."""
+    try:
+        return json.loads(measured_data) if measured_data else {}
+    except json.JSONDecodeError:
+        return {"raw": measured_data}
+
+
+def results_json(experiments: Sequence[Any]) -> str:
+    """GetJob's ``results_json``: each experiment's parameters and results."""
+    return json.dumps(
+        [
+            {
+                "experiment": e.experiment_id,
+                "parameters": e.parameters,
+                "measured": e.measured,
+                "derived": e.derived,
+            }
+            for e in experiments
+        ]
+    )
 
 
 def goal_message(goal: StepGoal, units: Mapping[str, str]) -> ExecuteTask.Goal:

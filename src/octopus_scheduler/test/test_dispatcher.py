@@ -230,6 +230,7 @@ def test_a_duplicate_result_counts_once(lab: Lab) -> None:
 
 
 def test_a_silent_module_loses_its_step_which_is_retried_when_it_is_back(lab: Lab) -> None:
+    assert lab.dispatcher.watchdog_period_s == HEARTBEAT_S / 4  # down at most that late
     job = lab.submit(retries=1)
     (goal,) = lab.send()
     handle = lab.accept(goal)
