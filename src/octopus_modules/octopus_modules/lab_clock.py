@@ -17,6 +17,7 @@ import math
 import threading
 import time
 from abc import ABC, abstractmethod
+from typing import Any
 
 
 class LabClock(ABC):
@@ -28,6 +29,11 @@ class LabClock(ABC):
 
     def __call__(self) -> float:
         return self.now()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LabClock:
+        # one clock per process: a copy of the state that holds it (a fork of the scheduler's
+        # core for a look-ahead) reads the same time
+        return self
 
     @abstractmethod
     def wall_s(self, lab_s: float) -> float:

@@ -212,3 +212,14 @@ def test_the_action_timeout_is_the_expected_lab_time_on_the_wall(
     assert not result.success
     assert "within 0.3 s (timeout)" in result.error
     assert 0.3 * 0.9 <= wall <= 0.3 * 10
+
+
+def test_a_copy_of_what_holds_the_clock_reads_the_same_clock() -> None:
+    """The scheduler forks its core (a deep copy) for every look-ahead: one clock per process."""
+    import copy
+
+    virtual = VirtualClock(5.0)
+    holder = copy.deepcopy({"clock": virtual, "scaled": ScaledClock(10.0)})
+    assert holder["clock"] is virtual
+    virtual.advance(2.0)
+    assert holder["clock"]() == 7.0

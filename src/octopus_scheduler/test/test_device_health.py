@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from octopus_modules.description import load_builtin_description
+from octopus_modules.lab_clock import VirtualClock as Clock
 from octopus_scheduler import events as ev
 from octopus_scheduler.core import EventRejected
-from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.store import Store
 

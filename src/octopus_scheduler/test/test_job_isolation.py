@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import load_builtin_description, parse_description_text
+from octopus_modules.lab_clock import VirtualClock as Clock
 from octopus_scheduler.errors import JobScriptError
 from octopus_scheduler.jobscript import load_document
-from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.store import Store
 
@@ -62,7 +62,7 @@ def answer_all(lab: LabService, goals: list, clock: Clock, limit: int = 400) -> 
     pending = list(goals)
     while pending and limit:
         goal = pending.pop(0)
-        clock.now += goal.expected_s
+        clock.advance(goal.expected_s)
         pending += lab.step_finished(goal.step_id, {}).goals
         limit -= 1
 

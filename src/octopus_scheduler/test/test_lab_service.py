@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import load_builtin_description
-from octopus_scheduler.lab_clock import VirtualClock as Clock
+from octopus_modules.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.ros_messages import goal_message
 from octopus_scheduler.store import Store
@@ -44,7 +44,7 @@ def run_to_end(lab: LabService, goals: list, clock: Clock, limit: int = 200) -> 
     pending = list(goals)
     while pending and limit:
         goal = pending.pop(0)
-        clock.now += goal.expected_s
+        clock.advance(goal.expected_s)
         pending += lab.step_finished(goal.step_id, {}).goals
         done.append(goal)
         limit -= 1
@@ -111,7 +111,7 @@ def test_restart_replays_the_store_and_recovers_goals_in_flight(tmp_path: Path, 
     db = tmp_path / "db.sqlite"
     first = service(db, clock)
     _, outbox = first.submit(SYNTHESIS, "alice")
-    clock.now += 60
+    clock.advance(60)
     in_flight = first.step_finished(outbox.goals[0].step_id, {}).goals
     expected = {g.step_id for g in outbox.goals[1:] + in_flight}
     first.store.close()

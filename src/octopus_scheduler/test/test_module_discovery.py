@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import load_builtin_description
+from octopus_modules.lab_clock import VirtualClock as Clock
 from octopus_scheduler import events as ev
 from octopus_scheduler.core import EventRejected, SchedulerCore
-from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_from_modules import lab_from_modules
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.store import Store

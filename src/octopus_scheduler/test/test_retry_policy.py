@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import load_builtin_description
-from octopus_scheduler.lab_clock import VirtualClock as Clock
+from octopus_modules.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_config import LabConfigError, parse_lab_config
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.retry_policy import RetryPolicy
@@ -64,22 +64,23 @@ def play(
         for goal in new:
             seq += 1
             duration = 2.0 if fails(goal) else goal.expected_s
-            heapq.heappush(queue, (clock.now + duration, seq, goal))
+            heapq.heappush(queue, (clock.now() + duration, seq, goal))
 
     send(goals)
     while not (stop_at_failure and log and not log[-1][2]):
         wake = lab.next_wake()
         if queue and (wake is None or queue[0][0] <= wake):
-            clock.now, _, goal = heapq.heappop(queue)
+            at, _, goal = heapq.heappop(queue)
+            clock.set(at)
             ok = not fails(goal)
             outbox = (
                 lab.step_finished(goal.step_id, {})
                 if ok
                 else lab.step_failed(goal.step_id, "jammed")
             )
-            log.append((clock.now, goal, ok))
+            log.append((clock.now(), goal, ok))
         elif wake is not None:
-            clock.now = max(clock.now, wake)
+            clock.set(max(clock.now(), wake))
             outbox = lab.tick()
         else:
             break
@@ -139,14 +140,14 @@ def test_a_job_that_always_fails_does_not_slow_a_healthy_one_down(tmp_path) -> N
     # the healthy job alone
     clock = Clock()
     alone = service(tmp_path / "alone.sqlite", clock, RetryPolicy(10.0, 600.0, 3))
-    start = clock.now
+    start = clock.now()
     outbox = alone.submit(HEALTHY, "bob")[1]
     alone_span = end_of(play(alone, clock, outbox.goals, lambda goal: False), "J0001") - start
 
     # beside a job whose Mix always fails (submitted first, with six retries)
     clock = Clock()
     lab = service(tmp_path / "both.sqlite", clock, RetryPolicy(10.0, 600.0, 3))
-    start = clock.now
+    start = clock.now()
     goals = lab.submit(FAILING, "alice")[1].goals + lab.submit(HEALTHY, "bob")[1].goals
     log = play(lab, clock, goals, is_failing_mix)
     beside_span = end_of(log, "J0002") - start
@@ -225,7 +226,7 @@ def test_steps_lost_with_their_module_do_not_count_against_its_devices(tmp_path)
     lost = 0
     while pending:  # every Mix is lost with a crashing module process, the rest succeeds
         goal = pending.pop(0)
-        clock.now += 2.0
+        clock.advance(2.0)
         if goal.task == "Mix" and lost < 4:
             lost += 1
             outbox = lab.step_failed(goal.step_id, "module BatchSynthesis restarted", lost=True)
@@ -233,7 +234,7 @@ def test_steps_lost_with_their_module_do_not_count_against_its_devices(tmp_path)
             outbox = lab.step_finished(goal.step_id, {})
         pending += outbox.goals
         if not pending and lab.next_wake() is not None:
-            clock.now = lab.next_wake()
+            clock.set(lab.next_wake())
             pending += lab.tick().goals
     assert lost == 4 and lab.core.out_of_order() == {}
     assert {j.state for j in lab.jobs()} == {"succeeded"}

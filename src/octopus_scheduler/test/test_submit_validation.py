@@ -10,10 +10,10 @@ import pytest
 
 from octopus_modules.description import DescriptionError, load_builtin_description
 from octopus_modules.description import parse_description_text as parse_description
+from octopus_modules.lab_clock import VirtualClock as Clock
 from octopus_scheduler.campaign import BayesianCampaign
 from octopus_scheduler.errors import SpecError
 from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab_clock import VirtualClock as Clock
 from octopus_scheduler.lab_from_modules import lab_from_modules
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.scenario import load_scenario
@@ -185,7 +185,7 @@ def test_a_bayesian_campaign_learns_cycle_by_cycle_on_the_live_path(tmp_path: Pa
     pending, answered = list(outbox.goals), 0
     while pending:
         goal = pending.pop(0)
-        clock.now += goal.expected_s
+        clock.advance(goal.expected_s)
         measured = {}
         if goal.task == "AddSolution":
             volume.update({s: goal.parameters["Volume"] for s in goal.samples})
