@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from octopus_modules.description import load_builtin_description
+from octopus_modules.lab_clock import VirtualClock
 from octopus_scheduler.dispatcher import Dispatcher
-from octopus_scheduler.lab_clock import VirtualClock
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.notifications import Notification
 from octopus_scheduler.retry_policy import RetryPolicy
@@ -110,8 +110,8 @@ class Lab:
         self.boot = {"BatchSynthesis": "boot1", "UV-Vis": "boot1"}
 
     def advance(self, seconds: float) -> None:
-        self.wall.now += seconds
-        self.lab_time.now += seconds
+        self.wall.advance(seconds)
+        self.lab_time.advance(seconds)
 
     def beat(self, module: str = BATCH, faults: dict[str, str] | None = None) -> None:
         self.dispatcher.heartbeat(module, self.boot[module], faults or {})
@@ -352,8 +352,8 @@ def test_a_retry_waits_for_its_back_off_in_lab_time(tmp_path: Path) -> None:
     lab.dispatcher.tick()
     assert lab.send() == []
     wake = lab.service.next_wake()
-    assert wake is not None and 15.0 <= wake - lab.lab_time.now <= 30.0
-    lab.lab_time.now = wake
+    assert wake is not None and 15.0 <= wake - lab.lab_time.now() <= 30.0
+    lab.lab_time.set(wake)
     lab.dispatcher.tick()
     (retry,) = lab.send()
     assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
