@@ -193,6 +193,7 @@ class EstopBench:
         self.topic_at: float | None = None
         self.supervisor: Any = None
         self.client: Any = None
+        self.admin: Any = None  # lab_manager's client: only an admin resets the stop
         self.hotplate: Any = None
         self._log: Any = None
         self._watcher: threading.Thread | None = None
@@ -234,6 +235,7 @@ class EstopBench:
         self._watcher.start()
 
         self.client = OctopusClient(user="estop_bench", timeout_s=5.0)
+        self.admin = OctopusClient(user="lab_manager", timeout_s=5.0)
         # What is measured arrives on a node and executor of its own, in a thread of its own:
         # the action traffic of the busy goals (on the client's node) does not queue before it.
         self.watch_node = rclpy.create_node(
@@ -295,6 +297,9 @@ class EstopBench:
             self._watch_executor.shutdown(timeout_sec=2.0)
             self.watch_node.destroy_node()
             self._watch_thread = None
+        if self.admin is not None:
+            self.admin.close()
+            self.admin = None
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -437,13 +442,10 @@ class EstopBench:
     def reset(self, timeout_s: float = 10.0) -> None:
         """An admin resets the stop; returns when every module says it is no longer stopped."""
         from octopus_interfaces.msg import ModuleStatus
-        from octopus_interfaces.srv import SetEmergencyStop
 
-        request = SetEmergencyStop.Request(engaged=False, reason="", source="lab_manager")
-        fields = {"engaged": "false", "reason": ""}
-        response = self.client.call(
-            SetEmergencyStop, "set_emergency_stop", request, ("set_emergency_stop", fields)
-        )
+        # sent once, as `octopus estop --reset` sends it: a re-sent copy of this reset, late,
+        # would release the next trial's stop (seen: 3 of 16 runs failed that way)
+        response = self.admin.set_estop(False, "")
         if not response.success:
             raise RuntimeError(f"reset refused: {response.message}")
         self._wait(
