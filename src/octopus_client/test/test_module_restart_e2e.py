@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,8 @@ import pytest
 from rclpy.action import ActionClient
 
 from octopus_interfaces.action import SubmitJob
-from octopus_interfaces.msg import DeviceState, Job, ModuleStatus
+from octopus_interfaces.msg import Job, TaskStep
+from octopus_interfaces.srv import GetJob
 from octopus_scheduler.store import Store
 from octopus_testing.futures import call_with_retry, wait_for_future
 from octopus_testing.ros2_tools import require
@@ -87,15 +87,17 @@ def test_a_module_killed_mid_action_ends_its_step_at_once(
     up = node_processes.start(launcher, argv)
     up.wait_for_output(SCHEDULER + "module BatchSynthesis is up", timeout=60)
 
-    reacting = threading.Event()
+    get_job = ros.node.create_client(GetJob, "/octopus/get_job")
 
-    def on_status(status: ModuleStatus) -> None:
-        if any(d.state == DeviceState.STATE_BUSY and "React" in d.holder for d in status.devices):
-            reacting.set()
+    def reacting(job_id: str) -> bool:
+        """React's standby step runs (12 s on the wall). Asked of the scheduler, which holds
+        it as a step; the module's status shows devices only, busy for ~30 ms around it."""
+        detail = call_with_retry(lambda: get_job.call_async(GetJob.Request(job_id=job_id)), 5.0)
+        return any(
+            s.task == "React" and s.step_name == "react" and s.state == TaskStep.STATE_RUNNING
+            for s in detail.steps
+        )
 
-    ros.node.create_subscription(
-        ModuleStatus, "/octopus/modules/batch_synthesis/status", on_status, 10
-    )
     client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     try:
         assert client.wait_for_server(timeout_sec=30)
@@ -104,7 +106,10 @@ def test_a_module_killed_mid_action_ends_its_step_at_once(
             lambda: client.send_goal_async(SubmitJob.Goal(script=script, user="ann")), 10.0
         )
         ended = handle.get_result_async()
-        assert reacting.wait(timeout=60), up.output()
+        deadline = time.monotonic() + 60.0
+        while not reacting("J0001"):
+            assert time.monotonic() < deadline and not ended.done(), up.output()
+            time.sleep(0.1)
         time.sleep(0.5)  # into the 12 s reaction
         module = next(
             p
@@ -129,6 +134,7 @@ def test_a_module_killed_mid_action_ends_its_step_at_once(
         print(f"SIGKILL -> job {result.final_state} {time.monotonic() - killed:.2f} s")
     finally:
         client.destroy()
+        ros.node.destroy_client(get_job)
     output = COLOURS.sub("", up.output())
     assert len(re.findall(r"module BatchSynthesis ready", output)) == 2  # respawned
     assert re.search(SCHEDULER + f"module BatchSynthesis ({how})", output)
