@@ -37,8 +37,7 @@ from octopus_modules.description import builtin_description_names
 from octopus_modules.goal_book import new_goal_id
 from octopus_modules.goals import GoalRejected
 from octopus_modules.lab_clock import LabClock, ScaledClock
-from octopus_modules.module_factory import build_module
-from octopus_modules.module_factory import resolve_description as load_module_description
+from octopus_modules.module_factory import build_module, resolve_description
 from octopus_modules.results import TaskFeedback
 from octopus_modules.ros_common import LATCHED, declare, run_node
 from octopus_modules.ros_conversions import (
@@ -249,7 +248,7 @@ def main(args: list[str] | None = None) -> None:
     reference = description_argument(argv)
 
     def make_node() -> ModuleNode:
-        name = node_name_for(load_module_description(reference).module) if reference else "module"
+        name = node_name_for(resolve_description(reference).module) if reference else "module"
         return ModuleNode(node_name=name)
 
     run_node(make_node, "module", args=argv)

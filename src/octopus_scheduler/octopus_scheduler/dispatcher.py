@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from octopus_modules.lab_clock import LabClock, ScaledClock
+
 from . import notifications
 from .lab_service import CommandResult, LabService, Outbox
 from .liveness import ModuleLiveness
@@ -87,7 +89,7 @@ class Dispatcher:
         logger: Logger,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        time_scale: float = 1.0,
+        lab_clock: LabClock | None = None,
         timeout_factor: float = 3.0,
         timeout_margin_s: float = 10.0,
         heartbeat_period_s: float = 1.0,
@@ -99,7 +101,8 @@ class Dispatcher:
         self.port = port
         self.log = logger
         self.monotonic = monotonic
-        self.time_scale = time_scale
+        # the lab's clock says how long a step's lab seconds last on the wall
+        self.lab_clock = lab_clock or ScaledClock(1.0)
         self.timeout_factor = timeout_factor
         self.timeout_margin_s = timeout_margin_s
         self.notify = notify
@@ -160,7 +163,7 @@ class Dispatcher:
         self.dispatch(outbox)
 
     def _send(self, goal: StepGoal) -> None:
-        wall = goal.expected_s / self.time_scale
+        wall = self.lab_clock.wall_s(goal.expected_s)
         deadline = self.monotonic() + wall * self.timeout_factor + self.timeout_margin_s
         with self.lock:
             self._in_flight[goal.step_id] = InFlight(goal, deadline)

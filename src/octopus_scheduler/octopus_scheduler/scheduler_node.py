@@ -36,6 +36,7 @@ from octopus_interfaces.srv import (
     ReleaseSamples,
     SetEmergencyStop,
 )
+from octopus_modules.lab_clock import ScaledClock
 from octopus_modules.ros_common import LATCHED, declare, run_node
 
 from . import notifications
@@ -43,7 +44,6 @@ from .dispatcher import Dispatcher
 from .identity import lab_authenticator
 from .job_goals import JobGoals
 from .jobscript import Limits
-from .lab_clock import ScaledClock
 from .lab_config import load_lab_config
 from .lab_service import LabService, Outbox
 from .ros_messages import (
@@ -77,9 +77,9 @@ class SchedulerNode(Node):
         if not lab_file:
             raise ValueError("parameter 'lab_file' is required")
         self.config = load_lab_config(lab_file)
-        from octopus_modules.module_node import load_module_description
+        from octopus_modules.module_factory import resolve_description
 
-        self.descriptions = [load_module_description(m.description) for m in self.config.modules]
+        self.descriptions = [resolve_description(m.description) for m in self.config.modules]
         self.policy = policy or self.config.policy
         store = Store(database or self.config.database)
         last_event = store.load_events()[-1:]
@@ -104,7 +104,7 @@ class SchedulerNode(Node):
             self.service,
             self,
             self.get_logger(),
-            time_scale=self.config.time_scale,
+            lab_clock=self.clock_scaled,
             timeout_factor=self.timeout_factor,
             timeout_margin_s=self.timeout_margin,
             heartbeat_period_s=self.heartbeat_period,

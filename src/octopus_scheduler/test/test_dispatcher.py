@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from octopus_modules.description import load_builtin_description
-from octopus_modules.lab_clock import VirtualClock
+from octopus_modules.lab_clock import ScaledClock, VirtualClock
 from octopus_scheduler.dispatcher import Dispatcher
 from octopus_scheduler.lab_service import LabService
 from octopus_scheduler.notifications import Notification
@@ -100,7 +100,7 @@ class Lab:
             self.modules,
             self.log,
             monotonic=self.wall,
-            time_scale=1.0,
+            lab_clock=ScaledClock(1.0),
             timeout_factor=FACTOR,
             timeout_margin_s=MARGIN_S,
             heartbeat_period_s=HEARTBEAT_S,
