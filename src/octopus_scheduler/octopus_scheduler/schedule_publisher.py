@@ -93,16 +93,15 @@ class SchedulePublisher:
         schedule = self.schedule()
         self._schedule_pub.publish(schedule)
         down = self._dispatcher.liveness.down
-        self._resources_pub.publish(
-            resource_message(self._service.resources(), down, self._clock())
-        )
+        resources = self._service.resources()
+        self._resources_pub.publish(resource_message(resources, down, self._clock()))
         if changed:  # job updates only when something happened
             for job in schedule.jobs:
                 self._jobs_pub.publish(job)
         by_state = Counter(view.state for view in self._service.jobs())
         self._diagnostics_pub.publish(
             diagnostics_message(
-                self._service.resources(),
+                resources,
                 down,
                 by_state,
                 self._dispatcher.in_flight,
