@@ -97,6 +97,7 @@ def burst(ros, scheduler, label: str, clients: int, goals: int, *, keep_all: boo
             ]
             made.append(BurstClient(ros, f"burst_{label}_{c}", scripts, keep_all))
             ros.executor.add_node(made[-1].node)
+        assert ros.spinning(), ros.spin_failure
         for client in made:
             assert client.client.wait_for_server(timeout_sec=20)
         time.sleep(0.5)  # the server's side of discovery (its response writers) as well
@@ -132,10 +133,8 @@ def burst(ros, scheduler, label: str, clients: int, goals: int, *, keep_all: boo
             assert answered == total, f"{label}: {total - answered} of {total} answers lost"
         return latencies
     finally:
-        for client in made:
-            ros.executor.remove_node(client.node)
-            client.client.destroy()
-            client.node.destroy_node()
+        for client in made:  # destroyed when the session closes: not under its spinning executor
+            ros.retire(client.node, client.client.destroy)
 
 
 def test_every_goal_of_a_burst_is_answered(ros, node_processes, tmp_path) -> None:

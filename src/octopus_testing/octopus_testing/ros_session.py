@@ -4,6 +4,12 @@ Teardown order matters (each step reproduced as a failure on our machines): shut
 down, join its thread (else the process aborts at exit and leaves shared memory), destroy the
 node, shut the context down, drop every reference and collect garbage (the DDS participant is
 only freed by the GC; a leaked participant breaks later tests' discovery).
+
+A node a test adds to the executor is retired, not destroyed, while the executor spins: rclpy
+(Jazzy) may still be building a wait set with it or handing out its ready callbacks, and a
+destroyed action client there kills the executor's thread (``InvalidHandle``); everything spun by
+it then goes silent. Retired nodes are destroyed at ``close``, after the executor has stopped. An
+executor that died is reported at ``close`` with its traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 import rclpy
@@ -26,24 +34,42 @@ class RosSession:
         self.node: Node = rclpy.create_node(node_name, context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
+        self._retired: list[Callable[[], None]] = []
+        self._closing = False
+        self.spin_failure: str | None = None
         self._thread = threading.Thread(target=self._spin, name=f"spin-{node_name}", daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context was shut down under the spin: done
-            pass
+        except Exception:  # noqa: BLE001 - kept for close, unless we were closing anyway
+            if not self._closing:
+                self.spin_failure = traceback.format_exc()
+
+    def spinning(self) -> bool:
+        return self._thread.is_alive()
+
+    def retire(self, node: Node, *destroy: Callable[[], None]) -> None:
+        """Stop spinning ``node``; it and ``destroy`` (e.g. its action client's) go at close."""
+        self.executor.remove_node(node)
+        self._retired.extend([*destroy, node.destroy_node])
 
     def close(self) -> None:
+        self._closing = True
         self.executor.shutdown(timeout_sec=5.0)
         self._thread.join(timeout=10.0)
+        for destroy in self._retired:
+            destroy()
+        self._retired.clear()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self.node = None  # type: ignore[assignment]
         self.executor = None  # type: ignore[assignment]
         self.context = None  # type: ignore[assignment]
         gc.collect()
+        if self.spin_failure is not None:
+            raise RuntimeError(f"the session's executor died:\n{self.spin_failure}")
 
     def __enter__(self) -> RosSession:
         return self
