@@ -20,7 +20,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "module_node = octopus_modules.module_node:main",
+            "module_node = octopus_modules.ros.module_node:main",
         ],
     },
 )

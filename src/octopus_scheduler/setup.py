@@ -20,7 +20,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "scheduler_node = octopus_scheduler.scheduler_node:main",
+            "scheduler_node = octopus_scheduler.ros.scheduler_node:main",
         ],
     },
 )

@@ -13,7 +13,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from octopus_bringup.nodes import default_lab_file, node_specs
-from octopus_scheduler.lab_config import load_lab_config
+from octopus_scheduler.service.lab_config import load_lab_config
 
 
 def _nodes(context, *args, **kwargs):

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from octopus_scheduler.lab_config import POLICIES, LabConfig, LabConfigError
+from octopus_scheduler.service.lab_config import POLICIES, LabConfig, LabConfigError
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def node_specs(
     launch arguments override the description's time scale, policy and namespace.
     """
     from octopus_modules.module_factory import resolve_description
-    from octopus_modules.ros_conversions import node_name_for
+    from octopus_modules.ros.ros_conversions import node_name_for
 
     scale = time_scale if time_scale is not None else config.time_scale
     chosen_policy = policy or config.policy
@@ -84,7 +84,7 @@ def node_specs(
                 "database": config.database,
                 "heartbeat_period": config.heartbeat_period,
             },
-            module="octopus_scheduler.scheduler_node",
+            module="octopus_scheduler.ros.scheduler_node",
         )
     ]
     seen: dict[str, str] = {}
@@ -116,7 +116,7 @@ def node_specs(
                 name=name,
                 namespace=f"{ns}/modules",
                 parameters=parameters,
-                module="octopus_modules.module_node",
+                module="octopus_modules.ros.module_node",
             )
         )
     return specs

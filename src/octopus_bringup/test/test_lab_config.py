@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from octopus_bringup.nodes import default_lab_file, node_specs
-from octopus_scheduler.lab_config import LabConfigError, load_lab_config, parse_lab_config
+from octopus_scheduler.service.lab_config import LabConfigError, load_lab_config, parse_lab_config
 
 
 def demo() -> dict:

@@ -78,7 +78,7 @@ def test_arguments_reach_the_nodes(launch_file, tmp_path: Path) -> None:
 
 
 def test_a_bad_policy_stops_the_launch_with_the_reason(launch_file) -> None:
-    from octopus_scheduler.lab_config import LabConfigError
+    from octopus_scheduler.service.lab_config import LabConfigError
 
     with pytest.raises(LabConfigError, match="policy"):
         nodes_of(launch_file, policy="fastest")

@@ -148,7 +148,7 @@ class Lab:
     def start(self) -> None:
         from octopus_bringup.nodes import node_specs
         from octopus_client.supervisor import Supervisor, python_module_argv
-        from octopus_scheduler.lab_config import load_lab_config
+        from octopus_scheduler.service.lab_config import load_lab_config
 
         specs = node_specs(load_lab_config(self.lab_file))
         scheduler, modules = specs[0], specs[1:]
@@ -393,7 +393,7 @@ def measure_overhead(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     actions ran; the cycle is measured between consecutive results of one job."""
     from octopus_client.client import OctopusClient
     from octopus_client.twin_lab import write_twin_lab
-    from octopus_scheduler.scenario import parse_scenario
+    from octopus_scheduler.twin.scenario import parse_scenario
 
     scenario = parse_scenario(BENCH_SCENARIO, "bench-zero")
     folder = out / "overhead"
@@ -518,8 +518,8 @@ def run_twin(args: argparse.Namespace, out: Path, scale: float) -> dict[str, Any
         with_step_overhead,
         write_twin_lab,
     )
-    from octopus_scheduler.scenario import load_scenario
-    from octopus_scheduler.simulator import simulate
+    from octopus_scheduler.twin.scenario import load_scenario
+    from octopus_scheduler.twin.simulator import simulate
 
     scenario = load_scenario(args.scenario)
     day = scenario_day(scenario)
@@ -645,8 +645,8 @@ def _pick_jobs(scenario: Any, ids: set[str]) -> Any:
 def scale_scenario(modules: int, jobs: int, users: int, seed: int) -> Any:
     """A generated lab of ``modules`` modules and ``jobs`` jobs from ``users`` users arriving
     over one lab day (24 h), without Bayesian jobs (their proposals would need real data)."""
-    from octopus_scheduler.generator import random_scenario_data
-    from octopus_scheduler.scenario import parse_scenario
+    from octopus_scheduler.twin.generator import random_scenario_data
+    from octopus_scheduler.twin.scenario import parse_scenario
 
     data = random_scenario_data(seed, jobs=jobs, modules=modules, load=1.0, bo_share=0.0)
     last = max((j["submit"] for j in data["jobs"]), default=0.0) or 1.0
@@ -778,8 +778,8 @@ def measure_depth(args: argparse.Namespace, modules: int) -> dict[str, Any]:
 
     from octopus_client.twin_lab import module_description, scenario_scripts
     from octopus_modules.description import parse_description
-    from octopus_scheduler.lab_service import LabService
-    from octopus_scheduler.store import Store
+    from octopus_scheduler.service.lab_service import LabService
+    from octopus_scheduler.service.store import Store
 
     scenario = scale_scenario(modules, args.scale_jobs, args.scale_users, args.seed)
     descriptions = [

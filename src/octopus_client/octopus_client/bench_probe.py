@@ -1,6 +1,6 @@
 """The scheduler node with a stopwatch, for ``octopus bench-live`` (not for labs).
 
-Runs :mod:`octopus_scheduler.scheduler_node` unchanged, with thin wrappers that record, in the
+Runs :mod:`octopus_scheduler.ros.scheduler_node` unchanged, with thin wrappers that record, in the
 scheduler process:
 
 - each decision's latency: the wall time of one LabService entry (``submit``, ``step_finished``,
@@ -97,7 +97,8 @@ def _live_jobs(service: Any) -> int:
 
 
 def install(probe: Probe) -> None:
-    from octopus_scheduler import lab_service, scheduler_node
+    from octopus_scheduler.ros import scheduler_node
+    from octopus_scheduler.service import lab_service
 
     service = lab_service.LabService
     for kind in ("submit", "step_finished", "step_failed", "tick"):
@@ -138,7 +139,7 @@ def main() -> None:
 
     threading.Thread(target=every_second, daemon=True).start()
     atexit.register(probe.write)
-    from octopus_scheduler.scheduler_node import main as scheduler_main
+    from octopus_scheduler.ros.scheduler_node import main as scheduler_main
 
     try:
         scheduler_main()

@@ -125,7 +125,7 @@ def run_chaos(
     from octopus_bringup.nodes import node_specs
     from octopus_client.client import ClientError, OctopusClient
     from octopus_client.supervisor import Supervisor, python_module_argv
-    from octopus_scheduler.lab_config import load_lab_config
+    from octopus_scheduler.service.lab_config import load_lab_config
 
     rng = random.Random(seed)
     directory = Path(out or tempfile.mkdtemp(prefix="octopus-chaos-"))
@@ -233,8 +233,8 @@ def _state(state: int) -> str:
 
 def _check_store(database: Path, config: Any, told: set[str], report: ChaosReport) -> None:
     from octopus_modules.module_factory import resolve_description
-    from octopus_scheduler.lab_from_modules import lab_from_modules
-    from octopus_scheduler.store import Store
+    from octopus_scheduler.service.lab_from_modules import lab_from_modules
+    from octopus_scheduler.service.store import Store
 
     store = Store(database)
     try:

@@ -282,7 +282,7 @@ SIGNABLE = {
 def sign_request(args: argparse.Namespace) -> int:
     """``octopus sign``: the auth string of one request, printed for a ros2 command line."""
     from octopus_client.client import default_user, user_key
-    from octopus_scheduler.identity import sign
+    from octopus_scheduler.service.identity import sign
 
     names = SIGNABLE[args.request]
     values = list(args.values)
@@ -360,13 +360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return lab_up(args)
     if args.command == "simulate":
-        from octopus_scheduler.simulate_cli import main as simulate_main
+        from octopus_scheduler.twin.simulate_cli import main as simulate_main
 
         forwarded = [args.scenario, "--policy", args.policy] + (["--json"] if args.json else [])
         forwarded += [f"--policy-option={option}" for option in args.policy_option]
         return int(simulate_main(forwarded) or 0)
     if args.command == "bench":
-        from octopus_scheduler.bench import main as bench_main
+        from octopus_scheduler.twin.bench import main as bench_main
 
         return int(bench_main([]) or 0)
     try:

@@ -87,7 +87,7 @@ def default_user() -> str:
 def user_key(user: str) -> bytes | None:
     """The user's signing key: $OCTOPUS_KEY (hex), else the user's entry in the lab secrets
     file $OCTOPUS_SECRETS; None: requests go unsigned (a lab without ``auth: required``)."""
-    from octopus_scheduler.identity import AuthError, load_secrets, parse_key
+    from octopus_scheduler.service.identity import AuthError, load_secrets, parse_key
 
     if os.environ.get("OCTOPUS_KEY"):
         return parse_key(os.environ["OCTOPUS_KEY"], "OCTOPUS_KEY")
@@ -199,7 +199,7 @@ class OctopusClient:
 
     def auth(self, action: str, fields: dict[str, Any]) -> str:
         """The request's signature with the user's key ("" without a key)."""
-        from octopus_scheduler.identity import sign
+        from octopus_scheduler.service.identity import sign
 
         return sign(self.key, action, fields, self.user) if self.key else ""
 
@@ -272,7 +272,7 @@ class OctopusClient:
     def clear_device_error(self, module: str, device: str) -> Any:
         """Tell a module, then the scheduler, that a device is fine again (idempotent).
         ``module`` is the module's name ("UV-Vis") or its node name ("uv_vis")."""
-        from octopus_modules.ros_conversions import node_name_for
+        from octopus_modules.ros.ros_conversions import node_name_for
 
         request = ClearDeviceError.Request(device=device, user=self.user)
         relative = f"modules/{node_name_for(module)}/clear_device_error"

@@ -22,7 +22,7 @@ import yaml
 from octopus_bringup.nodes import default_lab_file, node_specs
 from octopus_client.demo_day import Day, JobTimes, load_day, report
 from octopus_client.supervisor import Supervisor, python_module_argv
-from octopus_scheduler.lab_config import load_lab_config
+from octopus_scheduler.service.lab_config import load_lab_config
 
 ENDED = (3, 4, 5)  # Job.STATE_SUCCEEDED, FAILED, CANCELLED
 

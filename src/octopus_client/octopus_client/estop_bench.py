@@ -215,7 +215,7 @@ class EstopBench:
         from octopus_client.supervisor import Supervisor, python_module_argv
         from octopus_interfaces.action import ExecuteTask
         from octopus_interfaces.msg import EmergencyStop, ModuleStatus
-        from octopus_scheduler.lab_config import load_lab_config
+        from octopus_scheduler.service.lab_config import load_lab_config
 
         started = time.monotonic()
         self.hotplate = recording_hotplate(self.folder / "hotplate")

@@ -1,6 +1,6 @@
 """Several module nodes in one process and one executor (a big simulated lab on few cores).
 
-Each node is the ordinary :class:`~octopus_modules.module_node.ModuleNode` with its own name and
+Each node is the ordinary :class:`~octopus_modules.ros.module_node.ModuleNode` with its own name and
 parameters; they share one MultiThreadedExecutor (a running module goal holds an executor thread
 for its duration, so the pool has ``threads_per_node`` threads per node).
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from octopus_modules.module_node import ModuleNode
+    from octopus_modules.ros.module_node import ModuleNode
 
     rclpy.init(args=None)
     nodes: list[Any] = []

@@ -31,9 +31,9 @@ from typing import Any
 import yaml
 
 from octopus_client.demo_day import Day, DayJob
-from octopus_scheduler.lab import ACTIVE, PER_SAMPLE, DurationSpec, Lab, ModuleSpec, TaskSpec
-from octopus_scheduler.scenario import Scenario, _merge
-from octopus_scheduler.units import UNITS
+from octopus_scheduler.core.lab import ACTIVE, PER_SAMPLE, DurationSpec, Lab, ModuleSpec, TaskSpec
+from octopus_scheduler.core.units import UNITS
+from octopus_scheduler.twin.scenario import Scenario, _merge
 
 SIMULATED = {"driver": "simulated", "settings": {"duration_noise": 0.0}}
 
@@ -230,7 +230,7 @@ def with_step_overhead(scenario: Scenario, seconds: float) -> Scenario:
     adds that much lab time to each step (dispatch delay x time scale)."""
     import dataclasses
 
-    from octopus_scheduler.jobscript import parse_job_script
+    from octopus_scheduler.core.jobscript import parse_job_script
 
     modules = {}
     for name, module in scenario.lab.modules.items():

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from octopus_scheduler.identity import sign
+from octopus_scheduler.service.identity import sign
 from octopus_testing.futures import call_with_retry
 from octopus_testing.lab import SYNTHESIS_JOB, start_lab
 

@@ -15,11 +15,11 @@ import pytest
 from octopus_client.bench_live import main
 from octopus_client.twin_lab import lab_masks, module_description, scenario_scripts
 from octopus_modules.description import parse_description
-from octopus_scheduler.generator import random_scenario
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab_from_modules import lab_from_modules
-from octopus_scheduler.scenario import load_scenario
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.service.lab_from_modules import lab_from_modules
+from octopus_scheduler.twin.generator import random_scenario
+from octopus_scheduler.twin.scenario import load_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import yaml
 from octopus_client.demo import default_day_file
 from octopus_client.demo_day import Day, DayJob, JobTimes, job_hours, load_day, report
 from octopus_modules.description import load_builtin_description
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab_from_modules import lab_from_modules
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.service.lab_from_modules import lab_from_modules
 
 DEMO_MODULES = ("batch_synthesis", "uv_vis", "solid_state", "electrochemical_rde")
 

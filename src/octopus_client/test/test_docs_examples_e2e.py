@@ -143,8 +143,8 @@ def test_the_documented_examples_run_on_a_live_demo_lab(node_processes, tmp_path
 def test_each_example_names_only_what_the_demo_lab_has(index: int) -> None:
     """Cheap guard beside the live run: the examples parse against the demo lab's modules."""
     from octopus_modules.description import load_builtin_description
-    from octopus_scheduler.jobscript import parse_job_script
-    from octopus_scheduler.lab_from_modules import lab_from_modules
+    from octopus_scheduler.core.jobscript import parse_job_script
+    from octopus_scheduler.service.lab_from_modules import lab_from_modules
 
     demo = ("batch_synthesis", "uv_vis", "solid_state", "electrochemical_rde")
     lab = lab_from_modules([load_builtin_description(m) for m in demo])

@@ -11,7 +11,7 @@ from octopus_client.gantt.timeline import (
     steps_from_records,
     steps_from_sim_report,
 )
-from octopus_scheduler.projection import Placement
+from octopus_scheduler.core.projection import Placement
 
 
 def test_placements_become_running_and_planned_steps() -> None:
@@ -141,8 +141,8 @@ def test_a_record_without_a_required_field_or_with_an_odd_state_is_rejected() ->
 
 def test_a_real_simulation_renders_as_a_model() -> None:
     # Runs where the scheduler package is importable (the workspace); skipped in a bare venv.
-    scenario_module = pytest.importorskip("octopus_scheduler.scenario")
-    simulator = pytest.importorskip("octopus_scheduler.simulator")
+    scenario_module = pytest.importorskip("octopus_scheduler.twin.scenario")
+    simulator = pytest.importorskip("octopus_scheduler.twin.simulator")
     scenario = scenario_module.load_scenario("fig5d-parallelisation")
     report = simulator.simulate(scenario, policy="planner")
     steps = steps_from_sim_report(report.to_dict())

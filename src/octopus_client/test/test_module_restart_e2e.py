@@ -27,7 +27,7 @@ from rclpy.action import ActionClient
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job, TaskStep
 from octopus_interfaces.srv import GetJob
-from octopus_scheduler.store import Store
+from octopus_scheduler.service.store import Store
 from octopus_testing.futures import call_with_retry, wait_for_future
 from octopus_testing.ros2_tools import require
 

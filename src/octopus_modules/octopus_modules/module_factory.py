@@ -1,7 +1,8 @@
 """One call from "which module" to a ready runtime: the one way a module is built.
 
 :func:`build_module` is what the module node serves (the runtime with a task per step, under a
-:class:`~octopus_modules.goal_book.GoalBook`); :func:`build_module_runtime` is the runtime alone.
+:class:`~octopus_modules.runtime.goal_book.GoalBook`); :func:`build_module_runtime` is the
+runtime alone.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from octopus_modules.description import (
 )
 from octopus_modules.driver_overrides import apply_driver_overrides
 from octopus_modules.drivers.registry import DriverContext, create_backends
-from octopus_modules.goal_book import GoalBook
 from octopus_modules.lab_clock import LabClock, resolve_clock
-from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.runtime.goal_book import GoalBook
+from octopus_modules.runtime.module_runtime import ModuleRuntime
+from octopus_modules.runtime.step_tasks import with_step_tasks
 from octopus_modules.sim.sample_ledger import SampleLedger
-from octopus_modules.step_tasks import with_step_tasks
 
 
 def resolve_description(reference: str) -> ModuleDescription:

@@ -9,7 +9,7 @@ import pytest
 from octopus_modules.description import ModuleDescription, parse_description_text
 from octopus_modules.drivers.registry import DriverContext, create_backends
 from octopus_modules.lab_clock import ScaledClock
-from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.runtime.module_runtime import ModuleRuntime
 
 #: simulated seconds per wall second in runtime tests: 100 s of description time = 0.1 s
 TIME_SCALE = 1000.0

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import DescriptionError
-from octopus_modules.goals import GoalRejected
 from octopus_modules.module_factory import build_module_runtime, resolve_description
-from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.runtime.goals import GoalRejected
+from octopus_modules.runtime.module_runtime import ModuleRuntime
 from octopus_modules.sim.spectrum import SilverSynthesis, silver_peak_model
 
 SCALE = 20_000.0  # a 2-hour reaction in 0.36 s

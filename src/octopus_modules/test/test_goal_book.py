@@ -12,10 +12,10 @@ import pytest
 
 from octopus_modules.description import ModuleDescription, TaskSpec
 from octopus_modules.drivers.simulated import SimulatedBackend
-from octopus_modules.goal_book import ORIGINAL_CANCELLED, GoalBook
-from octopus_modules.goals import GoalRejected
 from octopus_modules.module_factory import build_module
-from octopus_modules.results import TaskFeedback, TaskResult
+from octopus_modules.runtime.goal_book import ORIGINAL_CANCELLED, GoalBook
+from octopus_modules.runtime.goals import GoalRejected
+from octopus_modules.runtime.results import TaskFeedback, TaskResult
 
 TIME_SCALE = 1000.0  # as in conftest: 100 s of description time = 0.1 s
 

@@ -15,7 +15,7 @@ from octopus_modules.drivers.registry import DriverContext, create_backends
 from octopus_modules.drivers.simulated import FaultSettings, SimulatedBackend
 from octopus_modules.lab_clock import LabClock, ScaledClock, VirtualClock, resolve_clock
 from octopus_modules.module_factory import build_module, build_module_runtime
-from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.runtime.module_runtime import ModuleRuntime
 
 T = TypeVar("T")
 

@@ -31,7 +31,7 @@ def module(ros, node_processes) -> Iterator[ActionClient]:
         [
             sys.executable,
             "-m",
-            "octopus_modules.module_node",
+            "octopus_modules.ros.module_node",
             "--ros-args",
             "-p",
             "description:=batch_synthesis",

@@ -13,7 +13,7 @@ import time
 NODE = textwrap.dedent(
     """
     from rclpy.node import Node
-    from octopus_modules.ros_common import run_node
+    from octopus_modules.ros.ros_common import run_node
 
     class Flaky(Node):
         def __init__(self):

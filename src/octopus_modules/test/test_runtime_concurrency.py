@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from octopus_modules.goals import GoalRejected
-from octopus_modules.results import TaskFeedback, TaskResult
-from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.runtime.goals import GoalRejected
+from octopus_modules.runtime.module_runtime import ModuleRuntime
+from octopus_modules.runtime.results import TaskFeedback, TaskResult
 
 TIMEOUT_S = 5.0
 

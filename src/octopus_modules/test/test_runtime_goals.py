@@ -9,10 +9,10 @@ import pytest
 
 from octopus_modules.description import load_builtin_description
 from octopus_modules.drivers.simulated import SimulatedBackend
-from octopus_modules.goals import GoalRejected, prepare_goal
-from octopus_modules.results import TaskFeedback
-from octopus_modules.runtime import ModuleRuntime
-from octopus_modules.status import ModuleStatus
+from octopus_modules.runtime.goals import GoalRejected, prepare_goal
+from octopus_modules.runtime.module_runtime import ModuleRuntime
+from octopus_modules.runtime.results import TaskFeedback
+from octopus_modules.runtime.status import ModuleStatus
 
 TIME_SCALE = 1000.0
 

@@ -11,9 +11,9 @@ import pytest
 
 from octopus_modules.description import ModuleDescription
 from octopus_modules.drivers.simulated import FaultSettings, SimulatedBackend
-from octopus_modules.goals import GoalRejected
-from octopus_modules.results import TaskFeedback, TaskResult
-from octopus_modules.runtime import ModuleRuntime
+from octopus_modules.runtime.goals import GoalRejected
+from octopus_modules.runtime.module_runtime import ModuleRuntime
+from octopus_modules.runtime.results import TaskFeedback, TaskResult
 
 TIMEOUT_S = 5.0
 LONG = {"Seconds": 10_000}  # 10 s wall at 1000x: only ever ends by cancel / e-stop

@@ -15,8 +15,8 @@ from octopus_modules.description import (
     load_builtin_description,
 )
 from octopus_modules.drivers.kinds import KINDS
-from octopus_modules.goals import prepare_goal
 from octopus_modules.parameters import ParameterSpec
+from octopus_modules.runtime.goals import prepare_goal
 
 MODULES = {name: load_builtin_description(name) for name in builtin_description_names()}
 TASKS = [(m, t.name) for m in MODULES.values() for t in m.tasks]

@@ -8,9 +8,9 @@ import pytest
 
 from octopus_modules.description import load_builtin_description
 from octopus_modules.drivers.registry import DriverContext, create_backends
-from octopus_modules.goals import GoalRejected
-from octopus_modules.runtime import ModuleRuntime
-from octopus_modules.step_tasks import runtime_task, with_step_tasks
+from octopus_modules.runtime.goals import GoalRejected
+from octopus_modules.runtime.module_runtime import ModuleRuntime
+from octopus_modules.runtime.step_tasks import runtime_task, with_step_tasks
 
 SCALE = 2000.0
 

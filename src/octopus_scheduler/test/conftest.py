@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from octopus_scheduler.examples import tiny_lab_data
-from octopus_scheduler.lab import Lab, load_lab
+from octopus_scheduler.core.lab import Lab, load_lab
+from octopus_scheduler.twin.examples import tiny_lab_data
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from octopus_modules.description import load_builtin_description
-from octopus_scheduler.identity import (
+from octopus_scheduler.service.identity import (
     Authenticator,
     AuthError,
     lab_authenticator,
@@ -17,9 +17,9 @@ from octopus_scheduler.identity import (
     script_digest,
     sign,
 )
-from octopus_scheduler.lab_config import parse_lab_config
-from octopus_scheduler.lab_service import LabService
-from octopus_scheduler.store import Store
+from octopus_scheduler.service.lab_config import parse_lab_config
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.store import Store
 
 KEYS = {"alice": bytes(range(32)), "bob": bytes(range(1, 33)), "boss": bytes(range(2, 34))}
 JOB = """

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from octopus_scheduler import decisions as dc
-from octopus_scheduler import events as ev
-from octopus_scheduler.campaign import BayesianCampaign, make_axis, seed_for
-from octopus_scheduler.core import SchedulerCore
-from octopus_scheduler.examples import synth_job
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab import Lab
+from octopus_scheduler.core import decisions as dc
+from octopus_scheduler.core import events as ev
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.core.lab import Lab
+from octopus_scheduler.core.scheduler_core import SchedulerCore
+from octopus_scheduler.service.campaign import BayesianCampaign, make_axis, seed_for
+from octopus_scheduler.twin.examples import synth_job
 
 # three synthesis parameters on a lab-like grid, and a UV-Vis-like band that depends on them
 SPACE = {"AgNO3": [0, 1000, 10], "NaBH4": [0, 1000, 10], "Rate": [1, 100, 1]}

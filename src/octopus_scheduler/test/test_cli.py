@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from octopus_scheduler import bench, simulate_cli
+from octopus_scheduler.twin import bench, simulate_cli
 
 
 def test_simulate_json(capsys):
@@ -46,7 +46,7 @@ def test_bench_offline_reference_is_the_rechecked_best_known_schedule():
     assert known is not None and bench.best_known_schedule("fig5d-parallelisation") is None
     saved = json.loads(
         (
-            resources.files("octopus_scheduler") / "scenarios" / "fig8-platform-day.best.json"
+            resources.files("octopus_scheduler.twin") / "scenarios" / "fig8-platform-day.best.json"
         ).read_text()
     )
     res = bench.bench_scenario("fig8-platform-day", offline_seconds=1.0)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from octopus_scheduler import decisions as dc
-from octopus_scheduler import events as ev
-from octopus_scheduler.core import EventRejected, SchedulerCore
-from octopus_scheduler.examples import synth_job
-from octopus_scheduler.invariants import check_invariants
-from octopus_scheduler.jobscript import parse_job_script
+from octopus_scheduler.core import decisions as dc
+from octopus_scheduler.core import events as ev
+from octopus_scheduler.core.invariants import check_invariants
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.core.scheduler_core import EventRejected, SchedulerCore
+from octopus_scheduler.twin.examples import synth_job
 
 
 class Clock:

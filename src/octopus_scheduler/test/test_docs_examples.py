@@ -8,10 +8,10 @@ from pathlib import Path
 import yaml
 
 from octopus_modules.description import load_builtin_description
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab_from_modules import lab_from_modules
-from octopus_scheduler.scenario import parse_scenario
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.service.lab_from_modules import lab_from_modules
+from octopus_scheduler.twin.scenario import parse_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from octopus_scheduler import events as ev
-from octopus_scheduler import simulator
-from octopus_scheduler.core import SchedulerCore
-from octopus_scheduler.generator import random_scenario
-from octopus_scheduler.policies import available_policies
-from octopus_scheduler.runtime import copy_data
+from octopus_scheduler.core import events as ev
+from octopus_scheduler.core.policies import available_policies
+from octopus_scheduler.core.runs import copy_data
+from octopus_scheduler.core.scheduler_core import SchedulerCore
+from octopus_scheduler.twin import simulator
+from octopus_scheduler.twin.generator import random_scenario
 
 ATOMIC = (int, float, str, bool, type(None), bytes, complex)
 

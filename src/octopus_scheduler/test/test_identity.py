@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from octopus_scheduler.identity import CONTROL_ACTIONS, AccessPolicy
+from octopus_scheduler.service.identity import CONTROL_ACTIONS, AccessPolicy
 
 POLICY = AccessPolicy.from_lab_description({"name": "lab", "admins": ["root", "carol"]})
 

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from octopus_scheduler import decisions as dc
-from octopus_scheduler import events as ev
-from octopus_scheduler import simulate_cli
-from octopus_scheduler.core import SchedulerCore
-from octopus_scheduler.generator import random_scenario
-from octopus_scheduler.invariants import check_invariants
-from octopus_scheduler.policies.planner import Planner
-from octopus_scheduler.scenario import Scenario, parse_scenario
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.core import decisions as dc
+from octopus_scheduler.core import events as ev
+from octopus_scheduler.core.invariants import check_invariants
+from octopus_scheduler.core.policies.planner import Planner
+from octopus_scheduler.core.scheduler_core import SchedulerCore
+from octopus_scheduler.twin import simulate_cli
+from octopus_scheduler.twin.generator import random_scenario
+from octopus_scheduler.twin.scenario import Scenario, parse_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 IMPROVE = {"improve": "cpsat"}
 FINAL = {"succeeded", "failed", "cancelled"}

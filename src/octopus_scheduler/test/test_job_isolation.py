@@ -14,10 +14,10 @@ import pytest
 
 from octopus_modules.description import load_builtin_description, parse_description_text
 from octopus_modules.lab_clock import VirtualClock as Clock
-from octopus_scheduler.errors import JobScriptError
-from octopus_scheduler.jobscript import load_document
-from octopus_scheduler.lab_service import LabService
-from octopus_scheduler.store import Store
+from octopus_scheduler.core.errors import JobScriptError
+from octopus_scheduler.core.jobscript import load_document
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.store import Store
 
 MODULES = ("batch_synthesis", "uv_vis")
 
@@ -249,7 +249,7 @@ def test_a_step_whose_module_goal_cannot_be_built_quarantines_its_job(tmp_path) 
 
 
 def test_flow_nesting_is_measured_before_parsing_outside_quotes_and_comments() -> None:
-    from octopus_scheduler.jobscript import _bracket_depth
+    from octopus_scheduler.core.jobscript import _bracket_depth
 
     assert _bracket_depth('a: [1, {b: "x]]][[["}, # [[[[\n c: [[]]]') == 3
     assert _bracket_depth("name: '[[[['  # {{{{") == 0

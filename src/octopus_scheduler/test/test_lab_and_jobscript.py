@@ -4,10 +4,10 @@ import copy
 
 import pytest
 
-from octopus_scheduler.errors import JobScriptError, LabError
-from octopus_scheduler.examples import synth_job, tiny_lab_data
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab import load_lab
+from octopus_scheduler.core.errors import JobScriptError, LabError
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.core.lab import load_lab
+from octopus_scheduler.twin.examples import synth_job, tiny_lab_data
 
 
 def test_mask_is_module_default_plus_lab_additions(tiny_lab):

@@ -9,9 +9,9 @@ import pytest
 
 from octopus_modules.description import load_builtin_description
 from octopus_modules.lab_clock import VirtualClock as Clock
-from octopus_scheduler.lab_service import LabService
-from octopus_scheduler.ros_messages import goal_message
-from octopus_scheduler.store import Store
+from octopus_scheduler.ros.ros_messages import goal_message
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.store import Store
 
 MODULES = ("batch_synthesis", "uv_vis")
 

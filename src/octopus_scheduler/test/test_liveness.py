@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from octopus_scheduler.liveness import Beat, ModuleLiveness
+from octopus_scheduler.service.liveness import Beat, ModuleLiveness
 
 
 def test_a_silent_module_is_down_after_two_periods_and_back_on_its_next_beat() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from octopus_scheduler.loss import LOSS_FUNCTIONS, make_loss
+from octopus_scheduler.service.loss import LOSS_FUNCTIONS, make_loss
 
 UV_TARGET = {
     "lambda_max": {"target": 520.0, "weight": 2.0},

@@ -9,11 +9,11 @@ import pytest
 
 from octopus_modules.description import load_builtin_description
 from octopus_modules.lab_clock import VirtualClock as Clock
-from octopus_scheduler import events as ev
-from octopus_scheduler.core import EventRejected, SchedulerCore
-from octopus_scheduler.lab_from_modules import lab_from_modules
-from octopus_scheduler.lab_service import LabService
-from octopus_scheduler.store import Store
+from octopus_scheduler.core import events as ev
+from octopus_scheduler.core.scheduler_core import EventRejected, SchedulerCore
+from octopus_scheduler.service.lab_from_modules import lab_from_modules
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.store import Store
 
 DEMO_PAIR = ("batch_synthesis", "uv_vis")
 

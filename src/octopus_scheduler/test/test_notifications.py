@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from octopus_scheduler.notifications import (
+from octopus_scheduler.service.notifications import (
     NotificationConfigError,
     Notifier,
     estop,
@@ -235,7 +235,7 @@ def test_failures_are_logged_not_raised(
         }
         notifier = Notifier(config)
         notifiers.append(notifier)
-        with caplog.at_level(logging.WARNING, logger="octopus_scheduler.notifications"):
+        with caplog.at_level(logging.WARNING, logger="octopus_scheduler.service.notifications"):
             assert notifier.notify(module_down("SolidState"))
             assert notifier.flush(timeout=20)
         assert len(failing_http.posts) == 1  # it was reached, then answered 500

@@ -1,12 +1,13 @@
-"""`python -m octopus_scheduler.option_compare`: option sets of a policy over generated days."""
+"""`python -m octopus_scheduler.twin.option_compare`: option sets of a policy over generated
+days."""
 
 from __future__ import annotations
 
 import pytest
 
-from octopus_scheduler.generator import random_scenario
-from octopus_scheduler.option_compare import compare, format_compare, main, parse_variant
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.twin.generator import random_scenario
+from octopus_scheduler.twin.option_compare import compare, format_compare, main, parse_variant
+from octopus_scheduler.twin.simulator import simulate
 
 
 def test_parse_variant_reads_values_and_lists():
@@ -41,7 +42,7 @@ def test_bad_option_is_an_error_not_a_traceback(capsys):
 
 
 def test_policies_mode_prints_its_seed_and_repeats_with_it(capsys):
-    from octopus_scheduler.option_compare import compare_policies, day_seeds
+    from octopus_scheduler.twin.option_compare import compare_policies, day_seeds
 
     args = ["--policies", "planner,closed_packing", "--days", "1", "--setting", "6/0.7/0.2"]
     assert main([*args, "--seed", "3"]) == 0

@@ -2,7 +2,7 @@
 
 A property test over the generator's settings and seeds: the planner's Σ total job time is
 never more than 5 % above closed packing's on a day. Bounded for CI (a few small days,
-derandomised so a CI run is repeatable); ``python -m octopus_scheduler.option_compare
+derandomised so a CI run is repeatable); ``python -m octopus_scheduler.twin.option_compare
 --policies`` is the benchmark over hundreds of larger days.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from octopus_scheduler.generator import random_scenario
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.twin.generator import random_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 
 @settings(

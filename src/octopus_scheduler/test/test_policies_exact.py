@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from octopus_scheduler.examples import synth_job, tiny_lab_data
-from octopus_scheduler.examples import task_spans as timeline
-from octopus_scheduler.scenario import parse_scenario
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.twin.examples import synth_job, tiny_lab_data
+from octopus_scheduler.twin.examples import task_spans as timeline
+from octopus_scheduler.twin.scenario import parse_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 
 def scenario(jobs: list[dict[str, Any]], capacity: int = 2) -> Any:
@@ -123,10 +123,10 @@ def test_every_policy_finishes_every_job(policy):
 
 
 def test_planner_rollouts_keep_the_mode_with_the_smallest_projected_sum():
-    from octopus_scheduler import events as ev
-    from octopus_scheduler.core import SchedulerCore
-    from octopus_scheduler.jobscript import parse_job_script
-    from octopus_scheduler.policies.planner import Planner
+    from octopus_scheduler.core import events as ev
+    from octopus_scheduler.core.jobscript import parse_job_script
+    from octopus_scheduler.core.policies.planner import Planner
+    from octopus_scheduler.core.scheduler_core import SchedulerCore
 
     sc = scenario([{"script": synth_job(batch=2, react="300 s")}], capacity=3)
     core = SchedulerCore(sc.lab, "planner", clock=lambda: 0.0)
@@ -212,7 +212,7 @@ def test_planner_refuses_an_unknown_order_within_a_job():
 def test_planner_reference_mode_decides_exactly_as_the_reference_policy(reference):
     """The look-ahead's reference candidates are the reference policies' exact rules: followed
     for good (no look-ahead), the planner's timeline is that policy's, step for step."""
-    from octopus_scheduler.generator import random_scenario
+    from octopus_scheduler.twin.generator import random_scenario
 
     for seed in (2, 7):
         sc = random_scenario(seed, jobs=12)

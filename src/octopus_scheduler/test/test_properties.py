@@ -1,6 +1,6 @@
 """Property tests on random labs and jobs: the core's invariants hold under every policy.
 
-After every event the simulator checks (octopus_scheduler.invariants): no device is held by two
+After every event the simulator checks (octopus_scheduler.core.invariants): no device is held by two
 steps, no slot type is over capacity (and the count matches the chunks holding it), no zoned slot
 type holds samples with two different keys, no step started before its predecessors ended; at
 the end every accepted job has ended (no deadlock).
@@ -11,9 +11,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from octopus_scheduler.generator import random_scenario
-from octopus_scheduler.policies import available_policies
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.core.policies import available_policies
+from octopus_scheduler.twin.generator import random_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -148,7 +148,7 @@ def test_two_jobs_each_needing_the_others_module_do_not_deadlock():
             },
         }
 
-    from octopus_scheduler.scenario import parse_scenario
+    from octopus_scheduler.twin.scenario import parse_scenario
 
     sc = parse_scenario(
         {

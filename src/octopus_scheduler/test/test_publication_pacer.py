@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from octopus_scheduler.publication_pacer import PublicationPacer
+from octopus_scheduler.service.publication_pacer import PublicationPacer
 
 
 def test_a_change_is_published_soon_and_nothing_new_only_at_the_refresh() -> None:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from octopus_scheduler.policies import available_policies
-from octopus_scheduler.scenario import builtin_scenarios, load_scenario, parse_scenario
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.core.policies import available_policies
+from octopus_scheduler.twin.scenario import builtin_scenarios, load_scenario, parse_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 SCENARIOS = ["fig5d-parallelisation", "fig8-platform-day"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from octopus_scheduler.results_export import export_job, export_user, write_export
-from octopus_scheduler.store import Store, StoreError
+from octopus_scheduler.service.results_export import export_job, export_user, write_export
+from octopus_scheduler.service.store import Store, StoreError
 
 SPECTRUM = [0.01, 0.52, 0.98, 0.47]
 

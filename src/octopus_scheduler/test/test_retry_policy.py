@@ -15,11 +15,11 @@ import pytest
 
 from octopus_modules.description import load_builtin_description
 from octopus_modules.lab_clock import VirtualClock as Clock
-from octopus_scheduler.lab_config import LabConfigError, parse_lab_config
-from octopus_scheduler.lab_service import LabService
-from octopus_scheduler.retry_policy import RetryPolicy
-from octopus_scheduler.step_goals import StepGoal
-from octopus_scheduler.store import Store
+from octopus_scheduler.core.retry_policy import RetryPolicy
+from octopus_scheduler.service.lab_config import LabConfigError, parse_lab_config
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.step_goals import StepGoal
+from octopus_scheduler.service.store import Store
 
 MODULES = ("batch_synthesis", "uv_vis")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from octopus_scheduler.ros_messages import stamp
+from octopus_scheduler.ros.ros_messages import stamp
 
 
 def test_stamps_that_time_cannot_hold_are_unknown() -> None:
@@ -17,7 +17,7 @@ def test_stamps_that_time_cannot_hold_are_unknown() -> None:
 def test_diagnostics_report_the_scheduler_and_each_module() -> None:
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    from octopus_scheduler.ros_messages import diagnostics_message
+    from octopus_scheduler.ros.ros_messages import diagnostics_message
 
     resources = {"A": ({"stirrer": (3, 8)}, {"arm": "J1/s"}), "B": ({}, {})}
     array = diagnostics_message(resources, {"B"}, {"running": 2}, 1, "planner", 100.0)

@@ -16,7 +16,7 @@ from rclpy.action import ActionClient
 from octopus_bringup.nodes import node_specs
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job
-from octopus_scheduler.lab_config import load_lab_config
+from octopus_scheduler.service.lab_config import load_lab_config
 from octopus_testing.futures import call_with_retry, wait_for_future
 from octopus_testing.lab import HEARTBEAT_S, TIME_SCALE
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from octopus_scheduler import decisions as dc
-from octopus_scheduler import events as ev
-from octopus_scheduler.core import SchedulerCore
-from octopus_scheduler.examples import synth_job
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab import Lab
-from octopus_scheduler.store import SCHEMA_VERSION, Store, StoreError
+from octopus_scheduler.core import decisions as dc
+from octopus_scheduler.core import events as ev
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.core.lab import Lab
+from octopus_scheduler.core.scheduler_core import SchedulerCore
+from octopus_scheduler.service.store import SCHEMA_VERSION, Store, StoreError
+from octopus_scheduler.twin.examples import synth_job
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
         f"""
         import sys
         sys.path.insert(0, {str(PACKAGE_ROOT)!r})
-        from octopus_scheduler.store import Store
+        from octopus_scheduler.service.store import Store
         store = Store({str(db)!r})
         i = 0
         while True:

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from octopus_modules.description import load_builtin_description
-from octopus_scheduler.lab_service import LabService
-from octopus_scheduler.store import Store
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.store import Store
 
 DEMO = ("batch_synthesis", "uv_vis", "solid_state", "electrochemical_rde")
 DESCRIPTIONS = {d.module: d for d in (load_builtin_description(m) for m in DEMO)}

@@ -11,13 +11,13 @@ import pytest
 from octopus_modules.description import DescriptionError, load_builtin_description
 from octopus_modules.description import parse_description_text as parse_description
 from octopus_modules.lab_clock import VirtualClock as Clock
-from octopus_scheduler.campaign import BayesianCampaign
-from octopus_scheduler.errors import SpecError
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab_from_modules import lab_from_modules
-from octopus_scheduler.lab_service import LabService
-from octopus_scheduler.scenario import load_scenario
-from octopus_scheduler.store import Store
+from octopus_scheduler.core.errors import SpecError
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.service.campaign import BayesianCampaign
+from octopus_scheduler.service.lab_from_modules import lab_from_modules
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.store import Store
+from octopus_scheduler.twin.scenario import load_scenario
 
 DEMO = ("batch_synthesis", "uv_vis", "solid_state", "electrochemical_rde")
 ROUTE = """

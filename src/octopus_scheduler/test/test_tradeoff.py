@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from octopus_scheduler.offline import _solve
-from octopus_scheduler.scenario import Scenario, parse_scenario
-from octopus_scheduler.tradeoff import (
+from octopus_scheduler.twin.offline import _solve
+from octopus_scheduler.twin.scenario import Scenario, parse_scenario
+from octopus_scheduler.twin.tradeoff import (
     partition_bound,
     per_sample_chunking,
     per_sample_hint,
@@ -130,7 +130,7 @@ def test_partition_bound_and_simulated_seed() -> None:
 
 
 def _solve_ids(sc: Scenario) -> set[str]:
-    from octopus_scheduler.tradeoff import _per_sample_chunks
+    from octopus_scheduler.twin.tradeoff import _per_sample_chunks
 
     assert per_sample_chunking(sc) == {"A": {0: [1, 1]}, "B": {0: [1]}}
     return {s.id for _, gs in _per_sample_chunks(sc) for cs in gs for c in cs for s in c.steps}

@@ -7,17 +7,17 @@ from typing import Any
 
 import pytest
 
-from octopus_scheduler import decisions as dc
-from octopus_scheduler import events as ev
-from octopus_scheduler.core import SchedulerCore
-from octopus_scheduler.errors import LabError
-from octopus_scheduler.examples import task_spans as timeline
-from octopus_scheduler.invariants import InvariantError, check_invariants
-from octopus_scheduler.jobscript import parse_job_script
-from octopus_scheduler.lab import load_lab, zone_key
-from octopus_scheduler.policies import available_policies
-from octopus_scheduler.scenario import parse_scenario
-from octopus_scheduler.simulator import simulate
+from octopus_scheduler.core import decisions as dc
+from octopus_scheduler.core import events as ev
+from octopus_scheduler.core.errors import LabError
+from octopus_scheduler.core.invariants import InvariantError, check_invariants
+from octopus_scheduler.core.jobscript import parse_job_script
+from octopus_scheduler.core.lab import load_lab, zone_key
+from octopus_scheduler.core.policies import available_policies
+from octopus_scheduler.core.scheduler_core import SchedulerCore
+from octopus_scheduler.twin.examples import task_spans as timeline
+from octopus_scheduler.twin.scenario import parse_scenario
+from octopus_scheduler.twin.simulator import simulate
 
 POLICIES = available_policies()
 

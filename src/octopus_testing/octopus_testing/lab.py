@@ -36,7 +36,7 @@ def start_module(
     """A module node; every module of one lab shares ``ledger`` (what simulated samples hold)."""
     return processes.start(
         description,
-        [sys.executable, "-m", "octopus_modules.module_node", "--ros-args",
+        [sys.executable, "-m", "octopus_modules.ros.module_node", "--ros-args",
          "-p", f"description:={description}", "-p", f"time_scale:={time_scale}",
          "-p", f"heartbeat_period:={HEARTBEAT_S}", "-p", f"sample_ledger:={ledger}"],
     )  # fmt: skip
@@ -66,7 +66,7 @@ def start_scheduler(
 ) -> NodeProcess:
     return processes.start(
         name,
-        [sys.executable, "-m", "octopus_scheduler.scheduler_node", "--ros-args",
+        [sys.executable, "-m", "octopus_scheduler.ros.scheduler_node", "--ros-args",
          "-p", f"lab_file:={lab_file}", "-p", f"heartbeat_period:={HEARTBEAT_S}"],
     )  # fmt: skip
 

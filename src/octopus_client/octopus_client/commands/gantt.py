@@ -24,10 +24,10 @@ def _missing(feature: str, error: ImportError) -> ClientError:
 
 
 def _simulated(args: argparse.Namespace) -> Any:
-    from octopus_scheduler.errors import SpecError
-    from octopus_scheduler.policies import available_policies
-    from octopus_scheduler.scenario import load_scenario
-    from octopus_scheduler.simulator import simulate
+    from octopus_scheduler.core.errors import SpecError
+    from octopus_scheduler.core.policies import available_policies
+    from octopus_scheduler.twin.scenario import load_scenario
+    from octopus_scheduler.twin.simulator import simulate
 
     if args.policy not in available_policies():
         raise ClientError(

@@ -7,7 +7,7 @@ import sys
 
 from octopus_bringup.nodes import default_lab_file, node_specs
 from octopus_client.supervisor import Supervisor, python_module_argv
-from octopus_scheduler.lab_config import LabConfigError, load_lab_config
+from octopus_scheduler.service.lab_config import LabConfigError, load_lab_config
 
 
 def lab_up(args: argparse.Namespace) -> int:

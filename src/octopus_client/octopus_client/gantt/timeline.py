@@ -1,7 +1,7 @@
 """Step records from the scheduler core: ``core.plan()`` placements and the simulator's timeline.
 
 Both are read by field name, as objects or mappings, so this module imports nothing of the
-scheduler. Field names (octopus_scheduler/projection.py ``Placement`` and the rows of
+scheduler. Field names (octopus_scheduler/core/projection.py ``Placement`` and the rows of
 ``SimReport.timeline`` / ``SimReport.to_dict()["timeline"]``):
 
     step_id, job_id, module, task, step, kind ("active"|"standby"), devices, start, end, state
@@ -99,7 +99,7 @@ def steps_from_sim_report(report: Any) -> list[GanttStep]:
 
 
 def module_devices_of_lab(lab: Any) -> dict[str, list[str]]:
-    """Device rows per module from an ``octopus_scheduler.lab.Lab`` (its module specs' devices)."""
+    """Device rows per module from a ``octopus_scheduler.core.lab.Lab`` (its modules' devices)."""
     return {name: list(spec.devices) for name, spec in lab.modules.items()}
 
 

@@ -1,0 +1,81 @@
+"""The policy plug-in interface of the scheduler core."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from octopus_scheduler.core.runs import GroupRun, JobRun, StepRun
+    from octopus_scheduler.core.scheduler_core import SchedulerCore
+
+
+@dataclass(eq=False)
+class Admission:
+    """Candidate: admit (part of) a group's pending samples as a new chunk."""
+
+    group: GroupRun
+
+    @property
+    def job(self) -> JobRun:
+        return self.group.job
+
+    @property
+    def ready_time(self) -> float:
+        return self.group.ready_time
+
+
+Candidate = "StepRun | Admission"
+
+
+class Policy:
+    """Decides which startable work goes first and how groups are admitted.
+
+    The core enforces every hard rule (atomic masks, slots, precedence, deadlock avoidance); a
+    policy only orders candidates, may veto one, and sizes chunks.
+    """
+
+    name = "base"
+    #: a task holds its devices for its whole duration (no standby sharing)
+    merge_task_steps = False
+    #: a group may be admitted in several chunks (closed packing)
+    splits_batches = False
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = dict(options or {})
+
+    def forked(self, core: SchedulerCore) -> None:
+        """Called on the copy made by ``SchedulerCore.fork`` (ended jobs are left out)."""
+
+    def on_event(self, core: SchedulerCore, event: Any) -> None:
+        """Called for every applied event, before the dispatch round."""
+
+    def begin_round(self, core: SchedulerCore) -> None:
+        """Called once before each dispatch round (the planner re-plans here)."""
+
+    def admission_groups(self, core: SchedulerCore, groups: list[GroupRun]) -> list[GroupRun]:
+        """Groups worth trying to admit this round (all by default)."""
+        return groups
+
+    def rank(self, core: SchedulerCore, cand: StepRun | Admission) -> tuple[Any, ...]:
+        """Sort key: lower goes first. Default: running jobs first, then arrival order."""
+        job = cand.job
+        if job.started:
+            return (0, cand.ready_time or 0.0, job.order, _seq(cand))
+        return (1, 0.0, job.order, _seq(cand))
+
+    def allow(self, core: SchedulerCore, cand: StepRun | Admission) -> bool:
+        return True
+
+    def blocked(self, core: SchedulerCore, cand: StepRun | Admission) -> None:
+        """Called for each candidate that could not start in this round (in rank order)."""
+
+    def admit_size(self, core: SchedulerCore, adm: Admission, free: int | None) -> int:
+        """How many pending samples to admit now (0: not now). ``free`` None = unlimited."""
+        pending = len(adm.group.pending)
+        return pending if free is None or free >= pending else 0
+
+
+def _seq(cand: Any) -> int:
+    return getattr(cand, "seq", 0)

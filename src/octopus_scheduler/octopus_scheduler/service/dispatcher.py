@@ -1,0 +1,355 @@
+"""The module goals of a running lab, without ROS: what is in flight, what is sent, what ends.
+
+:class:`Dispatcher` sits between :class:`~octopus_scheduler.service.lab_service.LabService` and the
+modules. It owns:
+
+- the goals in flight (one attempt per step; a retry is a new attempt with the same step id)
+  and their deadlines (``factor x expected + margin`` wall seconds; a late step times out);
+- the queue of goals to send: a goal waits while its module cannot take it (not discovered
+  yet), and cancels of goals the module accepted;
+- what an answer means: rejected, succeeded, failed; an outcome of an attempt that already
+  ended (timed out, lost, retried) and a second outcome of one are ignored;
+- module liveness (:class:`~octopus_scheduler.service.liveness.ModuleLiveness`): a silent module is
+  down, a new boot id is a restart; either way its steps in flight end at once (``lost``), the
+  core retries or fails them;
+- the e-stop's hold on modules coming back, and alerts (job ended, module down, low stock).
+
+It reaches the modules only through a :class:`ModulePort` (the scheduler node: rclpy action
+clients) and reads time from an injected monotonic clock, so it runs under a virtual clock in
+tests. Threads: every method may be called from any thread; :attr:`Dispatcher.lock` guards its
+state and the service together (the node takes it around its own service calls too). The port
+is never called with the lock held. :meth:`Dispatcher.send_queued` must run where the answers
+to goals are handled (the node: one mutually exclusive callback group), see the node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from octopus_modules.lab_clock import LabClock, ScaledClock
+from octopus_scheduler.service import notifications
+from octopus_scheduler.service.lab_service import CommandResult, LabService, Outbox
+from octopus_scheduler.service.liveness import ModuleLiveness
+from octopus_scheduler.service.step_goals import StepGoal
+
+
+class ModulePort(Protocol):
+    """What the dispatcher asks of the modules."""
+
+    def ready(self, module: str) -> bool:
+        """Can a goal reach the module now (its action server is matched)?"""
+
+    def send_goal(self, goal: StepGoal) -> None:
+        """Send the goal; its answer comes back through :meth:`Dispatcher.answered`, its
+        outcome through :meth:`Dispatcher.finished`."""
+
+    def cancel_goal(self, handle: Any) -> None:
+        """Cancel a goal the module accepted (``handle`` as given to ``answered``)."""
+
+    def release_samples(self, job_id: str) -> None:
+        """Free the positions a job's samples still hold in the modules."""
+
+    def wake(self) -> None:
+        """Goals or cancels are queued: call :meth:`Dispatcher.send_queued` soon."""
+
+
+class Logger(Protocol):
+    def info(self, message: str) -> Any: ...
+    def warning(self, message: str) -> Any: ...
+    def error(self, message: str) -> Any: ...
+
+
+@dataclass
+class InFlight:
+    goal: StepGoal  # the attempt in flight
+    deadline: float  # monotonic wall seconds
+    handle: Any = None  # the module's handle once it accepted the goal
+
+
+def _nothing(*_: Any) -> None:
+    return None
+
+
+class Dispatcher:
+    #: how often the node calls :meth:`resend` and :meth:`tick` (a retry's back-off ends in lab
+    #: time: look often enough for a fast simulated lab)
+    RESEND_PERIOD_S = 0.1
+    TICK_PERIOD_S = 0.05
+
+    def __init__(
+        self,
+        service: LabService,
+        port: ModulePort,
+        logger: Logger,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        lab_clock: LabClock | None = None,
+        timeout_factor: float = 3.0,
+        timeout_margin_s: float = 10.0,
+        heartbeat_period_s: float = 1.0,
+        notify: Callable[[notifications.Notification | None], Any] = _nothing,
+        changed: Callable[[bool], Any] = _nothing,
+    ) -> None:
+        """``changed(jobs_ended)``: what the plan shows changed (publish it; jobs ended too)."""
+        self.service = service
+        self.port = port
+        self.log = logger
+        self.monotonic = monotonic
+        # the lab's clock says how long a step's lab seconds last on the wall
+        self.lab_clock = lab_clock or ScaledClock(1.0)
+        self.timeout_factor = timeout_factor
+        self.timeout_margin_s = timeout_margin_s
+        self.notify = notify
+        self.changed = changed
+        self.lock = threading.RLock()
+        #: how often the node calls :meth:`watchdog`: a silent module is down at most a quarter
+        #: period late
+        self.watchdog_period_s = min(heartbeat_period_s / 4, 0.25)
+        self.liveness = ModuleLiveness(
+            [d.module for d in service.descriptions], heartbeat_period_s, monotonic()
+        )
+        self.estop_engaged = service.emergency_stop().engaged  # modules stay down while engaged
+        self._in_flight: dict[str, InFlight] = {}
+        self._outgoing: deque[StepGoal] = deque()
+        self._cancels: list[Any] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # ---- the service's work out ----------------------------------------------------------------
+
+    def dispatch(self, outbox: Outbox) -> None:
+        """Carry out what the service decided: goals, aborts, sample releases, alerts."""
+        for ended in outbox.ended_jobs:
+            # the core frees a job's slots when it ends: so must the modules, also for samples a
+            # finished route left in place (a no-op where the route took them out); before new
+            # goals, which may already use those positions
+            self.port.release_samples(ended.job_id)
+        for goal in outbox.goals:
+            self._send(goal)
+        for step_id in outbox.aborts:
+            with self.lock:
+                entry = self._in_flight.get(step_id)
+            if entry is not None and entry.handle is not None:
+                self._cancel(entry.handle)
+        for ended in outbox.ended_jobs:
+            record = self.service.store.job(ended.job_id)
+            self.notify(
+                notifications.job_ended(
+                    ended.job_id,
+                    ended.state,
+                    ended.reason,
+                    owner=record.owner if record else "",
+                    name=record.name if record else "",
+                )
+            )
+        for low in outbox.low_stock:
+            self.log.warning(f"low stock: {low.module} {low.item} ({low.remaining} left)")
+            self.notify(notifications.low_consumables(low.module, low.item, low.remaining))
+        if outbox.goals or outbox.aborts or outbox.ended_jobs:
+            self.changed(bool(outbox.ended_jobs))
+
+    def tick(self) -> None:
+        """Time passed: retries whose back-off has ended start."""
+        with self.lock:
+            outbox = self.service.tick()
+        self.dispatch(outbox)
+
+    def _send(self, goal: StepGoal) -> None:
+        wall = self.lab_clock.wall_s(goal.expected_s)
+        deadline = self.monotonic() + wall * self.timeout_factor + self.timeout_margin_s
+        with self.lock:
+            self._in_flight[goal.step_id] = InFlight(goal, deadline)
+            self._outgoing.append(goal)
+        self.port.wake()
+
+    def send_queued(self) -> None:
+        """Send the queued cancels, and the queued goals whose module is ready (a goal sent
+        before discovery completes is silently lost); the others wait for :meth:`resend`."""
+        with self.lock:
+            cancels, self._cancels = self._cancels, []
+        for handle in cancels:
+            self.port.cancel_goal(handle)
+        waiting: deque[StepGoal] = deque()
+        while True:
+            with self.lock:
+                if not self._outgoing:
+                    self._outgoing.extend(waiting)
+                    return
+                goal = self._outgoing.popleft()
+                if not self._current(goal):
+                    continue  # ended meanwhile (timed out, module down)
+            if not self.port.ready(goal.module):
+                waiting.append(goal)
+                continue
+            self.port.send_goal(goal)
+
+    def resend(self) -> None:
+        """Try again what waits (the node calls it every 0.1 s, from where it sends)."""
+        if self._outgoing or self._cancels:
+            self.send_queued()
+
+    def _cancel(self, handle: Any) -> None:
+        """Cancel a module goal: queued, and sent from :meth:`send_queued` like every request."""
+        with self.lock:
+            self._cancels.append(handle)
+        self.port.wake()
+
+    def _current(self, goal: StepGoal) -> bool:
+        """Is this goal the step's attempt in flight? (A retry has the same step id.)"""
+        entry = self._in_flight.get(goal.step_id)
+        return entry is not None and entry.goal is goal
+
+    # ---- the modules' answers in -------------------------------------------------------------
+
+    def answered(self, goal: StepGoal, handle: Any, accepted: bool) -> None:
+        """The module took the goal (``handle`` cancels it) or rejected it."""
+        if not accepted:
+            self._end_step(goal.step_id, False, "rejected by the module", attempt=goal)
+            return
+        with self.lock:
+            if self._current(goal):
+                self._in_flight[goal.step_id].handle = handle
+
+    def finished(
+        self,
+        goal: StepGoal,
+        success: bool,
+        measured: Mapping[str, Any] | None = None,
+        error: str = "",
+    ) -> None:
+        """The goal's outcome (of this attempt: a late one of an earlier attempt is ignored)."""
+        if success:
+            self._end_step(goal.step_id, True, "", measured, attempt=goal)
+        else:
+            self._end_step(goal.step_id, False, error or "failed", attempt=goal)
+
+    def _end_step(
+        self,
+        step_id: str,
+        success: bool,
+        reason: str,
+        measured: Mapping[str, Any] | None = None,
+        *,
+        attempt: StepGoal | None = None,
+        lost: bool = False,
+    ) -> None:
+        """End the step in flight; an outcome of an earlier ``attempt`` is ignored. ``lost``: the
+        module's process was lost under it."""
+        with self.lock:
+            if attempt is not None and not self._current(attempt):
+                return  # an outcome of an attempt that already ended (timed out, retried)
+            if self._in_flight.pop(step_id, None) is None:
+                return  # already ended (timeout, module down)
+            if success:
+                outbox = self.service.step_finished(step_id, measured)
+            else:
+                self.log.warning(f"step {step_id} failed: {reason}")
+                outbox = self.service.step_failed(step_id, reason, lost=lost)
+        self.dispatch(outbox)
+
+    # ---- liveness and timeouts -----------------------------------------------------------------
+
+    def joined(self, module: str) -> None:
+        """A module joined the running lab (it announced itself): heard now."""
+        with self.lock:
+            self.liveness.add(module, self.monotonic())
+
+    def heartbeat(self, module: str, boot_id: str, faults: Mapping[str, str]) -> None:
+        """A module's status: ``faults`` maps each of its devices in error to why."""
+        # liveness and the core change together: a beat racing the watchdog cannot leave the
+        # core believing a live module is down
+        with self.lock:
+            first, back, restarted = self.liveness.beat(module, self.monotonic(), boot_id)
+            # a new process before the old one was missed: what the old one ran is lost (a
+            # module marked down had its steps ended then)
+            restarted = restarted and not back
+            # a module the event log left down (lost before a restart) is back when heard,
+            # unless the emergency stop holds every module down
+            revived = first and module in self.service.core.modules_down()
+            back = (back or revived) and not self.estop_engaged
+            outbox = self.service.module_up(module) if back else Outbox()
+            before = self.service.core.out_of_order()
+            outbox.extend(self.service.device_health(module, faults))
+            after = self.service.core.out_of_order()
+        if first:
+            self.log.info(f"module {module} is up (first heartbeat)")
+        if restarted:
+            self._module_lost(module, restarted=True)
+        if back:
+            self.log.info(f"module {module} is back")
+        for device in sorted(set(after) - set(before)):
+            self.log.error(f"device {device} is out of order: {after[device]}")
+        for device in sorted(set(before) - set(after)):
+            self.log.info(f"device {device} is back in order")
+        if before != after:
+            self.changed(False)  # the plan's reasons change
+        self.dispatch(outbox)
+
+    def watchdog(self) -> None:
+        """Silent modules are down; steps past their deadline time out."""
+        now = self.monotonic()
+        with self.lock:
+            lost_modules = self.liveness.newly_down(now)
+        for module in lost_modules:
+            self._module_lost(module, restarted=False)
+        with self.lock:
+            in_flight = list(self._in_flight.items())
+        for step_id, entry in in_flight:
+            if now > entry.deadline:
+                if entry.handle is not None:
+                    self._cancel(entry.handle)
+                self._end_step(step_id, False, "timed out")
+
+    def _module_lost(self, module: str, *, restarted: bool) -> None:
+        """A module went down or restarted: its steps in flight end now (the core retries or
+        fails them), never left to their timeout. The event log gets ModuleDown, the StepFailed
+        of each step with ``module <name> <what>``, and ModuleUp if it restarted."""
+        what = (
+            "restarted (its goal was lost)"
+            if restarted
+            else "went down (no heartbeat; its goal was lost)"
+        )
+        with self.lock:
+            if not restarted and module not in self.liveness.down:
+                return  # heard again since the watchdog found it silent (a starved scheduler):
+                # liveness and the core must not disagree, so the core is not told it went down
+            lost = [(s, e.handle) for s, e in self._in_flight.items() if e.goal.module == module]
+            outbox = self.service.module_down(module)
+        if restarted:
+            self.log.error(f"module {module} restarted: {len(lost)} step(s) lost")
+        else:
+            self.log.error(f"module {module} went down: no heartbeat")
+        self.notify(notifications.module_down(module, what))
+        self.dispatch(outbox)
+        for step_id, handle in lost:
+            if handle is not None:  # a goal the new process accepted must not run on
+                self._cancel(handle)
+            self._end_step(step_id, False, f"module {module} {what}", lost=True)
+        if restarted:
+            with self.lock:
+                up = not self.estop_engaged and module not in self.liveness.down
+                outbox = self.service.module_up(module) if up else Outbox()
+            if up:
+                self.log.info(f"module {module} is back (a new process)")
+            self.dispatch(outbox)
+
+    # ---- the emergency stop ------------------------------------------------------------------
+
+    def set_emergency_stop(
+        self, engaged: bool, reason: str, source: str, auth: str = ""
+    ) -> tuple[CommandResult, Outbox]:
+        """Engage (every module down) or reset (the live modules up again). The caller
+        dispatches the work once it has told the modules."""
+        with self.lock:
+            alive = [m for m in self.service.lab.modules if m not in self.liveness.down]
+            result, outbox = self.service.set_emergency_stop(engaged, reason, source, alive, auth)
+            if result.success:
+                self.estop_engaged = engaged
+        return result, outbox
