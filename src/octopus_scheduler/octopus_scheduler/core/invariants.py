@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from octopus_scheduler.core.lab import ZoneKey
 from octopus_scheduler.core.runs import DONE, RUNNING
-from octopus_scheduler.core.scheduler_core import sample_zones
+from octopus_scheduler.core.safety_rules import sample_zones
 
 if TYPE_CHECKING:
     from octopus_scheduler.core.scheduler_core import SchedulerCore

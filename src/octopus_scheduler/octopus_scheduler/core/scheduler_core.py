@@ -1,12 +1,11 @@
 """The event-driven, deterministic scheduler core.
 
 ``SchedulerCore.handle(events)`` is the only mutating entry point: it applies stamped events,
-runs one dispatch round and returns decisions. Hard rules live here and no policy can break them:
-atomic all-or-nothing device acquisition, slot capacities, slot zones (samples holding a zoned slot
-type at once agree on its parameter, e.g. one hot plate = one temperature), step precedence, and
-deadlock avoidance for slots and zones (a banker's check: a chunk enters a module only if every
-admitted chunk can still finish afterwards). Policies only order candidates, veto them or size
-chunks.
+runs one dispatch round and returns decisions. This file holds the core's state and what each
+event does to it; the hard rules that no policy can break (devices, slots, zones, deadlock
+avoidance) are :class:`~octopus_scheduler.core.safety_rules.SafetyRules`, and the round that
+starts and admits work is :class:`~octopus_scheduler.core.dispatch_round.DispatchRound`.
+Policies only order candidates, veto them or size chunks.
 """
 
 from __future__ import annotations
@@ -15,15 +14,14 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from octopus_scheduler.core import decisions as dc
 from octopus_scheduler.core import events as ev
-from octopus_scheduler.core.jobscript import JobSpec, RouteTask
-from octopus_scheduler.core.lab import Lab, ZoneKey, zone_key
+from octopus_scheduler.core.dispatch_round import DispatchRound
+from octopus_scheduler.core.jobscript import JobSpec
+from octopus_scheduler.core.lab import Lab
 from octopus_scheduler.core.policies import make_policy
-from octopus_scheduler.core.policies.base import Admission
 from octopus_scheduler.core.proposer import Proposer
 from octopus_scheduler.core.retry_policy import RetryPolicy
 from octopus_scheduler.core.runs import (
@@ -37,56 +35,14 @@ from octopus_scheduler.core.runs import (
     JobRun,
     Sample,
     StepRun,
-    build_chunk,
-    task_params,
-    visits_of,
 )
+from octopus_scheduler.core.safety_rules import SlotKey
+from octopus_scheduler.core.views import EventRejected, JobView, StepView, step_view
 
-SlotKey = tuple[str, str]
-ZoneWant = tuple[SlotKey, ZoneKey]
 LEARN_RATE = 0.3
 
 
-@dataclass(frozen=True)
-class EventRejected(dc.Decision):
-    """An event was invalid (unknown step, job already ended...) and was ignored, not logged."""
-
-    event_type: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class JobView:
-    job_id: str
-    name: str
-    owner: str
-    priority: int
-    state: str
-    submit_time: float
-    start_time: float | None
-    end_time: float | None
-    cycle: int
-    cycles: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class StepView:
-    step_id: str
-    job_id: str
-    module: str
-    task: str
-    step: str
-    kind: str
-    devices: tuple[str, ...]
-    samples: tuple[str, ...]
-    state: str
-    start: float | None
-    end: float | None
-    expected_s: float
-
-
-class SchedulerCore:
+class SchedulerCore(DispatchRound):
     """One lab, one policy, a clock; decisions come only out of events."""
 
     def __init__(
@@ -183,10 +139,10 @@ class SchedulerCore:
         return self._job_view(self._jobs[job_id])
 
     def step(self, step_id: str) -> StepView:
-        return _step_view(self._steps[step_id])
+        return step_view(self._steps[step_id])
 
     def running_steps(self) -> list[StepView]:
-        return [_step_view(s) for s in self._running.values()]
+        return [step_view(s) for s in self._running.values()]
 
     def devices(self) -> dict[str, str | None]:
         return {d: (s.id if s else None) for d, s in self._holder.items()}
@@ -561,357 +517,6 @@ class SchedulerCore:
         job.end = self.now
         self._out.append(dc.JobEnded(self.now, job.id, job.state, job.end_reason))
 
-    # ------------------------------------------------------------------ dispatch
-    def _dispatch(self) -> None:
-        self._blocked_this_dispatch, self._entry_devices_this_dispatch = {}, {}
-        self.policy.begin_round(self)
-        for _ in range(64):  # admissions add ready steps; a few rounds always suffice
-            cands: list[StepRun | Admission] = [s for s in self._ready.values() if not s.job.held]
-            groups = self.policy.admission_groups(self, self._groups)
-            cands += [Admission(g) for g in groups if g.pending and not g.job.held]
-            if not cands:
-                return
-            cands.sort(key=lambda c: self.policy.rank(self, c))
-            admitted = False
-            for cand in cands:
-                if isinstance(cand, Admission):
-                    ok = self._try_admit(cand)
-                    admitted |= ok
-                else:
-                    ok = self._try_start(cand)
-                if not ok:
-                    self.policy.blocked(self, cand)
-            if not admitted:
-                return
-
-    def why_blocked(self, step: StepRun) -> str:
-        """Empty string if ``step`` could start now, else what it waits for."""
-        if step.job.held:
-            return "job held"
-        if step.not_before > self.now:
-            return f"retry {step.attempts} backs off until {step.not_before:.0f}"
-        if step.module in self._down:
-            return f"module {step.module} down"
-        unavailable = self._unavailable(step.devices)  # lasting reasons first
-        if unavailable:
-            return unavailable
-        for d in step.devices:
-            holder = self._holder[d]
-            if holder is not None:
-                until = (holder.start or self.now) + holder.expected
-                return f"devices {d} held by {holder.id} until {until:.0f}"
-        for item, n in step.consumes.items():
-            if self._stock.get((step.module, item), 0) < n:
-                return f"consumable {step.module}.{item} out of stock"
-        if step.enters_visit and not step.chunk.visits[step.visit].entered:
-            visit = step.chunk.visits[step.visit]
-            for key, n in visit.demand.items():
-                free = self._cap[key] - self._used[key]
-                if free < n:
-                    return f"slots {key[0]}.{key[1]} ({free} free, needs {n})"
-            zone = self._zone_conflict(self._chunk_zones(step.chunk, step.visit), step.chunk)
-            if zone:
-                return zone
-            if not self._safe(step.chunk, step.visit):
-                return "slots held back to avoid a deadlock"
-        return ""
-
-    def _unavailable(self, devices: Iterable[str]) -> str:
-        """Why one of ``devices`` cannot be used at all now ("" if all can)."""
-        for d in sorted(devices):
-            if self.lab.device_module[d] in self._down:
-                return f"module {self.lab.device_module[d]} down"
-            if d in self._out_of_order:
-                return f"device {d} out of order: {self._out_of_order[d]}"
-        return ""
-
-    def _try_start(self, step: StepRun) -> bool:
-        reason = self.why_blocked(step)
-        if not reason and not self.policy.allow(self, step):
-            reason = "policy: reserved for higher-ranked work"
-        step.blocked = reason or step.blocked
-        if reason:
-            return False
-        self._start(step)
-        return True
-
-    def _try_admit(self, adm: Admission) -> bool:
-        group, job = adm.group, adm.job
-        entry = job.spec.route[0]
-        reason = self._entry_blocked(entry.module, self.entry_devices(job))
-        if reason:
-            group.blocked = reason
-            return False
-        keys = self.entry_keys(job)
-        # the policy's verdict after the lab's: it costs more (durations, look-ahead), and a queue
-        # of jobs waiting for one held device is asked on every dispatch
-        if not self.policy.allow(self, adm):
-            group.blocked = "policy: reserved for higher-ranked work"
-            return False
-        free = self.free_slots(keys)
-        batch, sized = group.pending, adm
-        if self._route_zoned(job.spec.route):
-            # a chunk's samples share their zone keys: admit the first key class that fits the
-            # zones now; the policy sizes it as if it were the whole batch
-            batch, first_conflict = [], ""
-            for cls in self._zone_classes(job.spec.route, group.pending):
-                conflict = self._zone_conflict(sample_zones(self.lab, job.spec.route, cls[0], 0))
-                if not conflict:
-                    batch = cls
-                    break
-                first_conflict = first_conflict or conflict
-            if not batch:
-                group.blocked = first_conflict
-                return False
-            if len(batch) < len(group.pending):
-                sized = Admission(dataclasses.replace(group, pending=batch))
-        size = min(self.policy.admit_size(self, sized, free), len(batch))
-        if size <= 0:
-            key = keys[0] if keys else (entry.module, "?")
-            group.blocked = f"slots {key[0]}.{key[1]} ({free} free, needs {len(batch)})"
-            return False
-        while size > 0:
-            chunk = build_chunk(
-                self.lab,
-                job,
-                group,
-                batch[:size],
-                merge_task_steps=self.policy.merge_task_steps,
-                estimate=self.estimate,
-            )
-            first = chunk.steps[0]
-            if not self._entry_ok(chunk, first):
-                group.blocked = "slots held back to avoid a deadlock, or out of consumables"
-                if not self.policy.splits_batches:
-                    return False
-                size -= 1
-                continue
-            if batch is group.pending:
-                del group.pending[:size]
-            else:
-                taken = {id(s) for s in batch[:size]}
-                group.pending[:] = [s for s in group.pending if id(s) not in taken]
-            if not group.pending and group in self._groups:
-                self._groups.remove(group)
-            group.chunks.append(chunk)
-            self._chunks.append(chunk)
-            job.n_chunks += 1
-            for step in chunk.steps:
-                self._seq += 1
-                step.seq = self._seq
-                self._steps[step.id] = step
-            first.state, first.ready_time = READY, self.now
-            first.blocked = group.blocked
-            group.blocked = ""
-            self._start(first)
-            return True
-        return False
-
-    def _entry_blocked(self, module: str, devices: frozenset[str]) -> str:
-        """Why a job entering at ``module`` on ``devices`` cannot start now ("" if it can).
-        A dispatch only takes devices, so what is blocked stays blocked until it ends: the
-        answer is kept for the dispatch (a queue of jobs for one device asks once, not per job)."""
-        key = (module, devices)
-        reason = self._blocked_this_dispatch.get(key)
-        if reason is not None:
-            return reason
-        if module in self._down:
-            reason = f"module {module} down"
-        else:
-            reason = self._unavailable(devices)
-        for d in sorted(devices) if not reason else ():
-            holder = self._holder[d]
-            if holder is not None:
-                until = (holder.start or self.now) + holder.expected
-                reason = f"devices {d} held by {holder.id} until {until:.0f}"
-                break
-        if reason:
-            self._blocked_this_dispatch[key] = reason
-        return reason
-
-    def _entry_ok(self, chunk: ChunkRun, first: StepRun) -> bool:
-        for item, n in first.consumes.items():
-            if self._stock.get((first.module, item), 0) < n:
-                return False
-        for key, n in chunk.visits[0].demand.items():
-            if self._cap[key] - self._used[key] < n:
-                return False
-        if self._zone_conflict(self._chunk_zones(chunk, 0), chunk):
-            return False
-        return self._safe(chunk, 0, new=True)
-
-    def entry_devices(self, job: JobRun) -> frozenset[str]:
-        """The devices the first step of ``job`` takes when it enters the lab."""
-        entry = job.spec.route[0]
-        key = (entry.module, entry.task)
-        devices = self._entry_devices_this_dispatch.get(key)  # asked for every queued job
-        if devices is None:
-            if self.policy.merge_task_steps:
-                devices = self.lab.task_devices(entry.module, entry.task)
-            else:
-                first = self.lab.task(entry.module, entry.task).steps[0]
-                devices = self.lab.step_devices(entry.module, entry.task, first)
-            self._entry_devices_this_dispatch[key] = devices
-        return devices
-
-    def _safe(self, chunk: ChunkRun, visit: int, new: bool = False) -> bool:
-        """Banker's check: after ``chunk`` enters ``visit``, can every chunk still finish?
-
-        Zones: a chunk that will still enter a zoned slot type can go next only if no other
-        unfinished chunk holds that zone at another key (it waits for the zone to drain).
-        """
-        entering = chunk.visits[visit]
-        free = {k: self._cap[k] - self._used[k] for k in self._cap}
-        for key, n in entering.demand.items():
-            free[key] -= n
-        zoned = self._lab_zoned()
-        # per unfinished chunk: slots held, slots still needed, zone keys held, zone keys needed
-        table: list[
-            tuple[dict[SlotKey, int], dict[SlotKey, int], dict[SlotKey, ZoneKey], list[ZoneWant]]
-        ] = []
-        others = list(self._chunks)
-        if new:
-            others.append(chunk)
-        for c in others:
-            alloc = c.alloc()
-            need: dict[SlotKey, int] = {}
-            wants: list[ZoneWant] = []
-            for i, v in enumerate(c.visits):
-                if v.entered or (c is chunk and i == visit):
-                    continue
-                for key, n in v.demand.items():
-                    need[key] = max(need.get(key, 0), n)
-                if zoned:
-                    wants += self._chunk_zones(c, i).items()
-            if c is chunk:
-                for key, n in entering.demand.items():
-                    alloc[key] = alloc.get(key, 0) + n
-            if need:
-                holds: dict[SlotKey, ZoneKey] = {}
-                for i, v in enumerate(c.visits) if zoned else ():
-                    if (v.entered and not v.released) or (c is chunk and i == visit):
-                        holds.update(self._chunk_zones(c, i))
-                table.append((alloc, need, holds, wants))
-            else:  # it can always finish: give its slots back right away
-                for key, n in alloc.items():
-                    free[key] += n
-        while table:
-            for i, (alloc, need, _, wants) in enumerate(table):
-                if all(free[k] >= n for k, n in need.items()) and not any(
-                    other[2].get(key, want) != want
-                    for j, other in enumerate(table)
-                    if j != i
-                    for key, want in wants
-                ):
-                    for key, n in alloc.items():
-                        free[key] += n
-                    del table[i]
-                    break
-            else:
-                return False
-        return True
-
-    # ------------------------------------------------------------------ zones
-    def _lab_zoned(self) -> bool:
-        return any(s.zone_by for m in self.lab.modules.values() for s in m.slots.values())
-
-    def _route_zoned(self, route: Sequence[RouteTask]) -> bool:
-        mods = [self.lab.modules[m] for m in dict.fromkeys(r.module for r in route)]
-        return any(m.slots[s].zone_by for m in mods for s in m.sample_slots)
-
-    def _chunk_zones(self, chunk: ChunkRun, visit: int) -> dict[SlotKey, ZoneKey]:
-        """The key each zoned slot type of ``visit`` holds for ``chunk`` (absent: any key)."""
-        mod = self.lab.modules[chunk.visits[visit].module]
-        if not any(mod.slots[s].zone_by for s in mod.sample_slots):
-            return {}
-        out: dict[SlotKey, ZoneKey] = {}
-        for sample in chunk.samples:  # one key class per chunk: the first key is every key
-            for key, zk in sample_zones(self.lab, chunk.job.spec.route, sample, visit).items():
-                out.setdefault(key, zk)
-        return out
-
-    def _zone_conflict(
-        self, wants: Mapping[SlotKey, ZoneKey], exclude: ChunkRun | None = None
-    ) -> str:
-        """Why samples with ``wants`` cannot enter their zones now ('' if they can)."""
-        if not wants:
-            return ""
-        modules = {key[0] for key in wants}
-        for c in self._chunks:
-            if c is exclude:
-                continue
-            for i, v in enumerate(c.visits):
-                if not v.entered or v.released or v.module not in modules:
-                    continue
-                for key, held in self._chunk_zones(c, i).items():
-                    want = wants.get(key)
-                    if want is not None and held != want:
-                        zone_by = self.lab.modules[key[0]].slots[key[1]].zone_by
-                        param = zone_by[1] if zone_by else "?"
-                        return (
-                            f"zone {key[0]}.{key[1]} at {param} {_fmt_key(held)} "
-                            f"(needs {_fmt_key(want)})"
-                        )
-        return ""
-
-    def _zone_classes(
-        self, route: Sequence[RouteTask], samples: list[Sample]
-    ) -> list[list[Sample]]:
-        """``samples`` split by their zone keys on the whole route, in order of first appearance."""
-        vis = visits_of(route)
-        classes: dict[tuple[Any, ...], list[Sample]] = {}
-        for s in samples:
-            sig = tuple(
-                (v, tuple(sample_zones(self.lab, route, s, v).items())) for v in range(vis[-1] + 1)
-            )
-            classes.setdefault(sig, []).append(s)
-        return list(classes.values())
-
-    def _start(self, step: StepRun) -> None:
-        job, chunk = step.job, step.chunk
-        for d in step.devices:
-            self._holder[d] = step
-        slots: tuple[dc.SlotUse, ...] = ()
-        if step.enters_visit and not chunk.visits[step.visit].entered:  # not on a retry
-            visit = chunk.visits[step.visit]
-            visit.entered = True
-            for key, n in visit.demand.items():
-                self._used[key] += n
-            slots = tuple(dc.SlotUse(k[0], k[1], n) for k, n in visit.demand.items())
-            if step.visit > 0:
-                self._maybe_release(chunk, step.visit - 1)
-        for item, n in step.consumes.items():
-            key = (step.module, item)
-            before = self._stock[key]
-            self._stock[key] = before - n
-            low = self.lab.modules[step.module].consumables[item].low
-            if before > low >= self._stock[key]:
-                self._out.append(dc.LowStock(self.now, step.module, item, self._stock[key]))
-        self._ready.pop(step.id, None)
-        self._running[step.id] = step
-        step.state, step.start, step.blocked = RUNNING, self.now, step.blocked
-        if job.start is None:
-            job.start = self.now
-        if job.state == "queued":
-            job.state = "running"
-        self._out.append(
-            dc.StartStep(
-                time=self.now,
-                step_id=step.id,
-                job_id=job.id,
-                module=step.module,
-                task=step.task,
-                step=step.name,
-                kind=step.kind,
-                devices=tuple(sorted(step.devices)),
-                slots=slots,
-                samples=tuple(s.id for s in step.samples),
-                params=step.params,
-                expected_s=step.expected,
-                attempt=step.attempts,
-            )
-        )
-
     def _job_view(self, j: JobRun) -> JobView:
         camp = j.spec.campaign
         return JobView(
@@ -934,51 +539,3 @@ class SchedulerCore:
             if step.job is j and step.blocked:
                 return step.blocked
         return next((g.blocked for g in j.groups if g.pending and g.blocked), "")
-
-
-def _step_view(s: StepRun) -> StepView:
-    return StepView(
-        step_id=s.id,
-        job_id=s.job.id,
-        module=s.module,
-        task=s.task,
-        step=s.name,
-        kind=s.kind,
-        devices=tuple(sorted(s.devices)),
-        samples=tuple(x.id for x in s.samples),
-        state=s.state,
-        start=s.start,
-        end=s.end,
-        expected_s=s.expected,
-    )
-
-
-def sample_zones(
-    lab: Lab, route: Sequence[RouteTask], sample: Sample, visit: int
-) -> dict[SlotKey, ZoneKey]:
-    """A sample's key on each zoned slot type of ``visit`` (absent: it runs no zone task there
-    and so is compatible with any key): the zone parameter over the visit's runs of the task."""
-    vis = visits_of(route)
-    module = route[vis.index(visit)].module
-    mod = lab.modules[module]
-    out: dict[SlotKey, ZoneKey] = {}
-    for slot in mod.sample_slots:
-        zone_by = mod.slots[slot].zone_by
-        if zone_by is None:
-            continue
-        task, param = zone_by
-        values = []
-        for rt, v in zip(route, vis, strict=True):
-            if v == visit and rt.task == task:
-                params = task_params(rt, sample, lab)
-                if param in params:
-                    values.append(params[param])
-        key = zone_key(values)
-        if key is not None:
-            out[(module, slot)] = key
-    return out
-
-
-def _fmt_key(key: ZoneKey) -> str:
-    parts = [f"{v:g}" if isinstance(v, float) else str(v) for v in key or ()]
-    return ", ".join(parts) or "any"
