@@ -243,3 +243,40 @@ def test_a_policy_that_plans_whole_tasks_sends_each_task_as_one_goal(tmp_path: P
     assert react.whole_task and react.step_index == 2  # close, react, open: one goal
     assert list(goal_message(react, {}).step_indices) == []
     assert lab.goals.positions.samples() == []  # the last step's release still happened
+
+
+BO_TWO_CYCLES = """
+metadata: {name: bo}
+campaign:
+  kind: bayesian
+  batch: 2
+  cycles: 2
+  space:
+    AddSolution.Volume: {range: [100, 1000, 50], unit: uL}
+  loss:
+    dispensed_ul: {target: 573, weight: 1.0}
+process:
+  Synthesis:
+    BatchSynthesis:
+      sequence: [PrepareContainer, {task: AddSolution, params: {Solution: AgNO3}}, Mix,
+                 {task: React, params: {Time: 10 min}}, MoveContainer]
+"""
+
+
+def test_each_experiment_is_kept_once_with_its_parameters_and_cycle(tmp_path: Path, clock) -> None:
+    """The service records an experiment from the decision that starts its first step (the
+    core's StartStep carries each sample's parameters and cycle), once."""
+    lab = service(tmp_path / "db.sqlite", clock)
+    submission, outbox = lab.submit(SYNTHESIS, "alice")
+    run_to_end(lab, outbox.goals, clock)
+    kept = lab.store.experiments(submission.job_id)
+    assert sorted(e.parameters["React.Time"] for e in kept) == [1200.0, 2400.0]  # seconds
+    assert [e.cycle for e in kept] == [0, 0]
+
+    submission, outbox = lab.submit(BO_TWO_CYCLES, "bob")
+    run_to_end(lab, outbox.goals, clock)
+    assert lab.job(submission.job_id).state == "succeeded"
+    kept = lab.store.experiments(submission.job_id)
+    assert sorted(e.cycle for e in kept) == [0, 0, 1, 1]
+    assert len({e.experiment_id for e in kept}) == 4
+    assert all(100 <= e.parameters["AddSolution.Volume"] <= 1000 for e in kept)

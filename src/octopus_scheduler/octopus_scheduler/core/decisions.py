@@ -33,6 +33,8 @@ class StartStep(Decision):
     params: Mapping[str, Any]
     expected_s: float
     attempt: int = 0  # 0 first, 1.. a retry of a failed attempt
+    cycle: int = 0  # the campaign cycle of the samples
+    sample_params: tuple[Mapping[str, float], ...] = ()  # each sample's parameters, as ``samples``
 
 
 @dataclass(frozen=True)

@@ -180,5 +180,7 @@ class DispatchRound(SafetyRules):
                 params=step.params,
                 expected_s=step.expected,
                 attempt=step.attempts,
+                cycle=chunk.group.index,
+                sample_params=tuple(s.params for s in step.samples),
             )
         )

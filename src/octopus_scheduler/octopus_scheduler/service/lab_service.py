@@ -1,9 +1,13 @@
 """The scheduler as a service, without ROS: the scheduler node is a thin adapter around this.
 
 It owns the core, the store and the campaigns. Every input (a submitted script, a step result, a
-module lost, a user's command) becomes a core event that is **written to the store before the core
-sees it**, so a restarted scheduler replays the same events into the same state. What the node must
-do comes out as :class:`Outbox` entries: module goals to send, goals to abort, job updates.
+module lost, a user's command) becomes a core event. One place writes (:meth:`LabService._handle`):
+per event, the event with the rows of its input (a job, a step's end and its measured values) in
+one transaction **before the core sees it**, then the rows its decisions imply (steps started,
+experiments, jobs ended) in another; the events the decisions call for (proposals, quarantines)
+follow from a work list, in the order they were called for. A restarted scheduler replays the
+same events into the same state. What the node
+must do comes out as :class:`Outbox` entries: module goals to send, goals to abort, job updates.
 """
 
 from __future__ import annotations
@@ -123,6 +127,7 @@ class LabService:
         self.goals = StepGoalMapper(descriptions)
         self.campaigns = CampaignDriver(store, self)
         self._running_goals: dict[str, StepGoal] = {}
+        self._starts: dict[str, dc.StartStep] = {}  # the decision that started each running goal
         self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
         self._version = 0  # events applied: which state a plan was made from
@@ -160,8 +165,7 @@ class LabService:
         for goal in self.recovered_goals:
             if goal.step_id in open_steps:
                 continue
-            step = self.core.step(goal.step_id)
-            self._started(goal, step.step, step.samples, now)
+            self._started(goal, self._starts[goal.step_id], now)
 
     # ---- inputs --------------------------------------------------------------------------
 
@@ -192,29 +196,14 @@ class LabService:
                 return Submission(
                     error=f"<document>: the scheduler cannot plan it: {problem}"
                 ), Outbox()
-            with self.store.transaction():
-                self.store.add_job(
-                    job_id=job_id,
-                    owner=spec.metadata.owner,
-                    name=spec.metadata.name,
-                    script=script,
-                    submitted_at=now,
-                    priority=spec.metadata.priority,
-                )
-            outbox = self._handle(ev.JobSubmitted(job_id, spec, time=now))
+            outbox = self._handle(ev.JobSubmitted(job_id, spec, time=now), script=script)
         return Submission(job_id=job_id), outbox
 
     def step_finished(self, step_id: str, measured: Mapping[str, Any] | None = None) -> Outbox:
         with self._lock:
             if step_id not in self._running_goals:
                 return Outbox()  # a duplicate answer (a re-sent goal): already counted
-            now = self.clock()
-            goal = self._running_goals[step_id]
-            with self.store.transaction():
-                self.store.step_ended(step_id, state="succeeded", ended_at=now, outcome="ok")
-                if measured:
-                    self._record_measurements(goal, measured, now)
-            return self._handle(ev.StepFinished(step_id, dict(measured or {}), time=now))
+            return self._handle(ev.StepFinished(step_id, dict(measured or {}), time=self.clock()))
 
     def step_failed(self, step_id: str, reason: str, *, lost: bool = False) -> Outbox:
         """A step failed; ``lost``: its module's process was lost under it (the device is not
@@ -222,9 +211,7 @@ class LabService:
         with self._lock:
             if step_id not in self._running_goals:
                 return Outbox()
-            now = self.clock()
-            self.store.step_ended(step_id, state="failed", ended_at=now, outcome=reason)
-            return self._handle(ev.StepFailed(step_id, reason, lost=lost, time=now))
+            return self._handle(ev.StepFailed(step_id, reason, lost=lost, time=self.clock()))
 
     def announced(self, description_yaml: str) -> tuple[str, str, Outbox]:
         """A module node announced its description: ("joined" | "known" | "differs" |
@@ -409,15 +396,54 @@ class LabService:
 
     # ---- the core ---------------------------------------------------------------------------
 
-    def _handle(self, event: ev.Event, record: Mapping[str, Any] | None = None) -> Outbox:
-        """Persist (``record``, else the event's own mapping), then apply; then turn the
-        decisions into work for the node."""
-        self.store.append_event(dict(record) if record is not None else ev.to_dict(event))
-        self._before(event)
+    def _handle(
+        self, event: ev.Event, record: Mapping[str, Any] | None = None, *, script: str = ""
+    ) -> Outbox:
+        """The one write path. Per event: first, in one transaction, the event (``record``, else
+        its own mapping) and the rows of the input (the first event only: the job of ``script``,
+        a step's end and what it measured), before the core sees it; then the core's decisions
+        and, in a second transaction, the rows they imply. The events the decisions call for are
+        handled next, depth first: in the order a recursion would take them."""
         outbox = Outbox()
-        for follow_up in self._decide(event, outbox, replaying=False):
-            outbox.extend(self._handle(follow_up))
+        work: list[tuple[ev.Event, Mapping[str, Any] | None]] = [(event, record)]
+        first = True
+        while work:
+            event, record = work.pop()
+            with self.store.transaction():
+                self.store.append_event(dict(record) if record is not None else ev.to_dict(event))
+                if first:
+                    self._write_input(event, script)
+            first = False
+            with self.store.transaction():
+                self._before(event)
+                follow_ups = self._decide(event, outbox, replaying=False)
+            work.extend((follow_up, None) for follow_up in reversed(follow_ups))
         return outbox
+
+    def _write_input(self, event: ev.Event, script: str) -> None:
+        """The rows an input adds besides its event: a submitted job, a step's end and what it
+        measured."""
+        if isinstance(event, ev.JobSubmitted):
+            meta = event.spec.metadata
+            self.store.add_job(
+                job_id=event.job_id,
+                owner=meta.owner,
+                name=meta.name,
+                script=script,
+                submitted_at=event.time,
+                priority=meta.priority,
+            )
+        elif isinstance(event, ev.StepFinished):
+            self.store.step_ended(
+                event.step_id, state="succeeded", ended_at=event.time, outcome="ok"
+            )
+            if event.results:
+                goal = self._running_goals[event.step_id]
+                self._record_measurements(goal, event.results, event.time)
+        elif isinstance(event, ev.StepFailed):
+            self.store.step_ended(
+                event.step_id, state="failed", ended_at=event.time, outcome=event.reason
+            )
 
     def _event_from_store(self, stored: Mapping[str, Any]) -> ev.Event:
         if stored.get("type") != ev.ModuleAdded.__name__:
@@ -437,6 +463,7 @@ class LabService:
         """Bookkeeping of goals and positions that an event implies (live and on replay)."""
         if isinstance(event, ev.StepFinished | ev.StepFailed):
             goal = self._running_goals.pop(event.step_id, None)
+            self._starts.pop(event.step_id, None)
             if goal is not None and isinstance(event, ev.StepFinished):
                 self.goals.step_ended(goal)
 
@@ -451,9 +478,10 @@ class LabService:
                     follow_ups += self._unsendable(decision, error)
                     continue
                 self._running_goals[decision.step_id] = goal
+                self._starts[decision.step_id] = decision
                 if replaying:
                     continue
-                self._started(goal, decision.step, decision.samples, decision.time)
+                self._started(goal, decision, decision.time)
                 outbox.goals.append(goal)
             elif isinstance(decision, dc.JobEnded):
                 self.goals.positions.release_samples(
@@ -483,15 +511,25 @@ class LabService:
                 log.warning("core ignored %s: %s", decision.event_type, decision.reason)
         return follow_ups
 
-    def _started(self, goal: StepGoal, step: str, samples: Sequence[str], when: float) -> None:
-        """Record a step's start (and, the first time, its samples' parameters)."""
-        self._record_parameters(goal.job_id, samples, when)
+    def _started(self, goal: StepGoal, start: dc.StartStep, when: float) -> None:
+        """Record a step's start and, the first time a sample starts, its experiment: its
+        parameters and cycle, as the decision gives them."""
+        for sample, params in zip(start.samples, start.sample_params, strict=True):
+            if sample not in self._recorded:
+                self.store.record_experiment(
+                    job_id=goal.job_id,
+                    experiment_id=sample,
+                    recorded_at=when,
+                    cycle=start.cycle,
+                    parameters=dict(params),
+                )
+                self._recorded.add(sample)
         self.store.step_started(
             step_id=goal.step_id,
             job_id=goal.job_id,
             module=goal.module,
             task=goal.task,
-            step=step,
+            step=start.step,
             started_at=when,
         )
 
@@ -618,25 +656,6 @@ class LabService:
             cycles=0,
             reason=message,
         )
-
-    def _record_parameters(self, job_id: str, samples: Sequence[str], when: float) -> None:
-        """The first time an experiment (sample) starts, keep its parameters and cycle."""
-        new = [s for s in samples if s not in self._recorded]
-        if not new:
-            return
-        run = next(j for j in self.core.all_jobs() if j.id == job_id)
-        for group in run.groups:
-            for chunk in group.chunks:
-                for sample in chunk.samples:
-                    if sample.id in new:
-                        self.store.record_experiment(
-                            job_id=job_id,
-                            experiment_id=sample.id,
-                            recorded_at=when,
-                            cycle=group.index,
-                            parameters=dict(sample.params),
-                        )
-                        self._recorded.add(sample.id)
 
     def _record_measurements(self, goal: StepGoal, measured: Mapping[str, Any], now: float) -> None:
         """Per sample: module data keyed "<sample>/<Device>.<action>" or, per batch, unkeyed."""
