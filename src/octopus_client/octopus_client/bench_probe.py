@@ -97,14 +97,14 @@ def _live_jobs(service: Any) -> int:
 
 
 def install(probe: Probe) -> None:
-    from octopus_scheduler.ros import scheduler_node
+    from octopus_scheduler.ros import module_goals
     from octopus_scheduler.service import lab_service
 
     service = lab_service.LabService
     for kind in ("submit", "step_finished", "step_failed", "tick"):
         setattr(service, kind, _timed(probe, kind, getattr(service, kind)))
 
-    original_message = scheduler_node.goal_message
+    original_message = module_goals.goal_message
 
     def goal_message(goal: Any, units: Any) -> Any:
         message = original_message(goal, units)
@@ -112,9 +112,9 @@ def install(probe: Probe) -> None:
         probe.expected.setdefault(goal.step_id, float(goal.expected_s))
         return message
 
-    scheduler_node.goal_message = goal_message
-    node = scheduler_node.SchedulerNode
-    answered, done = node._goal_answered, node._goal_done
+    module_goals.goal_message = goal_message
+    port = module_goals.ModuleGoals
+    answered, done = port._goal_answered, port._goal_done
 
     def goal_answered(self: Any, goal: Any, future: Any) -> None:
         probe.mark(probe.accepted, goal.step_id)
@@ -124,7 +124,7 @@ def install(probe: Probe) -> None:
         probe.mark(probe.results, goal.step_id)
         done(self, goal, future)
 
-    node._goal_answered, node._goal_done = goal_answered, goal_done
+    port._goal_answered, port._goal_done = goal_answered, goal_done
 
 
 def main() -> None:

@@ -10,9 +10,8 @@ deadlines, retries of sends, liveness), messages out.
 - ``schedule``, ``resources``, ``jobs``, ``/diagnostics``:
   :class:`~octopus_scheduler.ros.schedule_publisher.SchedulePublisher`; ``emergency_stop``
   (latched).
-- The dispatcher's port: each step to start becomes an ExecuteTask goal to its module
-  (``modules/<name>/execute_task``), its answers go back to the dispatcher, and so does each
-  module's heartbeat (``modules/<name>/status``).
+- The modules: :class:`~octopus_scheduler.ros.module_goals.ModuleGoals` (the dispatcher's port:
+  ExecuteTask goals, heartbeats, modules that announce themselves).
 
 Times: the scheduler's clock runs at the lab's time scale, so plans and estimates are in lab time
 even when a simulated lab runs 600x faster than the wall.
@@ -22,40 +21,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from rclpy.action import ActionClient
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 
-from octopus_interfaces.action import ExecuteTask
-from octopus_interfaces.msg import DeviceState, EmergencyStop, ModuleDescription, ModuleStatus
+from octopus_interfaces.msg import EmergencyStop
 from octopus_interfaces.srv import (
     ClearDeviceError,
     GetJob,
     GetSchedule,
     JobCommand,
     ListJobs,
-    ReleaseSamples,
     SetEmergencyStop,
 )
 from octopus_modules.lab_clock import ScaledClock
 from octopus_modules.ros.ros_common import LATCHED, declare, run_node
 from octopus_scheduler.core.jobscript import Limits
 from octopus_scheduler.ros.job_goals import JobGoals
+from octopus_scheduler.ros.module_goals import ModuleGoals
 from octopus_scheduler.ros.ros_messages import (
     JOB_STATES,
-    goal_message,
     job_message,
-    measurements,
     results_json,
     schedule_message,
 )
-from octopus_scheduler.ros.schedule_publisher import RELIABLE, SchedulePublisher
+from octopus_scheduler.ros.schedule_publisher import SchedulePublisher
 from octopus_scheduler.service import notifications
 from octopus_scheduler.service.dispatcher import Dispatcher
 from octopus_scheduler.service.identity import lab_authenticator
 from octopus_scheduler.service.lab_config import load_lab_config
 from octopus_scheduler.service.lab_service import LabService, Outbox
-from octopus_scheduler.service.step_goals import StepGoal
 from octopus_scheduler.service.store import Store
 
 
@@ -99,10 +93,12 @@ class SchedulerNode(Node):
             retry=self.config.retry,
             auth=lab_authenticator(self.config),
         )
+        callbacks = ReentrantCallbackGroup()
         self.notifier = notifications.Notifier(self.config.notifications, lab_name=self.config.name)
+        self.modules = ModuleGoals(self, self.service, callbacks, self.heartbeat_period)
         self.dispatcher = Dispatcher(
             self.service,
-            self,
+            self.modules,
             self.get_logger(),
             lab_clock=self.clock_scaled,
             timeout_factor=self.timeout_factor,
@@ -115,33 +111,10 @@ class SchedulerNode(Node):
         saved = self.service.emergency_stop()  # engaged before a restart: still engaged
         self.estop = EmergencyStop(engaged=saved.engaged, reason=saved.reason, source=saved.source)
 
-        callbacks = ReentrantCallbackGroup()
-        # rclpy's ActionClient registers a request only after sending it: a fast answer handled
-        # meanwhile in another executor thread is dropped. Sending and answering in one mutually
-        # exclusive group cannot interleave.
-        self._goal_group = MutuallyExclusiveCallbackGroup()
-        self._send_trigger = self.create_guard_condition(
-            self.dispatcher.send_queued, callback_group=self._goal_group
-        )
-        self.create_timer(
-            Dispatcher.RESEND_PERIOD_S, self.dispatcher.resend, callback_group=self._goal_group
-        )
-        self._callbacks = callbacks
-        self._module_clients: dict[str, ActionClient] = {}
-        self._release_clients: dict[str, Any] = {}
-        self._units: dict[tuple[str, str], dict[str, str]] = {}
-        for description in self.service.descriptions:  # the lab file's and those that joined
-            self._wire_module(description)
-        # modules are self-describing: any module node that announces itself joins the lab
-        self._description_topics: set[str] = set()
-        self._heard_descriptions: dict[str, str] = {}  # module -> the last description it announced
-        self.create_timer(
-            self.heartbeat_period, self._discover_modules, MutuallyExclusiveCallbackGroup()
-        )
-
         self.publisher = SchedulePublisher(
             self, self.service, self.dispatcher, self.policy, self.clock_scaled
         )
+        self.modules.bind(self.dispatcher, self.publisher.changed)
         self._estop_pub = self.create_publisher(EmergencyStop, "emergency_stop", LATCHED)
         self._estop_pub.publish(self.estop)
         self.job_goals = JobGoals(
@@ -184,122 +157,10 @@ class SchedulerNode(Node):
     def _declare(self, name: str, default: Any, description: str) -> Any:
         return declare(self, name, default, description)
 
-    # ---- the dispatcher's port: module goals over rclpy action clients ---------------------------
-
-    def ready(self, module: str) -> bool:
-        return self._module_clients[module].server_is_ready()
-
-    def send_goal(self, goal: StepGoal) -> None:
-        message = goal_message(goal, self._units[(goal.module, goal.task)])
-        future = self._module_clients[goal.module].send_goal_async(message)
-        future.add_done_callback(lambda f, goal=goal: self._goal_answered(goal, f))
-
-    def cancel_goal(self, handle: Any) -> None:
-        handle.cancel_goal_async()
-
-    def wake(self) -> None:
-        self._send_trigger.trigger()
-
-    def release_samples(self, job_id: str) -> None:
-        """Free the positions a job's samples still hold in the modules."""
-        for module, client in self._release_clients.items():
-            if client.service_is_ready():
-                client.call_async(ReleaseSamples.Request(job_id=job_id))
-            else:
-                self.get_logger().warning(f"cannot release samples of {job_id} on {module}")
-
-    def _goal_answered(self, goal: StepGoal, future: Any) -> None:
-        handle = future.result()
-        self.dispatcher.answered(goal, handle, handle.accepted)
-        if handle.accepted:
-            handle.get_result_async().add_done_callback(lambda f: self._goal_done(goal, f))
-
-    def _goal_done(self, goal: StepGoal, future: Any) -> None:
-        result = future.result().result
-        measured = measurements(result.measured_data)
-        self.dispatcher.finished(goal, result.success, measured, result.error)
-
     def _changed(self, jobs_ended: bool) -> None:
         self.publisher.changed()
         if jobs_ended:
             self.job_goals.jobs_ended()
-
-    # ---- modules: wiring, discovery, heartbeats --------------------------------------------------
-
-    def _wire_module(self, description: Any) -> None:
-        """Goals, sample releases and heartbeats of one module."""
-        from octopus_modules.ros.ros_conversions import node_name_for
-
-        module = description.module
-        node_name = node_name_for(module)
-        self._module_clients[module] = ActionClient(
-            self, ExecuteTask, f"modules/{node_name}/execute_task", callback_group=self._goal_group
-        )
-        self._release_clients[module] = self.create_client(
-            ReleaseSamples,
-            f"modules/{node_name}/release_samples",
-            callback_group=self._callbacks,
-        )
-        for task in description.tasks:
-            self._units[(module, task.name)] = {p.name: p.unit for p in task.parameters}
-        self.create_subscription(
-            ModuleStatus,
-            f"modules/{node_name}/status",
-            lambda status: self._heartbeat(module, status),
-            RELIABLE,
-            callback_group=self._callbacks,
-        )
-
-    def _discover_modules(self) -> None:
-        """Subscribe to every module description topic on the graph (latched: a module that
-        started before us is heard too). ROS 2 has no wildcard subscriptions."""
-        prefix = f"{self.get_namespace().rstrip('/')}/modules/"
-        for topic, types in self.get_topic_names_and_types():
-            if (
-                topic.startswith(prefix)
-                and topic.endswith("/description")
-                and "octopus_interfaces/msg/ModuleDescription" in types
-                and topic not in self._description_topics
-            ):
-                self._description_topics.add(topic)
-                self.create_subscription(
-                    ModuleDescription,
-                    topic,
-                    self._on_description,
-                    LATCHED,
-                    callback_group=self._callbacks,
-                )
-
-    def _on_description(self, message: ModuleDescription) -> None:
-        module = message.name
-        with self._state_lock:
-            if self._heard_descriptions.get(module) == message.description_yaml:
-                return  # said once
-            verdict, detail, outbox = self.service.announced(message.description_yaml)
-            if verdict == "joined":
-                self.dispatcher.joined(module)
-                self._wire_module(self.service.descriptions[-1])
-            else:
-                self._heard_descriptions[module] = message.description_yaml
-        if verdict == "differs":
-            self.get_logger().warning(
-                f"module {module} announces a description that differs from the lab's; "
-                "the scheduler plans with the lab's"
-            )
-        elif verdict == "refused":
-            self.get_logger().error(f"module {module} announced itself but cannot join: {detail}")
-        elif verdict == "joined":
-            self.get_logger().info(f"module {module} joined the lab (announced its description)")
-            self.dispatcher.dispatch(outbox)
-            self.publisher.changed()
-
-    def _heartbeat(self, module: str, status: ModuleStatus) -> None:
-        faults = {
-            d.name: d.message or "disconnected"
-            for d in status.devices
-            if d.state in (DeviceState.STATE_ERROR, DeviceState.STATE_DISCONNECTED)
-        }
-        self.dispatcher.heartbeat(module, status.boot_id, faults)
 
     # ---- jobs ------------------------------------------------------------------------------------
 

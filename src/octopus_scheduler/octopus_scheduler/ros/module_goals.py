@@ -1,0 +1,183 @@
+"""The scheduler node's side of the modules, for :mod:`octopus_scheduler.ros.scheduler_node`:
+the :class:`~octopus_scheduler.service.dispatcher.ModulePort` over rclpy (an ExecuteTask action
+client and a ReleaseSamples client per module), each module's heartbeat (``modules/<name>/status``)
+handed to the dispatcher, and the modules that announce themselves on the graph
+(``modules/<name>/description``, latched), which join the lab.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.action import ActionClient
+from rclpy.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+
+from octopus_interfaces.action import ExecuteTask
+from octopus_interfaces.msg import DeviceState, ModuleDescription, ModuleStatus
+from octopus_interfaces.srv import ReleaseSamples
+from octopus_modules.ros.ros_common import LATCHED
+from octopus_modules.ros.ros_conversions import node_name_for
+from octopus_scheduler.ros.ros_messages import goal_message, measurements
+from octopus_scheduler.ros.schedule_publisher import RELIABLE
+from octopus_scheduler.service.dispatcher import Dispatcher
+from octopus_scheduler.service.lab_service import LabService
+from octopus_scheduler.service.step_goals import StepGoal
+
+
+class ModuleGoals:
+    """Module goals, heartbeats and announcements over rclpy; every answer goes to the
+    dispatcher (:meth:`bind`), which decides what it means."""
+
+    def __init__(
+        self, node: Node, service: LabService, callbacks: CallbackGroup, discovery_period_s: float
+    ) -> None:
+        self._node = node
+        self._service = service
+        self._callbacks = callbacks
+        self._dispatcher: Dispatcher | None = None
+        self._changed: Callable[[], None] = lambda: None
+        # rclpy's ActionClient registers a request only after sending it: a fast answer handled
+        # meanwhile in another executor thread is dropped. Sending and answering in one mutually
+        # exclusive group cannot interleave.
+        self._goal_group = MutuallyExclusiveCallbackGroup()
+        self._clients: dict[str, ActionClient] = {}
+        self._release_clients: dict[str, Any] = {}
+        self._units: dict[tuple[str, str], dict[str, str]] = {}
+        self._send_trigger: Any = None
+        self._description_topics: set[str] = set()
+        self._heard: dict[str, str] = {}  # module -> the last description it announced
+        self._discovery_period_s = discovery_period_s
+
+    def bind(self, dispatcher: Dispatcher, changed: Callable[[], None]) -> None:
+        """Start: goals go out when the dispatcher says (``wake``) and every few seconds its
+        resends; ``changed``: the lab changed (a module joined)."""
+        self._dispatcher, self._changed = dispatcher, changed
+        node = self._node
+        self._send_trigger = node.create_guard_condition(
+            dispatcher.send_queued, callback_group=self._goal_group
+        )
+        node.create_timer(
+            Dispatcher.RESEND_PERIOD_S, dispatcher.resend, callback_group=self._goal_group
+        )
+        for description in self._service.descriptions:  # the lab file's and those that joined
+            self._wire(description)
+        # modules are self-describing: any module node that announces itself joins the lab
+        node.create_timer(
+            self._discovery_period_s, self._discover, MutuallyExclusiveCallbackGroup()
+        )
+
+    # ---- the dispatcher's port ---------------------------------------------------------------
+
+    def ready(self, module: str) -> bool:
+        return self._clients[module].server_is_ready()
+
+    def send_goal(self, goal: StepGoal) -> None:
+        message = goal_message(goal, self._units[(goal.module, goal.task)])
+        future = self._clients[goal.module].send_goal_async(message)
+        future.add_done_callback(lambda f, goal=goal: self._goal_answered(goal, f))
+
+    def cancel_goal(self, handle: Any) -> None:
+        handle.cancel_goal_async()
+
+    def wake(self) -> None:
+        self._send_trigger.trigger()
+
+    def release_samples(self, job_id: str) -> None:
+        """Free the positions a job's samples still hold in the modules."""
+        for module, client in self._release_clients.items():
+            if client.service_is_ready():
+                client.call_async(ReleaseSamples.Request(job_id=job_id))
+            else:
+                self._node.get_logger().warning(f"cannot release samples of {job_id} on {module}")
+
+    def _goal_answered(self, goal: StepGoal, future: Any) -> None:
+        handle = future.result()
+        self._bound().answered(goal, handle, handle.accepted)
+        if handle.accepted:
+            handle.get_result_async().add_done_callback(lambda f: self._goal_done(goal, f))
+
+    def _goal_done(self, goal: StepGoal, future: Any) -> None:
+        result = future.result().result
+        measured = measurements(result.measured_data)
+        self._bound().finished(goal, result.success, measured, result.error)
+
+    def _bound(self) -> Dispatcher:
+        assert self._dispatcher is not None, "ModuleGoals.bind was not called"
+        return self._dispatcher
+
+    # ---- wiring, heartbeats, announcements -------------------------------------------------
+
+    def _wire(self, description: Any) -> None:
+        """Goals, sample releases and heartbeats of one module."""
+        module = description.module
+        name = node_name_for(module)
+        node = self._node
+        self._clients[module] = ActionClient(
+            node, ExecuteTask, f"modules/{name}/execute_task", callback_group=self._goal_group
+        )
+        self._release_clients[module] = node.create_client(
+            ReleaseSamples, f"modules/{name}/release_samples", callback_group=self._callbacks
+        )
+        for task in description.tasks:
+            self._units[(module, task.name)] = {p.name: p.unit for p in task.parameters}
+        node.create_subscription(
+            ModuleStatus,
+            f"modules/{name}/status",
+            lambda status: self._heartbeat(module, status),
+            RELIABLE,
+            callback_group=self._callbacks,
+        )
+
+    def _heartbeat(self, module: str, status: ModuleStatus) -> None:
+        faults = {
+            d.name: d.message or "disconnected"
+            for d in status.devices
+            if d.state in (DeviceState.STATE_ERROR, DeviceState.STATE_DISCONNECTED)
+        }
+        self._bound().heartbeat(module, status.boot_id, faults)
+
+    def _discover(self) -> None:
+        """Subscribe to every module description topic on the graph (latched: a module that
+        started before us is heard too). ROS 2 has no wildcard subscriptions."""
+        node = self._node
+        prefix = f"{node.get_namespace().rstrip('/')}/modules/"
+        for topic, types in node.get_topic_names_and_types():
+            if (
+                topic.startswith(prefix)
+                and topic.endswith("/description")
+                and "octopus_interfaces/msg/ModuleDescription" in types
+                and topic not in self._description_topics
+            ):
+                self._description_topics.add(topic)
+                node.create_subscription(
+                    ModuleDescription,
+                    topic,
+                    self._on_description,
+                    LATCHED,
+                    callback_group=self._callbacks,
+                )
+
+    def _on_description(self, message: ModuleDescription) -> None:
+        module, log, dispatcher = message.name, self._node.get_logger(), self._bound()
+        with dispatcher.lock:
+            if self._heard.get(module) == message.description_yaml:
+                return  # said once
+            verdict, detail, outbox = self._service.announced(message.description_yaml)
+            if verdict == "joined":
+                dispatcher.joined(module)
+                self._wire(self._service.descriptions[-1])
+            else:
+                self._heard[module] = message.description_yaml
+        if verdict == "differs":
+            log.warning(
+                f"module {module} announces a description that differs from the lab's; "
+                "the scheduler plans with the lab's"
+            )
+        elif verdict == "refused":
+            log.error(f"module {module} announced itself but cannot join: {detail}")
+        elif verdict == "joined":
+            log.info(f"module {module} joined the lab (announced its description)")
+            dispatcher.dispatch(outbox)
+            self._changed()
