@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+
+from octopus_modules.description import load_builtin_description
+from octopus_scheduler.service.lab_from_modules import lab_from_modules
 
 pytest.importorskip("matplotlib", reason="the file export needs matplotlib")
 
@@ -70,11 +72,9 @@ def test_a_simulation_is_written_with_the_labs_rows(tmp_path: Path) -> None:
         ],  # fmt: skip
         "jobs": [{"job_id": "J1", "owner": "alice", "name": "sweep"}],
     }
-    lab = SimpleNamespace(
-        modules={"UV-Vis": SimpleNamespace(devices=("UV_Spectrometer", "UV_Idle_Lamp"))}
-    )
+    lab = lab_from_modules([load_builtin_description(m) for m in ("batch_synthesis", "uv_vis")])
     text = export_simulation(report, tmp_path / "sim.svg", lab=lab).read_text()
     assert "tiny: policy fcfs" in text
-    assert "UV_Idle_Lamp" in text  # an idle device of the lab still gets its row
+    assert "UV_Pipette" in text and "Batch_Stirrer" in text  # idle devices still get their rows
     png = export_simulation(report, tmp_path / "sim.png")
     assert png.read_bytes()[:4] == b"\x89PNG"

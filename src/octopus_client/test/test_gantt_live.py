@@ -1,20 +1,19 @@
-"""The live window, the shared schedule view and the rqt plugin, with test doubles for ROS/rqt.
+"""The live window, the shared schedule view and the rqt plugin.
 
-rclpy's executor and node are replaced by recording doubles (the real subscription is tested in
-test_gantt_messages.py). The plugin is built on the real ``rqt_gui_py.plugin.Plugin`` where the
-ROS 2 user tools are (the underlay, a ROS 2 install), else on a double with its documented
-constructor (a QObject given the plugin context); test_rqt_plugin.py runs it in real rqt.
+The live window and the plugin run on a real rclpy node, and they get real Schedule messages
+over DDS (this machine only). The plugin's settings are real ``qt_gui`` settings over a
+QSettings file. One test double is left, labelled: the rqt host's plugin context (a QObject with
+``node``, ``serial_number`` and ``add_widget``). The host cannot run in-process without rqt's
+main window, and test_rqt_plugin.py loads the plugin in real rqt. The plugin tests skip where the
+ROS 2 user tools (rqt_gui_py, qt_gui) are not built.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
-import sys
 import threading
 import time
-import types
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,14 +25,19 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Skipped, not broken, where PyQt5 is not installed yet (the ROS workspace venv).
 pytest.importorskip("python_qt_binding.QtWidgets", reason="needs PyQt5 + python_qt_binding")
 
-from python_qt_binding.QtCore import QObject  # noqa: E402
+import rclpy  # noqa: E402
+from builtin_interfaces.msg import Time  # noqa: E402
+from python_qt_binding.QtCore import QObject, QSettings  # noqa: E402
 from python_qt_binding.QtWidgets import QApplication, QWidget  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from octopus_client.gantt.live import LiveGanttWindow  # noqa: E402
 from octopus_client.gantt.messages import ScheduleSnapshot  # noqa: E402
 from octopus_client.gantt.model import GanttStep  # noqa: E402
-from octopus_client.gantt.ros_io import SCHEDULE_TOPIC  # noqa: E402
+from octopus_client.gantt.ros_io import SCHEDULE_TOPIC, schedule_qos  # noqa: E402
 from octopus_client.gantt.view import ScheduleView  # noqa: E402
+from octopus_interfaces.msg import Job, Schedule, TaskStep  # noqa: E402
 
 T0 = 1_760_000_000.0
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -64,37 +68,6 @@ def pump(app: QApplication, until: Callable[[], bool], timeout_s: float = 3.0) -
             return True
         time.sleep(0.01)
     return until()
-
-
-class FakeNode:
-    def __init__(self) -> None:
-        self.destroyed: list[Any] = []
-
-    def destroy_subscription(self, subscription: Any) -> None:
-        self.destroyed.append(subscription)
-
-
-class FakeExecutor:
-    def __init__(self) -> None:
-        self.spins = 0
-
-    def spin_once(self, timeout_sec: float | None = None) -> None:
-        assert timeout_sec == 0.0  # must never block the GUI thread
-        self.spins += 1
-
-
-class RecordingSubscribe:
-    """Stands in for ``subscribe_schedule``: keeps the callback so a test can 'publish'."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, str]] = []
-        self.callback: Callable[[ScheduleSnapshot], None] | None = None
-
-    def __call__(self, node: Any, on_snapshot: Callable[[ScheduleSnapshot], None],
-                 topic: str = SCHEDULE_TOPIC) -> str:  # fmt: skip
-        self.calls.append((node, topic))
-        self.callback = on_snapshot
-        return f"subscription:{topic}"
 
 
 def test_the_view_draws_snapshots_posted_from_another_thread(app: QApplication) -> None:
@@ -129,23 +102,75 @@ def test_a_virtual_clock_schedule_uses_its_own_stamp_as_now(app: QApplication) -
         app.processEvents()
 
 
-def test_the_live_window_spins_from_a_timer_and_stops_cleanly(app: QApplication) -> None:
-    node, executor, subscribe = FakeNode(), FakeExecutor(), RecordingSubscribe()
-    window = LiveGanttWindow(node, executor, topic="/lab2/schedule", subscribe=subscribe)
+class RosNode:
+    """A real node on its own context and executor, spun only by whoever calls ``spin_once``."""
+
+    def __init__(self, name: str) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=int(os.environ.get("ROS_DOMAIN_ID", "0")))
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def ros_node() -> Iterator[RosNode]:
+    ros = RosNode("octopus_gantt_test")
     try:
-        assert subscribe.calls == [(node, "/lab2/schedule")]
+        yield ros
+    finally:
+        ros.close()
+
+
+def schedule_message(job_id: str) -> Schedule:
+    def t(seconds: float) -> Time:
+        return Time(sec=int(seconds), nanosec=int(round((seconds % 1) * 1e9)))
+
+    step = TaskStep(
+        job_id=job_id, experiment_id="e1", task_id="t0", module="UV-Vis", task="Measure",
+        step_index=0, step_name="scan", mode=TaskStep.MODE_ACTIVE, devices=["UV_Spectrometer"],
+        planned_start=t(T0), planned_end=t(T0 + 90), actual_start=t(T0 + 2),
+        state=TaskStep.STATE_RUNNING,
+    )  # fmt: skip
+    job = Job(id=job_id, owner="carol", name="sweep", state=Job.STATE_RUNNING)
+    message = Schedule(policy="backfill", steps=[step], jobs=[job])
+    message.header.stamp = t(T0 + 30)
+    return message
+
+
+def shown_jobs(view: ScheduleView) -> set[str]:
+    return {job.job_id for job in view.gantt.model.jobs}
+
+
+def subscribed_topics(node: Any) -> list[str]:
+    return [subscription.topic_name for subscription in node.subscriptions]
+
+
+def test_the_live_window_shows_the_published_schedule_and_stops_cleanly(
+    app: QApplication, ros_node: RosNode
+) -> None:
+    node, topic = ros_node.node, "/lab2/schedule"
+    ticks: list[int] = []
+    node.create_timer(0.01, lambda: ticks.append(1))  # counts the window's spinning
+    publisher = node.create_publisher(Schedule, topic, schedule_qos())
+    window = LiveGanttWindow(node, ros_node.executor, topic=topic)
+    try:
+        assert topic in subscribed_topics(node)
         window.show()
-        assert pump(app, lambda: executor.spins >= 3)
-        assert subscribe.callback is not None
-        subscribe.callback(snapshot())  # what the subscription would deliver
-        assert pump(app, lambda: not window.view.gantt.model.is_empty)
+        publisher.publish(schedule_message("J0007"))
+        assert pump(app, lambda: shown_jobs(window.view) == {"J0007"}, timeout_s=10.0)
+        assert ticks, "the window does not spin the executor"
         window.close()
-        assert node.destroyed == ["subscription:/lab2/schedule"]
-        spins = executor.spins
-        pump(app, lambda: False, timeout_s=0.2)
-        assert executor.spins == spins  # no spinning after close
+        assert topic not in subscribed_topics(node)
+        spun = len(ticks)
+        pump(app, lambda: False, timeout_s=0.3)
+        assert len(ticks) == spun  # no spinning after close
         window.stop()  # idempotent
-        assert node.destroyed == ["subscription:/lab2/schedule"]
     finally:
         window.deleteLater()
         app.processEvents()
@@ -154,12 +179,13 @@ def test_the_live_window_spins_from_a_timer_and_stops_cleanly(app: QApplication)
 # -- rqt plugin ---------------------------------------------------------------------------------
 
 
-class FakeContext(QObject):
-    """The parts of qt_gui's PluginContext the plugin uses (+ rqt_gui_py's ``node``)."""
+class PluginContextDouble(QObject):
+    """TEST DOUBLE of the rqt host's PluginContext: the parts the plugin uses (rqt_gui_py adds
+    ``node``). The real host is run by test_rqt_plugin.py."""
 
-    def __init__(self, serial: int = 1) -> None:
+    def __init__(self, node: Any, serial: int = 1) -> None:
         super().__init__()
-        self.node = FakeNode()
+        self.node = node
         self.widgets: list[QWidget] = []
         self._serial = serial
 
@@ -170,69 +196,61 @@ class FakeContext(QObject):
         self.widgets.append(widget)
 
 
-class FakeSettings:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def set_value(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-    def value(self, key: str, default_value: Any = None) -> Any:
-        return self.values.get(key, default_value)
-
-
 @pytest.fixture
-def rqt_plugin_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, RecordingSubscribe]]:
-    if importlib.util.find_spec("rqt_gui_py") is None:  # no rqt here: the documented base
-        plugin_double = types.ModuleType("rqt_gui_py.plugin")
-
-        class Plugin(QObject):
-            def __init__(self, context: QObject) -> None:
-                super().__init__(context)
-
-        plugin_double.Plugin = Plugin  # type: ignore[attr-defined]
-        package_double = types.ModuleType("rqt_gui_py")
-        package_double.plugin = plugin_double  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "rqt_gui_py", package_double)
-        monkeypatch.setitem(sys.modules, "rqt_gui_py.plugin", plugin_double)
-    monkeypatch.delitem(sys.modules, "octopus_client.gantt.rqt_plugin", raising=False)
-    module = importlib.import_module("octopus_client.gantt.rqt_plugin")
-    subscribe = RecordingSubscribe()
-    monkeypatch.setattr(module, "subscribe_schedule", subscribe)
-    yield module, subscribe
-    sys.modules.pop("octopus_client.gantt.rqt_plugin", None)
+def rqt_plugin_module() -> Any:
+    pytest.importorskip(
+        "rqt_gui_py.plugin", reason="rqt is not built (tools/setup.sh builds it from ../shared)"
+    )
+    return importlib.import_module("octopus_client.gantt.rqt_plugin")
 
 
-def test_the_rqt_plugin_adds_the_view_subscribes_and_keeps_its_settings(
-    app: QApplication, rqt_plugin_module: tuple[Any, RecordingSubscribe]
+def qt_gui_settings(path: Path, group: str) -> Any:
+    from qt_gui.settings import Settings
+    from qt_gui.settings_proxy import SettingsProxy
+
+    return Settings(SettingsProxy(QSettings(str(path), QSettings.IniFormat)), group)
+
+
+def test_the_rqt_plugin_shows_its_topic_and_keeps_its_settings(
+    app: QApplication, ros_node: RosNode, rqt_plugin_module: Any, tmp_path: Path
 ) -> None:
-    module, subscribe = rqt_plugin_module
-    context = FakeContext(serial=2)
-    plugin = module.GanttPlugin(context)
+    node = ros_node.node
+    default = node.create_publisher(Schedule, SCHEDULE_TOPIC, schedule_qos())
+    other = node.create_publisher(Schedule, "/lab2/schedule", schedule_qos())
+    context = PluginContextDouble(node, serial=2)
+    plugin = rqt_plugin_module.GanttPlugin(context)
+    view = plugin.view
+
+    def spin_until(condition: Callable[[], bool]) -> bool:
+        def spun() -> bool:
+            ros_node.executor.spin_once(timeout_sec=0.0)
+            return condition()
+
+        return pump(app, spun, timeout_s=10.0)
+
     try:
-        assert context.widgets == [plugin.view]
-        assert plugin.view.windowTitle() == "OCTOPUS schedule (2)"
-        assert subscribe.calls == [(context.node, SCHEDULE_TOPIC)]
-        assert subscribe.callback is not None
-        subscribe.callback(snapshot())
-        assert pump(app, lambda: not plugin.view.gantt.model.is_empty)
+        assert context.widgets == [view]
+        assert view.windowTitle() == "OCTOPUS schedule (2)"
+        default.publish(schedule_message("J0001"))
+        assert spin_until(lambda: shown_jobs(view) == {"J0001"})
 
-        plugin.view.set_history_s(3600.0)
-        saved = FakeSettings()
-        plugin.save_settings(FakeSettings(), saved)
-        assert saved.values == {"topic": SCHEDULE_TOPIC, "history_s": "3600.0"}
+        view.set_history_s(3600.0)
+        saved = qt_gui_settings(tmp_path / "perspective.ini", "instance")
+        plugin.save_settings(qt_gui_settings(tmp_path / "perspective.ini", "plugin"), saved)
+        assert (saved.value("topic"), saved.value("history_s")) == (SCHEDULE_TOPIC, "3600.0")
 
-        saved.values["topic"] = "/lab2/schedule"
-        saved.values["history_s"] = ""
-        plugin.restore_settings(FakeSettings(), saved)
-        assert plugin.topic == "/lab2/schedule" and plugin.view.history_s is None
-        assert context.node.destroyed == [f"subscription:{SCHEDULE_TOPIC}"]
-        assert subscribe.calls[-1] == (context.node, "/lab2/schedule")
+        saved.set_value("topic", "/lab2/schedule")  # as a user's perspective file says
+        saved.set_value("history_s", "")
+        plugin.restore_settings(qt_gui_settings(tmp_path / "perspective.ini", "plugin"), saved)
+        assert plugin.topic == "/lab2/schedule" and view.history_s is None
+        assert subscribed_topics(node) == ["/lab2/schedule"]
+        other.publish(schedule_message("J0002"))
+        assert spin_until(lambda: shown_jobs(view) == {"J0002"})
 
         plugin.shutdown_plugin()
-        assert context.node.destroyed[-1] == "subscription:/lab2/schedule"
+        assert subscribed_topics(node) == []
     finally:
-        plugin.view.deleteLater()
+        view.deleteLater()
         context.deleteLater()
         app.processEvents()
 
@@ -248,36 +266,41 @@ def test_plugin_xml_names_the_plugin_class() -> None:
     assert entry.find("qtgui/label") is not None
 
 
-def test_run_live_with_real_rclpy_spins_until_the_window_closes(app: QApplication) -> None:
-    pytest.importorskip("rclpy")
+def test_run_live_spins_a_node_of_its_own_until_the_window_closes(
+    app: QApplication, ros_node: RosNode
+) -> None:
     from python_qt_binding.QtCore import QTimer
 
     from octopus_client.gantt import live
+    from octopus_client.gantt.ros_io import subscribe_schedule
 
-    subscribe = RecordingSubscribe()
+    topic = "/gantt_live_test"
+    publisher = ros_node.node.create_publisher(Schedule, topic, schedule_qos())
+    publisher.publish(schedule_message("J0009"))  # latched: the window's node joins later
+    nodes: list[Any] = []
+
+    def subscribe(node: Any, on_snapshot: Any, topic: str) -> Any:  # the real one, watched
+        nodes.append(node)
+        return subscribe_schedule(node, on_snapshot, topic)
+
     seen: dict[str, Any] = {}
+    deadline = time.monotonic() + 15.0
 
     def close_when_drawn() -> None:
         windows = [w for w in app.topLevelWidgets() if isinstance(w, LiveGanttWindow)]
+        waiting = not windows or windows[0].view.gantt.model.is_empty
+        if waiting and time.monotonic() < deadline:
+            QTimer.singleShot(20, close_when_drawn)
+            return
         if not windows:
-            QTimer.singleShot(20, close_when_drawn)
-            return
-        window = windows[0]
-        if subscribe.callback is not None and "fed" not in seen:
-            subscribe.callback(snapshot())
-            seen["fed"] = True
-        if window.view.gantt.model.is_empty:
-            QTimer.singleShot(20, close_when_drawn)
-            return
-        seen["jobs"] = {j.job_id for j in window.view.gantt.model.jobs}
-        seen["node"] = subscribe.calls[0][0].get_name()  # a real rclpy node, alive meanwhile
-        window.close()
+            return  # the assertions below say what was missing
+        seen["jobs"] = shown_jobs(windows[0].view)
+        seen["node"] = nodes[0].get_name()  # a real rclpy node, alive meanwhile
+        windows[0].close()
 
     QTimer.singleShot(0, close_when_drawn)
-    code = live.run_live("/gantt_live_test", subscribe=subscribe)
+    code = live.run_live(topic, subscribe=subscribe)
     assert code == 0
-    assert seen["jobs"] == {"J0001", "J0002"}
-    assert subscribe.calls[0][1] == "/gantt_live_test"
-    assert seen["node"] == live.NODE_NAME
+    assert seen == {"jobs": {"J0009"}, "node": live.NODE_NAME}
     with pytest.raises(Exception, match="destruction"):  # torn down when the window closed
-        subscribe.calls[0][0].get_name()
+        nodes[0].get_name()

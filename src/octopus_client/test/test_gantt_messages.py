@@ -1,35 +1,32 @@
-"""Schedule message -> step records (no Qt here: this file also runs in the ROS workspace env).
-
-The double-based tests run anywhere; the generated-message and latched-topic tests need the
-built workspace (``. ./env.sh``) and are skipped without it.
-"""
+"""Schedule message -> step records (no Qt here), on the generated message types."""
 
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from builtin_interfaces.msg import Time
 
 from octopus_client.gantt import messages
 from octopus_client.gantt.messages import snapshot_from_schedule_msg, step_from_task_step
 from octopus_client.gantt.model import build_model
+from octopus_interfaces.msg import Job, Schedule, TaskStep
 
 T0 = 1_760_000_000.0  # a wall-clock epoch, as in a live lab
 
 
-def stamp(seconds: float) -> SimpleNamespace:
+def stamp(seconds: float) -> Time:
     whole = int(seconds)
-    return SimpleNamespace(sec=whole, nanosec=int(round((seconds - whole) * 1e9)))
+    return Time(sec=whole, nanosec=int(round((seconds - whole) * 1e9)))
 
 
 def task_step(state: int, *, planned: tuple[float, float] | None = None,
               actual: tuple[float, float] | None = None, mode: int = 0,
-              outcome: str = "", job: str = "J0001") -> SimpleNamespace:  # fmt: skip
+              outcome: str = "", job: str = "J0001") -> TaskStep:  # fmt: skip
     planned_start, planned_end = planned or (0.0, 0.0)
     actual_start, actual_end = actual or (0.0, 0.0)
-    return SimpleNamespace(
+    return TaskStep(
         job_id=job, experiment_id="e0", task_id="t1", module="BatchSynthesis", task="Synthesis",
         step_index=2, step_name="stir", mode=mode, devices=["Batch_Stirrer"] if mode == 0 else [],
         slots=[], planned_start=stamp(planned_start), planned_end=stamp(planned_end),
@@ -86,8 +83,7 @@ def test_standby_mode_and_unknown_state() -> None:
 
 
 def test_a_schedule_gives_owners_names_stamp_and_policy() -> None:
-    msg = SimpleNamespace(
-        header=SimpleNamespace(stamp=stamp(T0 + 30)),
+    msg = Schedule(
         policy="planner",
         steps=[
             task_step(messages.STATE_SUCCEEDED, actual=(T0, T0 + 20)),
@@ -95,10 +91,11 @@ def test_a_schedule_gives_owners_names_stamp_and_policy() -> None:
             task_step(messages.STATE_READY, job="J0002"),  # unplaced: dropped
         ],
         jobs=[
-            SimpleNamespace(id="J0001", owner="alice", name="AgNP", state=1),
-            SimpleNamespace(id="J0002", owner="bob", name="BO", state=0),
+            Job(id="J0001", owner="alice", name="AgNP", state=1),
+            Job(id="J0002", owner="bob", name="BO", state=0),
         ],
     )
+    msg.header.stamp = stamp(T0 + 30)
     snapshot = snapshot_from_schedule_msg(msg)
     assert snapshot.stamp == T0 + 30 and snapshot.policy == "planner"
     assert [(s.job_id, s.owner, s.job_name, s.state) for s in snapshot.steps] == [
@@ -114,35 +111,28 @@ def test_a_schedule_gives_owners_names_stamp_and_policy() -> None:
 
 
 def build_real_schedule() -> Any:
-    msgs = pytest.importorskip("octopus_interfaces.msg")
-    from builtin_interfaces.msg import Time
-
-    def t(seconds: float) -> Time:
-        return Time(sec=int(seconds), nanosec=int(round((seconds % 1) * 1e9)))
-
-    running = msgs.TaskStep(
+    running = TaskStep(
         job_id="J0007", experiment_id="e1", task_id="t0", module="UV-Vis", task="Measure",
-        step_index=0, step_name="scan", mode=msgs.TaskStep.MODE_ACTIVE,
-        devices=["UV_Spectrometer"], planned_start=t(T0), planned_end=t(T0 + 90),
-        actual_start=t(T0 + 2), state=msgs.TaskStep.STATE_RUNNING,
+        step_index=0, step_name="scan", mode=TaskStep.MODE_ACTIVE,
+        devices=["UV_Spectrometer"], planned_start=stamp(T0), planned_end=stamp(T0 + 90),
+        actual_start=stamp(T0 + 2), state=TaskStep.STATE_RUNNING,
     )  # fmt: skip
-    standby = msgs.TaskStep(
+    standby = TaskStep(
         job_id="J0007", experiment_id="e1", task_id="t1", module="BatchSynthesis",
-        task="Synthesis", step_index=1, step_name="react", mode=msgs.TaskStep.MODE_STANDBY,
-        planned_start=t(T0 + 100), planned_end=t(T0 + 700), state=msgs.TaskStep.STATE_PLANNED,
+        task="Synthesis", step_index=1, step_name="react", mode=TaskStep.MODE_STANDBY,
+        planned_start=stamp(T0 + 100), planned_end=stamp(T0 + 700), state=TaskStep.STATE_PLANNED,
         outcome="predecessor J0007/e1/t0/0",
     )  # fmt: skip
-    job = msgs.Job(id="J0007", owner="carol", name="sweep", state=msgs.Job.STATE_RUNNING)
-    schedule = msgs.Schedule(policy="backfill", steps=[running, standby], jobs=[job])
-    schedule.header.stamp = t(T0 + 30)
+    job = Job(id="J0007", owner="carol", name="sweep", state=Job.STATE_RUNNING)
+    schedule = Schedule(policy="backfill", steps=[running, standby], jobs=[job])
+    schedule.header.stamp = stamp(T0 + 30)
     return schedule
 
 
 def test_the_mirrored_constants_match_the_generated_message() -> None:
-    msgs = pytest.importorskip("octopus_interfaces.msg")
     for name in ("MODE_STANDBY", "STATE_PLANNED", "STATE_READY", "STATE_RUNNING",
                  "STATE_SUCCEEDED", "STATE_FAILED", "STATE_CANCELLED"):  # fmt: skip
-        assert getattr(msgs.TaskStep, name) == getattr(messages, name), name
+        assert getattr(TaskStep, name) == getattr(messages, name), name
 
 
 def test_a_generated_schedule_message_converts() -> None:
