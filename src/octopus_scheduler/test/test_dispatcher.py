@@ -7,6 +7,8 @@ it records what was sent and cancelled, and answers as a module would, when the 
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +259,39 @@ def test_a_silent_module_loses_its_step_which_is_retried_when_it_is_back(lab: La
     (retry,) = lab.send()
     assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
     assert lab.state(job) == "running"
+
+
+def test_a_heartbeat_is_on_time_while_the_scheduler_is_busy(lab: Lab) -> None:
+    """A beat is recorded when it arrives, not when the lab's lock is free: a long decision
+    must not make live modules look silent (a loaded scheduler marked them down)."""
+    lab.advance(1.5)
+    with lab.dispatcher.lock:  # a long decision holds the lab
+        beats = [threading.Thread(target=lab.beat, args=(module,)) for module in lab.boot]
+        for beat in beats:  # each module's status on an executor thread of its own
+            beat.start()
+        time.sleep(0.2)  # the beats arrive now; what they change in the core waits
+        assert all(beat.is_alive() for beat in beats)
+        lab.advance(1.0)  # 2.5 periods since the last beats before these
+        lab.dispatcher.watchdog()
+    for beat in beats:
+        beat.join(timeout=5.0)
+    assert not lab.log.has("went down") and lab.events("ModuleDown") == []
+    lab.advance(2.1)  # and a module that does fall silent is still found
+    lab.dispatcher.watchdog()
+    assert lab.log.has("module BatchSynthesis went down: no heartbeat")
+
+
+def test_a_beat_racing_the_watchdog_leaves_the_core_and_liveness_agreeing(lab: Lab) -> None:
+    lab.advance(2.5)
+    with lab.dispatcher._beats:  # noqa: SLF001 - the watchdog's first half, by hand
+        lost = lab.dispatcher.liveness.newly_down(lab.wall())
+    assert BATCH in lost
+    lab.beat()  # heard between the watchdog finding it silent and telling the core
+    for module in lost:
+        lab.dispatcher._module_lost(module, restarted=False)  # noqa: SLF001
+    assert BATCH not in lab.service.core.modules_down()
+    assert [e["module"] for e in lab.events("ModuleDown")] == ["UV-Vis"]
+    assert lab.events("ModuleUp") == [] and not lab.log.has("BatchSynthesis is back")
 
 
 def test_a_restarted_module_loses_its_step_at_once(lab: Lab) -> None:

@@ -107,6 +107,10 @@ class Dispatcher:
         self.notify = notify
         self.changed = changed
         self.lock = threading.RLock()
+        # heartbeats are recorded under a lock of their own, held for microseconds: a beat must
+        # not wait for a long decision under ``lock`` and be counted late (a starved scheduler
+        # marked live modules down)
+        self._beats = threading.Lock()
         #: how often the node calls :meth:`watchdog`: a silent module is down at most a quarter
         #: period late
         self.watchdog_period_s = min(heartbeat_period_s / 4, 0.25)
@@ -258,22 +262,22 @@ class Dispatcher:
 
     def joined(self, module: str) -> None:
         """A module joined the running lab (it announced itself): heard now."""
-        with self.lock:
+        with self._beats:
             self.liveness.add(module, self.monotonic())
 
     def heartbeat(self, module: str, boot_id: str, faults: Mapping[str, str]) -> None:
         """A module's status: ``faults`` maps each of its devices in error to why."""
-        # liveness and the core change together: a beat racing the watchdog cannot leave the
-        # core believing a live module is down
+        with self._beats:  # on time even if the scheduler is busy
+            first, was_down, restarted = self.liveness.beat(module, self.monotonic(), boot_id)
+        # a new process before the old one was missed: what the old one ran is lost (a module
+        # marked down had its steps ended then)
+        restarted = restarted and not was_down
         with self.lock:
-            first, back, restarted = self.liveness.beat(module, self.monotonic(), boot_id)
-            # a new process before the old one was missed: what the old one ran is lost (a
-            # module marked down had its steps ended then)
-            restarted = restarted and not back
-            # a module the event log left down (lost before a restart) is back when heard,
-            # unless the emergency stop holds every module down
-            revived = first and module in self.service.core.modules_down()
-            back = (back or revived) and not self.estop_engaged
+            # the core learns it from the core's own state, so a beat racing the watchdog cannot
+            # leave the core believing a live module is down (or tell it "up" twice); a module
+            # the event log left down (lost before a restart) is back when heard too, unless the
+            # emergency stop holds every module down
+            back = module in self.service.core.modules_down() and not self.estop_engaged
             outbox = self.service.module_up(module) if back else Outbox()
             before = self.service.core.out_of_order()
             outbox.extend(self.service.device_health(module, faults))
@@ -295,7 +299,7 @@ class Dispatcher:
     def watchdog(self) -> None:
         """Silent modules are down; steps past their deadline time out."""
         now = self.monotonic()
-        with self.lock:
+        with self._beats:
             lost_modules = self.liveness.newly_down(now)
         for module in lost_modules:
             self._module_lost(module, restarted=False)
