@@ -265,17 +265,23 @@ def test_a_heartbeat_is_on_time_while_the_scheduler_is_busy(lab: Lab) -> None:
     """A beat is recorded when it arrives, not when the lab's lock is free: a long decision
     must not make live modules look silent (a loaded scheduler marked them down)."""
     lab.advance(1.5)
+    fault = {"Batch_Stirrer": "overheated"}  # news for the core: this status needs the lock
     with lab.dispatcher.lock:  # a long decision holds the lab
-        beats = [threading.Thread(target=lab.beat, args=(module,)) for module in lab.boot]
+        beats = [
+            threading.Thread(target=lab.beat, args=(BATCH, fault)),
+            threading.Thread(target=lab.beat, args=("UV-Vis",)),  # nothing new: no wait
+        ]
         for beat in beats:  # each module's status on an executor thread of its own
             beat.start()
-        time.sleep(0.2)  # the beats arrive now; what they change in the core waits
-        assert all(beat.is_alive() for beat in beats)
+        time.sleep(0.2)  # the beats arrive now; what the fault changes in the core waits
+        assert beats[0].is_alive() and not beats[1].is_alive()
         lab.advance(1.0)  # 2.5 periods since the last beats before these
         lab.dispatcher.watchdog()
     for beat in beats:
         beat.join(timeout=5.0)
     assert not lab.log.has("went down") and lab.events("ModuleDown") == []
+    assert lab.log.has("device Batch_Stirrer is out of order: overheated")
+    lab.beat(BATCH, fault)  # the same report again: heard, nothing new for the core
     lab.advance(2.1)  # and a module that does fall silent is still found
     lab.dispatcher.watchdog()
     assert lab.log.has("module BatchSynthesis went down: no heartbeat")

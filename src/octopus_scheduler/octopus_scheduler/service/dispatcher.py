@@ -111,6 +111,7 @@ class Dispatcher:
         # not wait for a long decision under ``lock`` and be counted late (a starved scheduler
         # marked live modules down)
         self._beats = threading.Lock()
+        self._faults: dict[str, dict[str, str]] = {}  # module -> the faults it last reported
         #: how often the node calls :meth:`watchdog`: a silent module is down at most a quarter
         #: period late
         self.watchdog_period_s = min(heartbeat_period_s / 4, 0.25)
@@ -269,6 +270,12 @@ class Dispatcher:
         """A module's status: ``faults`` maps each of its devices in error to why."""
         with self._beats:  # on time even if the scheduler is busy
             first, was_down, restarted = self.liveness.beat(module, self.monotonic(), boot_id)
+            # most statuses say what the last one said: nothing for the core, no wait for its lock
+            # (three per device action, beside the goal's own answers)
+            same = self._faults.get(module) == faults
+            self._faults[module] = dict(faults)
+        if same and not (first or was_down or restarted):
+            return
         # a new process before the old one was missed: what the old one ran is lost (a module
         # marked down had its steps ended then)
         restarted = restarted and not was_down
