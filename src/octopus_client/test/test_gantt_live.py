@@ -25,12 +25,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Skipped, not broken, where PyQt5 is not installed yet (the ROS workspace venv).
 pytest.importorskip("python_qt_binding.QtWidgets", reason="needs PyQt5 + python_qt_binding")
 
-import rclpy  # noqa: E402
 from builtin_interfaces.msg import Time  # noqa: E402
 from python_qt_binding.QtCore import QObject, QSettings  # noqa: E402
 from python_qt_binding.QtWidgets import QApplication, QWidget  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from octopus_client.gantt.live import LiveGanttWindow  # noqa: E402
 from octopus_client.gantt.messages import ScheduleSnapshot  # noqa: E402
@@ -38,6 +35,7 @@ from octopus_client.gantt.model import GanttStep  # noqa: E402
 from octopus_client.gantt.ros_io import SCHEDULE_TOPIC, schedule_qos  # noqa: E402
 from octopus_client.gantt.view import ScheduleView  # noqa: E402
 from octopus_interfaces.msg import Job, Schedule, TaskStep  # noqa: E402
+from octopus_testing.ros_session import RosSession  # noqa: E402
 
 T0 = 1_760_000_000.0
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -102,29 +100,14 @@ def test_a_virtual_clock_schedule_uses_its_own_stamp_as_now(app: QApplication) -
         app.processEvents()
 
 
-class RosNode:
-    """A real node on its own context and executor, spun only by whoever calls ``spin_once``."""
-
-    def __init__(self, name: str) -> None:
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=int(os.environ.get("ROS_DOMAIN_ID", "0")))
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
 @pytest.fixture
-def ros_node() -> Iterator[RosNode]:
-    ros = RosNode("octopus_gantt_test")
+def ros_node() -> Iterator[RosSession]:
+    """A real node whose executor the window or the test spins (no thread of its own)."""
+    session = RosSession("octopus_gantt_test", spin=False)
     try:
-        yield ros
+        yield session
     finally:
-        ros.close()
+        session.close()
 
 
 def schedule_message(job_id: str) -> Schedule:
@@ -152,7 +135,7 @@ def subscribed_topics(node: Any) -> list[str]:
 
 
 def test_the_live_window_shows_the_published_schedule_and_stops_cleanly(
-    app: QApplication, ros_node: RosNode
+    app: QApplication, ros_node: RosSession
 ) -> None:
     node, topic = ros_node.node, "/lab2/schedule"
     ticks: list[int] = []
@@ -212,7 +195,7 @@ def qt_gui_settings(path: Path, group: str) -> Any:
 
 
 def test_the_rqt_plugin_shows_its_topic_and_keeps_its_settings(
-    app: QApplication, ros_node: RosNode, rqt_plugin_module: Any, tmp_path: Path
+    app: QApplication, ros_node: RosSession, rqt_plugin_module: Any, tmp_path: Path
 ) -> None:
     node = ros_node.node
     default = node.create_publisher(Schedule, SCHEDULE_TOPIC, schedule_qos())
@@ -267,7 +250,7 @@ def test_plugin_xml_names_the_plugin_class() -> None:
 
 
 def test_run_live_spins_a_node_of_its_own_until_the_window_closes(
-    app: QApplication, ros_node: RosNode
+    app: QApplication, ros_node: RosSession
 ) -> None:
     from python_qt_binding.QtCore import QTimer
 

@@ -10,6 +10,9 @@ A node a test adds to the executor is retired, not destroyed, while the executor
 destroyed action client there kills the executor's thread (``InvalidHandle``); everything spun by
 it then goes silent. Retired nodes are destroyed at ``close``, after the executor has stopped. An
 executor that died is reported at ``close`` with its traceback.
+
+``spin=False``: no thread; a single-threaded executor that the test (or the code under test, a
+GUI timer say) spins itself.
 """
 
 from __future__ import annotations
@@ -23,22 +26,30 @@ from typing import Any
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 
 class RosSession:
-    def __init__(self, node_name: str = "octopus_test_client") -> None:
+    def __init__(self, node_name: str = "octopus_test_client", *, spin: bool = True) -> None:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=int(os.environ.get("ROS_DOMAIN_ID", "0")))
         self.node: Node = rclpy.create_node(node_name, context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor: Executor = (
+            MultiThreadedExecutor(num_threads=2, context=self.context)
+            if spin
+            else SingleThreadedExecutor(context=self.context)
+        )
         self.executor.add_node(self.node)
         self._retired: list[Callable[[], None]] = []
         self._closing = False
         self.spin_failure: str | None = None
-        self._thread = threading.Thread(target=self._spin, name=f"spin-{node_name}", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if spin:
+            self._thread = threading.Thread(
+                target=self._spin, name=f"spin-{node_name}", daemon=True
+            )
+            self._thread.start()
 
     def _spin(self) -> None:
         try:
@@ -48,7 +59,7 @@ class RosSession:
                 self.spin_failure = traceback.format_exc()
 
     def spinning(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive()
 
     def retire(self, node: Node, *destroy: Callable[[], None]) -> None:
         """Stop spinning ``node``; it and ``destroy`` (e.g. its action client's) go at close."""
@@ -58,7 +69,8 @@ class RosSession:
     def close(self) -> None:
         self._closing = True
         self.executor.shutdown(timeout_sec=5.0)
-        self._thread.join(timeout=10.0)
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
         for destroy in self._retired:
             destroy()
         self._retired.clear()

@@ -405,19 +405,18 @@ class LabService:
         and, in a second transaction, the rows they imply. The events the decisions call for are
         handled next, depth first: in the order a recursion would take them."""
         outbox = Outbox()
-        work: list[tuple[ev.Event, Mapping[str, Any] | None]] = [(event, record)]
-        first = True
+        # (event, its stored mapping, whether it is the input)
+        work: list[tuple[ev.Event, Mapping[str, Any] | None, bool]] = [(event, record, True)]
         while work:
-            event, record = work.pop()
+            event, record, is_input = work.pop()
             with self.store.transaction():
                 self.store.append_event(dict(record) if record is not None else ev.to_dict(event))
-                if first:
+                if is_input:
                     self._write_input(event, script)
-            first = False
             with self.store.transaction():
                 self._before(event)
                 follow_ups = self._decide(event, outbox, replaying=False)
-            work.extend((follow_up, None) for follow_up in reversed(follow_ups))
+            work.extend((follow_up, None, False) for follow_up in reversed(follow_ups))
         return outbox
 
     def _write_input(self, event: ev.Event, script: str) -> None:
