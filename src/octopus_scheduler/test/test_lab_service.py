@@ -280,3 +280,31 @@ def test_each_experiment_is_kept_once_with_its_parameters_and_cycle(tmp_path: Pa
     assert sorted(e.cycle for e in kept) == [0, 0, 1, 1]
     assert len({e.experiment_id for e in kept}) == 4
     assert all(100 <= e.parameters["AddSolution.Volume"] <= 1000 for e in kept)
+
+
+def test_a_burst_of_submissions_shares_one_look_ahead_on_the_next_tick(
+    tmp_path: Path, clock
+) -> None:
+    """The planner's look-ahead (0.1-0.3 s with tens of jobs) is not run in a submission's own
+    dispatch: the submissions are answered at once, the next tick runs one look-ahead for all of
+    them, and a restart replays it at the same point (the tick is in the event log)."""
+    db = tmp_path / "db.sqlite"
+    lab = service(db, clock)
+    policy = lab.core.policy
+    for i in range(4):
+        submission, _ = lab.submit(SYNTHESIS.replace("silver seeds", f"seeds {i}"), "alice")
+        assert submission.job_id
+    assert policy.mode_history == []  # no submission waited for a look-ahead
+    assert lab.next_wake() is not None and lab.next_wake() <= clock()
+    lab.tick()
+    assert len(policy.mode_history) == 1  # one look-ahead for the four submissions
+    assert lab.next_wake() is None
+    assert lab.tick().goals == []  # nothing more is due
+    chosen = policy.mode_history[-1][1]
+    running = {s.step_id for s in lab.core.running_steps()}
+    lab.store.close()
+
+    again = service(db, clock)  # a restart replays the tick and its look-ahead
+    assert [h[1] for h in again.core.policy.mode_history] == [chosen]
+    assert {s.step_id for s in again.core.running_steps()} == running
+    assert again.next_wake() is None

@@ -70,3 +70,33 @@ def test_policies_mode_draws_a_seed_when_none_is_given(capsys):
     assert main(["--policies", "closed_packing", "--days", "1", "--setting", "4/0.5/0"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("seed ") and "--seed " in out.splitlines()[0]
+
+
+def test_policies_mode_adds_planner_variants_and_the_high_priority_sum(capsys):
+    from octopus_scheduler.twin.option_compare import compare_policies, day_seeds
+
+    setting = (8, 0.9, 0.3)
+    args = ["--policies", "planner,closed_packing", "--days", "1", "--setting", "8/0.9/0.3"]
+    variant = "strict:priority_guard=job,rollout_jobs=5"
+    assert main([*args, "--seed", "5", "--planner-variant", variant]) == 0
+    out = capsys.readouterr().out
+    assert f"--planner-variant {variant}" in out.splitlines()[0]  # the repeat line has it
+    seeds = day_seeds(5, [setting], 1)
+    days, cpu = compare_policies(
+        ["planner", "closed_packing"],
+        [setting],
+        seeds,
+        variants={"strict": ("planner", {"priority_guard": "job", "rollout_jobs": 5})},
+    )
+    assert list(cpu) == ["planner", "closed_packing", "strict"]
+    sc = random_scenario(seeds[0][0], jobs=8, load=0.9, bo_share=0.3)
+    strict = simulate(sc, "planner", policy_options={"priority_guard": "job", "rollout_jobs": 5})
+    assert days[0].totals_h["strict"] == strict.sums["total"] / 3600
+    low = min(j.spec.metadata.priority for j in sc.jobs)
+    high = {j.job_id for j in sc.jobs if j.spec.metadata.priority > low}
+    assert high  # the day has jobs above its lowest priority
+    expected = sum(j["total"] for j in strict.jobs if j["job_id"] in high) / 3600
+    assert days[0].high_totals_h["strict"] == pytest.approx(expected)
+    assert f"strict {expected:.1f} h" in out.split("lowest priority:")[1]
+    assert main([*args, "--seed", "5", "--planner-variant", "x:priority_guard=all"]) == 2
+    assert "priority_guard is one of class, job, off" in capsys.readouterr().err

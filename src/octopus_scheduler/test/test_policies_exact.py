@@ -229,3 +229,48 @@ def test_planner_refuses_an_unknown_reference():
         simulate(sc, "planner", policy_options={"references": "srpt"})
     with pytest.raises(ValueError, match="reference is one of closed_packing, backfill, fcfs"):
         simulate(sc, "planner", policy_options={"reference": "srpt"})
+
+
+def test_the_priority_guard_keeps_the_promise_by_class_by_job_or_not_at_all():
+    from octopus_scheduler.core.policies.planner import keeps_promises_of
+
+    priorities = {"low": 0, "a": 1, "b": 1, "top": 2}
+    own = {"low": 50.0, "a": 10.0, "b": 20.0, "top": 5.0}
+    swapped = {"low": 40.0, "a": 20.0, "b": 10.0, "top": 5.0}  # a and b swap places
+    later = {"low": 10.0, "a": 10.0, "b": 21.0, "top": 5.0}  # class 1 ends later in sum
+
+    def keeps(guard: str, ends: dict[str, float], deadlines: tuple[str, ...] = ()) -> bool:
+        return keeps_promises_of(guard, priorities, deadlines, ends, own)
+
+    # "class": jobs of one priority may swap places, the class may not end later in sum
+    assert keeps("class", swapped) and not keeps("class", later)
+    # "job": no job above the lowest priority may end later
+    assert not keeps("job", swapped) and not keeps("job", later)
+    assert keeps("job", {**own, "low": 60.0})
+    # "off": priorities are not weighed, but a deadline job never ends later
+    assert keeps("off", later) and not keeps("off", later, deadlines=("b",))
+    # a deadline is kept whatever the guard; the lowest priority class is never protected
+    assert not keeps("class", swapped, deadlines=("a",))
+    assert keeps("class", {**own, "low": 99.0})
+
+
+def test_planner_refuses_an_unknown_priority_guard():
+    sc = dosing_lab_scenario(read_s=15)
+    with pytest.raises(ValueError, match="priority_guard is one of class, job, off, not 'all'"):
+        simulate(sc, "planner", policy_options={"priority_guard": "all"})
+
+
+def test_the_look_ahead_runs_by_default_while_up_to_30_jobs_are_live():
+    from octopus_scheduler.core import events as ev
+    from octopus_scheduler.core.jobscript import parse_job_script
+    from octopus_scheduler.core.policies.planner import Planner
+    from octopus_scheduler.core.scheduler_core import SchedulerCore
+
+    sc = scenario([{"script": synth_job()}], capacity=3)
+    core = SchedulerCore(sc.lab, "planner", clock=lambda: 0.0)
+    for i in range(32):
+        core.handle(ev.JobSubmitted(f"j{i}", parse_job_script(synth_job(), sc.lab)))
+    policy = core.policy
+    assert isinstance(policy, Planner)
+    # one look-ahead per submission from the second (2 live jobs) to the 30th
+    assert len(policy.mode_history) == 29

@@ -54,12 +54,15 @@ class SchedulerCore(DispatchRound):
         policy_options: Mapping[str, Any] | None = None,
         proposer: Proposer | None = None,
         retry: RetryPolicy | None = None,
+        defer_lookahead: bool = False,
     ) -> None:
         self.lab = lab
         self.retry = retry or RetryPolicy()
         self.policy_name = policy
         self.policy_options = dict(policy_options or {})
         self.policy = make_policy(policy, self.policy_options)
+        # a live lab: the policy's look-ahead waits for the next Tick (see Policy)
+        self.policy.defer_lookahead = defer_lookahead
         self.clock = clock
         self.proposer = proposer
         self.now: float = float("-inf")
@@ -159,9 +162,11 @@ class SchedulerCore(DispatchRound):
         return set(self._operator_holds)
 
     def next_wake(self) -> float | None:
-        """The earliest time a retry's back-off ends (a Tick then lets it start), or None."""
+        """The earliest time a Tick has work, or None: a retry's back-off ends, or a deferred
+        look-ahead is due."""
         waits = [s.not_before for s in self._ready.values() if s.not_before > self.now]
-        return min(waits, default=None)
+        due = self.policy.lookahead_due_at(self)
+        return min([*waits, *([due] if due is not None else [])], default=None)
 
     def slots(self) -> dict[SlotKey, tuple[int, int]]:
         return {k: (self._used[k], self._cap[k]) for k in self._cap}

@@ -559,6 +559,7 @@ class LabService:
             clock=self.clock,
             policy_options=self.policy_options,
             retry=self.retry,
+            defer_lookahead=True,  # submissions are answered at once; the next tick looks ahead
         )
 
     def _rebuilt(self, events: Sequence[ev.Event]) -> SchedulerCore:
@@ -569,9 +570,13 @@ class LabService:
         return core
 
     def _trial(self, event: ev.Event) -> str:
-        """Apply ``event`` to a copy of the core: "" when it applies, else why not."""
+        """Apply ``event`` to a copy of the core: "" when it applies, else why not. The copy skips
+        the policy's look-ahead: it only chooses among safe decisions, and the live core's
+        look-ahead is guarded like any event (``_apply``)."""
         try:
-            self.core.fork().handle(event)
+            trial = self.core.fork()
+            trial.policy.skip_lookahead()
+            trial.handle(event)
         except Exception as error:
             log.error("trial of %s failed:\n%s", type(event).__name__, traceback.format_exc())
             return f"{type(error).__name__}: {error}"

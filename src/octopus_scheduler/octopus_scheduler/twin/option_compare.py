@@ -20,7 +20,10 @@ printed, so a run can be repeated::
     python -m octopus_scheduler.twin.option_compare --policies --days 25 [--seed S]
 
 It prints Σ total job time and Σ makespan per policy and setting, the days on which the planner
-is more than 2 % worse than ``closed_packing``, the mean gain per day, and the worst day.
+is more than 2 % worse than ``closed_packing``, the mean gain per day, the worst day, and the Σ
+of the jobs above each day's lowest priority (the priority promise).
+``--planner-variant LABEL:KEY=VALUE,...`` adds a column of the planner with other options, e.g.
+the defaults before issue 15: ``--planner-variant before:rollout_jobs=5,priority_guard=job``.
 """
 
 from __future__ import annotations
@@ -111,6 +114,8 @@ class Day:
     seed: int
     totals_h: dict[str, float]
     makespans_h: dict[str, float]
+    #: Σ total job time of the jobs above the day's lowest priority (the priority promise)
+    high_totals_h: dict[str, float] = field(default_factory=dict)
 
 
 def day_seeds(
@@ -128,8 +133,12 @@ def compare_policies(
     *,
     priorities: bool = True,
     progress: Any = None,
+    variants: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
 ) -> tuple[list[Day], dict[str, float]]:
-    """Simulate every day under every policy: the days and each policy's CPU seconds."""
+    """Simulate every day under every policy: the days and each policy's CPU seconds.
+    ``variants``: extra columns, label -> (policy, options)."""
+    runs = {p: (p, {}) for p in policies} | dict(variants or {})
+    policies = list(runs)
     out: list[Day] = []
     cpu = dict.fromkeys(policies, 0.0)
     for setting, day_list in zip(settings, seeds, strict=True):
@@ -137,12 +146,17 @@ def compare_policies(
         for seed in day_list:
             sc = random_scenario(seed, jobs=jobs, load=load, bo_share=bo, priorities=priorities)
             day = Day(setting, seed, {}, {})
-            for policy in policies:
+            priority = {j.job_id: j.spec.metadata.priority for j in sc.jobs}
+            low = min(priority.values(), default=0)
+            for policy, (name, options) in runs.items():
                 t0 = time.process_time()
-                rep = simulate(sc, policy, timeline=False)
+                rep = simulate(sc, name, policy_options=options, timeline=False)
                 cpu[policy] += time.process_time() - t0
                 day.totals_h[policy] = rep.sums["total"] / H
                 day.makespans_h[policy] = rep.makespan / H
+                day.high_totals_h[policy] = (
+                    sum(j["total"] for j in rep.jobs if priority[j["job_id"]] > low) / H
+                )
             out.append(day)
             if progress is not None:
                 progress(day)
@@ -199,6 +213,11 @@ def format_policies(
     )
     mk_worse = sum(d.makespans_h[ours] > d.makespans_h[reference] * (1 + WORSE) for d in days)
     lines.append(f"days with a makespan > {WORSE:.0%} longer than {reference}'s: {mk_worse}")
+    high = {p: sum(d.high_totals_h.get(p, 0.0) for d in days) for p in policies}
+    lines.append(
+        "Σ total of the jobs above their day's lowest priority: "
+        + ", ".join(f"{p} {high[p]:.1f} h" for p in policies)
+    )
     lines.append("CPU: " + ", ".join(f"{p} {cpu[p]:.1f} s" for p in policies))
     return "\n".join(lines)
 
@@ -244,6 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-priorities", action="store_true", help="--policies: every job at priority 0"
     )
+    parser.add_argument(
+        "--planner-variant",
+        action="append",
+        default=[],
+        help="--policies: another planner column, LABEL:KEY=VALUE,... (repeatable)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="--policies: every day")
     args = parser.parse_args(argv)
     if args.policies:
@@ -277,11 +302,20 @@ def _main_policies(args: argparse.Namespace) -> int:
         if needed not in policies:
             policies.append(needed)
     settings = args.setting or list(SETTINGS)
+    try:
+        variants = {
+            label: ("planner", options)
+            for label, options in (parse_variant(v) for v in args.planner_variant)
+        }
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
     prio = "" if not args.no_priorities else " --no-priorities"
     print(
         f"seed {seed} (repeat: --policies {','.join(policies)} --days {args.days} --seed {seed}"
         + "".join(f" --setting {_setting(s)}" for s in settings)
+        + "".join(f" --planner-variant {v}" for v in args.planner_variant)
         + f"{prio}); days per setting: {args.days}; settings: jobs/load/BO share",
         flush=True,
     )
@@ -289,16 +323,21 @@ def _main_policies(args: argparse.Namespace) -> int:
     def progress(day: Day) -> None:
         if args.verbose:
             rel = day.totals_h["planner"] / day.totals_h["closed_packing"] - 1
-            cells = " ".join(f"{p} {day.totals_h[p]:.2f}" for p in policies)
+            cells = " ".join(f"{p} {hours:.2f}" for p, hours in day.totals_h.items())
             print(f"{_setting(day.setting)} seed {day.seed}: {cells} ({rel:+.1%})", flush=True)
 
-    days, cpu = compare_policies(
-        policies,
-        settings,
-        day_seeds(seed, settings, args.days),
-        priorities=not args.no_priorities,
-        progress=progress,
-    )
+    try:
+        days, cpu = compare_policies(
+            policies,
+            settings,
+            day_seeds(seed, settings, args.days),
+            priorities=not args.no_priorities,
+            progress=progress,
+            variants=variants,
+        )
+    except ValueError as exc:  # a bad planner option
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(format_policies(days, cpu))
     return 0
 

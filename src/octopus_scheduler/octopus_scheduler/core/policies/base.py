@@ -41,12 +41,24 @@ class Policy:
     merge_task_steps = False
     #: a group may be admitted in several chunks (closed packing)
     splits_batches = False
+    #: run a look-ahead on the next Tick instead of in the dispatch of the event that calls for
+    #: it (a live lab: a burst of submissions is answered at once and shares one look-ahead; the
+    #: Tick is logged, so a replay runs it at the same point). The twin runs it at once.
+    defer_lookahead = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
 
     def forked(self, core: SchedulerCore) -> None:
         """Called on the copy made by ``SchedulerCore.fork`` (ended jobs are left out)."""
+
+    def skip_lookahead(self) -> None:
+        """On a copy whose decisions are only checked, not followed (a submission's trial): skip
+        what is there only to choose well (look-ahead, optimisation)."""
+
+    def lookahead_due_at(self, core: SchedulerCore) -> float | None:
+        """When a deferred look-ahead wants a Tick (None: none is pending)."""
+        return None
 
     def on_event(self, core: SchedulerCore, event: Any) -> None:
         """Called for every applied event, before the dispatch round."""

@@ -23,7 +23,7 @@ duration ends (EASY-style reservations from expected durations). Batches that do
 split to the free slots (closed packing).
 
 Look-ahead (option ``rollouts``, on by default): when a job is submitted (or a module goes down or
-up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` (5) jobs are
+up, a step fails, a job is cancelled or re-prioritised) and at most ``rollout_jobs`` (30) jobs are
 live, the planner runs each rule mode forward on a fork of the core with expected durations
 (bounded to ``rollout_events`` events, the rest estimated by the remaining critical path) and
 keeps the mode with the smallest projected sum of job times. The modes: four base modes (protect
@@ -32,8 +32,10 @@ jobs first, no reservations), each with every order within a job in ``within_ord
 ``ready,chunk``; ``admit_chunk`` admits new chunks first), and the reference policies' exact
 rules (``references``, default ``closed_packing,backfill``; ``fcfs`` can be added): the planner
 never keeps rules its own projection rates worse than what those policies would do from here.
-The reference rules know no priorities; with ``priority_guard`` they are kept only if no
-higher-priority job ends later in the projection (a deadline job is always protected so).
+The reference rules know no priorities; they are kept only if they keep the priority promise in
+the projection (``priority_guard``: ``class``, the default, the jobs of each priority above the
+lowest end no later in sum; ``job``, no such job ends later; ``off``); a deadline job never ends
+later.
 Deterministic, so event replay stays exact.
 
 CP-SAT improvement (option ``improve: cpsat``, off by default): on the same triggers, with at
@@ -52,7 +54,7 @@ placement with what it waited for.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from octopus_scheduler.core.lab import ACTIVE, PER_BATCH
@@ -68,6 +70,8 @@ if TYPE_CHECKING:
 WITHIN_JOB_ORDERS = ("ready", "chunk", "admit_chunk")
 #: reference policies whose exact rules the look-ahead also evaluates (see ``references``)
 REFERENCES = ("closed_packing", "backfill", "fcfs")
+#: how the look-ahead keeps the priority promise when it weighs the reference rules
+PRIORITY_GUARDS = ("class", "job", "off")
 #: a rule mode: (protect the makespan-critical job, admitted work first, closed packing's order,
 #: the order within a job, a reference policy's exact rules or "" for the planner's own)
 Mode = tuple[bool, bool, bool, str, str]
@@ -83,6 +87,32 @@ REPLAN_EVENTS = (
 )
 # events after which a CP-SAT override no longer describes the lab: it is dropped
 STALE_EVENTS = (*REPLAN_EVENTS, "HoldJob", "ModuleAdded", "DeviceDown", "DeviceUp")
+
+
+def keeps_promises_of(
+    guard: str,
+    priorities: Mapping[str, int],
+    deadlines: Collection[str],
+    ends: Mapping[str, float],
+    own_ends: Mapping[str, float],
+) -> bool:
+    """Whether projected job ends ``ends`` keep the promises that the planner's own rules
+    (``own_ends``) keep: no job with a deadline ends later, and by ``guard``: "class", the jobs of
+    each priority above the lowest end no later in sum (they may swap places among themselves);
+    "job", none of them ends later; "off", priorities are not weighed."""
+    tolerance = 1e-6
+    if any(ends[j] > own_ends[j] + tolerance for j in deadlines):
+        return False
+    low = min(priorities.values(), default=0)
+    above = [j for j, p in priorities.items() if p > low]
+    if guard == "job":
+        return all(ends[j] <= own_ends[j] + tolerance for j in above)
+    if guard == "class":
+        for level in {priorities[j] for j in above}:
+            ids = [j for j in above if priorities[j] == level]
+            if sum(ends[j] for j in ids) > sum(own_ends[j] for j in ids) + tolerance:
+                return False
+    return True
 
 
 class Planner(Policy):
@@ -105,9 +135,9 @@ class Planner(Policy):
         # look-ahead rollouts: on a submission (or module/failure event) try each rule mode on a
         # copy with expected durations and keep the one with the smallest sum of job times
         self.rollouts = bool(self.options.get("rollouts", True))
-        # (5 until issue 15: above it the planner kept its last mode, the cause of its worst
-        # generated days; a look-ahead with 30 live jobs takes 0.2-0.4 s)
-        self.rollout_jobs = int(self.options.get("rollout_jobs", 5))
+        # (5 before issue 15: above it the planner kept its last mode, the cause of its worst
+        # generated days; a look-ahead with 30 live jobs takes about 0.1 s)
+        self.rollout_jobs = int(self.options.get("rollout_jobs", 30))
         self.rollout_events = int(self.options.get("rollout_events", 120))
         self.fifo = bool(self.options.get("fifo", False))
         self.within_job = str(self.options.get("within_job", "ready"))
@@ -141,9 +171,17 @@ class Planner(Policy):
             if ref not in REFERENCES:
                 raise ValueError(f"planner: references are {', '.join(REFERENCES)}, not {ref!r}")
         # the reference rules ignore priorities: the look-ahead takes them when its projection
-        # rates them better on Σ and (``priority_guard``, on by default: a user's priority is a
-        # promise) no higher-priority job ends later; the planner's own rules rank by priority
-        self.priority_guard = bool(self.options.get("priority_guard", True))
+        # rates them better on Σ and keeps the priority promise (``priority_guard``): "class"
+        # (default), the jobs of each priority above the lowest end no later in sum; "job", no
+        # such job ends later (strict: it vetoes the reference rules most of the time on busy
+        # days); "off". The planner's own rules rank by priority.
+        guard = self.options.get("priority_guard", "class")
+        guard = {True: "job", False: "off"}.get(guard, guard) if isinstance(guard, bool) else guard
+        if guard not in PRIORITY_GUARDS:
+            raise ValueError(
+                f"planner: priority_guard is one of {', '.join(PRIORITY_GUARDS)}, not {guard!r}"
+            )
+        self.priority_guard = str(guard)
         # ``reference``: follow one reference policy's rules until the first look-ahead (with
         # ``rollouts: false``, for good: the planner then decides exactly as that policy)
         self.reference = str(self.options.get("reference", ""))
@@ -156,6 +194,7 @@ class Planner(Policy):
         ) + tuple((False, False, False, "ready", ref) for ref in refs)
         self._set_reference(self.reference)
         self._replan = False
+        self._ticked = False  # a Tick was applied since the last round (deferred look-ahead)
         self.mode_history: list[tuple[float, Mode, dict[Mode, float]]] = []
         self._per_sample: dict[
             str, tuple[float, float]
@@ -219,6 +258,9 @@ class Planner(Policy):
                 setattr(twin, name, copy.deepcopy(value, memo))
         return twin
 
+    def skip_lookahead(self) -> None:
+        self.rollouts = self.improve = self._improve_due = False
+
     # -------------------------------------------------------------- estimates
     def _sample_cost(self, core: SchedulerCore, job: JobRun) -> tuple[float, float]:
         """Expected active seconds and path seconds for one sample of ``job`` (batch of 1)."""
@@ -272,8 +314,14 @@ class Planner(Policy):
         return active, path
 
     # -------------------------------------------------------------- policy hooks
+    def lookahead_due_at(self, core: SchedulerCore) -> float | None:
+        pending = (self._replan and self.rollouts) or self._improve_due
+        return core.now if self.defer_lookahead and pending else None
+
     def on_event(self, core: SchedulerCore, event: Any) -> None:
         name = type(event).__name__
+        if name == "Tick":
+            self._ticked = True
         if name in REPLAN_EVENTS:
             self._replan = True
             self._improve_due = self.improve
@@ -303,10 +351,9 @@ class Planner(Policy):
         for mode in modes:
 
             def configure(sim: SchedulerCore, mode: Mode = mode) -> None:
-                pol = sim.policy
-                assert isinstance(pol, Planner)
-                pol.rollouts = pol.improve = pol._improve_due = False
-                pol._set_mode(mode)
+                sim.policy.skip_lookahead()
+                assert isinstance(sim.policy, Planner)
+                sim.policy._set_mode(mode)
 
             sim, _ = run_forward(
                 core, dispatch_first=True, configure=configure, max_events=self.rollout_events
@@ -320,21 +367,21 @@ class Planner(Policy):
 
         own = min((m for m in modes if not m[4]), key=order)
         # a reference policy knows no deadlines (nor priorities): its rules are kept only if the
-        # projection ends no deadline job (with ``priority_guard``, no higher-priority job) later
-        # than the planner's own rules
-        low = min(j.priority for j in live) if self.priority_guard else None
-        protected = [
+        # projection ends no deadline job later than the planner's own rules, and keeps the
+        # priority promise (``priority_guard``)
+        priorities = {j.id: j.priority for j in live}
+        deadlines = {
             j.id
             for j in live
-            if (low is not None and j.priority > low)
-            or j.spec.metadata.deadline is not None
-            or j.spec.metadata.deadline_after_s is not None
-        ]
-        allowed = [
-            m
-            for m in modes
-            if not m[4] or all(ends_of[m][j] <= ends_of[own][j] + 1e-6 for j in protected)
-        ]
+            if j.spec.metadata.deadline is not None or j.spec.metadata.deadline_after_s is not None
+        }
+
+        def keeps_promises(m: Mode) -> bool:
+            return keeps_promises_of(
+                self.priority_guard, priorities, deadlines, ends_of[m], ends_of[own]
+            )
+
+        allowed = [m for m in modes if not m[4] or keeps_promises(m)]
         best = min(allowed, key=order)
         self._set_mode(best)
         self.mode_history.append((core.now, best, scores))
@@ -348,10 +395,9 @@ class Planner(Policy):
             return  # a held job's steps cannot follow a plan
 
         def configure(sim: SchedulerCore, override: Override | None = None) -> None:
-            pol = sim.policy
-            assert isinstance(pol, Planner)
-            pol.rollouts = pol.improve = pol._improve_due = False
-            pol._override = override
+            sim.policy.skip_lookahead()
+            assert isinstance(sim.policy, Planner)
+            sim.policy._override = override
 
         sim, placements = run_forward(
             core, dispatch_first=True, configure=configure, max_events=self.improve_events
@@ -446,10 +492,12 @@ class Planner(Policy):
         return None
 
     def begin_round(self, core: SchedulerCore) -> None:
-        if self._replan and self.rollouts:
+        now = not self.defer_lookahead or self._ticked
+        self._ticked = False
+        if self._replan and self.rollouts and now:
             self._replan = False
             self._choose_mode(core)
-        if self._improve_due:
+        if self._improve_due and now:
             self._improve_due = False
             self._improve(core)
         ov = self._override
