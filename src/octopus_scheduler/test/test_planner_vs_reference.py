@@ -29,8 +29,7 @@ from octopus_scheduler.twin.simulator import simulate
 )
 def test_planner_is_never_more_than_5_percent_above_closed_packing(seed, jobs, load, bo_share):
     sc = random_scenario(seed, jobs=jobs, load=load, bo_share=bo_share)
-    # the look-ahead while up to 30 jobs are live (the default, 5, keeps submissions cheap)
-    ours = simulate(sc, "planner", timeline=False, policy_options={"rollout_jobs": 30})
+    ours = simulate(sc, "planner", timeline=False)  # the defaults
     ours = ours.sums["total"]
     reference = simulate(sc, "closed_packing", timeline=False).sums["total"]
     assert ours <= 1.05 * reference, (seed, jobs, load, bo_share, ours / reference - 1)
