@@ -21,7 +21,7 @@ from octopus_scheduler.core.runs import (
 from octopus_scheduler.core.safety_rules import SafetyRules, sample_zones
 
 if TYPE_CHECKING:
-    from octopus_scheduler.core.runs import GroupRun
+    from octopus_scheduler.core.runs import GroupRun, JobRun
 
 
 class DispatchRound(SafetyRules):
@@ -36,6 +36,9 @@ class DispatchRound(SafetyRules):
 
     def _dispatch(self) -> None:
         self._blocked_this_dispatch, self._entry_devices_this_dispatch = {}, {}
+        # entries (module, task) whose devices the lab refuses in this dispatch (held, down): a
+        # dispatch only takes devices, so the queued jobs behind them are answered at once
+        refused: dict[tuple[str, str], str] = {}
         self.policy.begin_round(self)
         for _ in range(64):  # admissions add ready steps; a few rounds always suffice
             cands: list[StepRun | Admission] = [s for s in self._ready.values() if not s.job.held]
@@ -47,6 +50,24 @@ class DispatchRound(SafetyRules):
             admitted = False
             for cand in cands:
                 if isinstance(cand, Admission):
+                    entry = cand.job.spec.route[0]
+                    reason = refused.get((entry.module, entry.task))
+                    if reason:
+                        cand.group.blocked = reason
+                        self.policy.blocked(self, cand)
+                        continue
+                    reason = self._entry_blocked(entry.module, self.entry_devices(cand.job))
+                    if reason:
+                        refused[entry.module, entry.task] = cand.group.blocked = reason
+                        self.policy.blocked(self, cand)
+                        continue
+                    # full slots are asked per candidate (a step moving on frees its last
+                    # module's slots), before the policy's costlier verdict
+                    reason = self._entry_full(cand.job)
+                    if reason:
+                        cand.group.blocked = reason
+                        self.policy.blocked(self, cand)
+                        continue
                     ok = self._try_admit(cand)
                     admitted |= ok
                 else:
@@ -66,13 +87,18 @@ class DispatchRound(SafetyRules):
         self._start(step)
         return True
 
+    def _entry_full(self, job: JobRun) -> str:
+        """Why no chunk of ``job`` fits its entry's slots now ("" if one may): no policy admits
+        a chunk into no free slot."""
+        for module, slot in self.entry_keys(job):
+            if self._cap[module, slot] - self._used[module, slot] <= 0:
+                return f"slots {module}.{slot} full"
+        return ""
+
     def _try_admit(self, adm: Admission) -> bool:
+        """Admit a chunk of ``adm``'s group; the lab's entry devices are free (``_dispatch``)."""
         group, job = adm.group, adm.job
         entry = job.spec.route[0]
-        reason = self._entry_blocked(entry.module, self.entry_devices(job))
-        if reason:
-            group.blocked = reason
-            return False
         keys = self.entry_keys(job)
         # the policy's verdict after the lab's: it costs more (durations, look-ahead), and a queue
         # of jobs waiting for one held device is asked on every dispatch

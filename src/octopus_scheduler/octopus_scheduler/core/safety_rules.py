@@ -172,20 +172,25 @@ class SafetyRules:
             else:  # it can always finish: give its slots back right away
                 for key, n in alloc.items():
                     free[key] += n
+        # Finishing a chunk only frees slots and zones, so the order in which chunks finish does
+        # not change the answer: pass over the table, finishing every chunk that can, until a
+        # pass finishes none (linear passes, not a restart after each chunk)
         while table:
-            for i, (alloc, need, _, wants) in enumerate(table):
+            done: set[int] = set()  # the entries finished in this pass, by id
+            for entry in table:
+                alloc, need, _, wants = entry
                 if all(free[k] >= n for k, n in need.items()) and not any(
                     other[2].get(key, want) != want
-                    for j, other in enumerate(table)
-                    if j != i
+                    for other in table
+                    if other is not entry and id(other) not in done
                     for key, want in wants
                 ):
                     for key, n in alloc.items():
                         free[key] += n
-                    del table[i]
-                    break
-            else:
+                    done.add(id(entry))
+            if not done:
                 return False
+            table = [entry for entry in table if id(entry) not in done]
         return True
 
     def _lab_zoned(self) -> bool:

@@ -589,14 +589,21 @@ class Planner(Policy):
         devices = self._devices(core, cand)
         if not devices:
             return True
-        until = core.now + self._duration(core, cand)
+        until: float | None = None  # its end, worked out only if a reservation touches it
+
+        def ends_after(at: float) -> bool:
+            nonlocal until
+            if until is None:
+                until = core.now + self._duration(core, cand)
+            return until > at + 1e-9
+
         if self._reservation is not None:
             at, reserved = self._reservation
-            if devices & reserved and until > at + 1e-9:
+            if devices & reserved and ends_after(at):
                 return False
         mine = self._keys.get(cand.job.id)
         for key, at, needed in self._upcoming if self.lookahead else ():
-            if mine is not None and key < mine and until > at + 1e-9 and devices & needed:
+            if mine is not None and key < mine and devices & needed and ends_after(at):
                 return False
         return True
 
