@@ -274,3 +274,36 @@ def test_the_look_ahead_runs_by_default_while_up_to_30_jobs_are_live():
     assert isinstance(policy, Planner)
     # one look-ahead per submission from the second (2 live jobs) to the 30th
     assert len(policy.mode_history) == 29
+
+
+def test_a_deferred_look_ahead_answers_only_the_events_before_its_copy():
+    """A live lab looks ahead on a copy outside its lock; a job submitted meanwhile still gets a
+    look-ahead of its own, and the logged choice replays as it was made."""
+    from octopus_scheduler.core import events as ev
+    from octopus_scheduler.core.jobscript import parse_job_script
+    from octopus_scheduler.core.scheduler_core import SchedulerCore
+
+    sc = scenario([{"script": synth_job()}], capacity=3)
+    core = SchedulerCore(sc.lab, "planner", clock=lambda: 0.0, defer_lookahead=True)
+
+    def submit(job_id: str) -> None:
+        core.handle(ev.JobSubmitted(job_id, parse_job_script(synth_job(batch=2), sc.lab)))
+
+    for i in range(3):
+        submit(f"j{i}")
+    policy = core.policy
+    assert policy.rules_due() and policy.mode_history == []  # nothing ran in the submissions
+    assert core.next_wake() == core.now  # a Tick is wanted now
+    copy = core.fork()
+    rules, replan = copy.policy.choose_rules(copy)
+    assert rules in policy.modes and replan == 3
+    submit("late")  # arrives while the look-ahead runs
+    core.handle(ev.RulesChosen(rules, replan))
+    assert policy.mode_history[-1][1] == rules
+    assert policy.rules_due()  # the late job still wants one
+    copy = core.fork()
+    core.handle(ev.RulesChosen(*copy.policy.choose_rules(copy)))
+    assert not policy.rules_due() and core.next_wake() is None
+    # the stored form of the choice reads back as the same event
+    event = ev.RulesChosen(rules, replan, time=1.0)
+    assert ev.from_dict(ev.to_dict(event), sc.lab) == event

@@ -130,6 +130,17 @@ class Tick(Event):
     pass
 
 
+@dataclass(frozen=True)
+class RulesChosen(Event):
+    """What a deferred look-ahead chose, on a copy of the core outside the lab's lock: the
+    policy's ``rules`` (its own JSON-safe token; empty keeps the current ones), for the replanning
+    events up to the ``replan``-th (later ones still want a look-ahead). Logged, so a replay
+    follows the same rules without looking ahead again."""
+
+    rules: tuple[Any, ...] = ()
+    replan: int = 0
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -149,6 +160,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ProposalsReady,
         Restock,
         Tick,
+        RulesChosen,
     )
 }
 
@@ -181,6 +193,8 @@ def from_dict(data: Mapping[str, Any], lab: Lab) -> Event:
         kwargs["spec"] = parse_job_script(kwargs["spec"], lab)
     if cls is ProposalsReady:
         kwargs["parameter_sets"] = tuple(kwargs["parameter_sets"])
+    if cls is RulesChosen:
+        kwargs["rules"] = tuple(kwargs["rules"])
     return cls(**kwargs)
 
 

@@ -41,9 +41,10 @@ class Policy:
     merge_task_steps = False
     #: a group may be admitted in several chunks (closed packing)
     splits_batches = False
-    #: run a look-ahead on the next Tick instead of in the dispatch of the event that calls for
-    #: it (a live lab: a burst of submissions is answered at once and shares one look-ahead; the
-    #: Tick is logged, so a replay runs it at the same point). The twin runs it at once.
+    #: a live lab: a look-ahead is not run in the dispatch of the event that calls for it (the
+    #: twin's way) but asked for (``lookahead_due_at``), run by the service on a copy of the core
+    #: outside the lab's lock (``choose_rules``) and applied as a logged ``RulesChosen`` event:
+    #: submissions are answered and module results handled while it runs
     defer_lookahead = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
@@ -59,6 +60,15 @@ class Policy:
     def lookahead_due_at(self, core: SchedulerCore) -> float | None:
         """When a deferred look-ahead wants a Tick (None: none is pending)."""
         return None
+
+    def rules_due(self) -> bool:
+        """A deferred look-ahead of the rules is pending (``choose_rules`` answers it)."""
+        return False
+
+    def choose_rules(self, core: SchedulerCore) -> tuple[tuple[Any, ...], int]:
+        """Look ahead on ``core`` (a copy: nothing live changes) and return the rules to follow
+        (empty: keep the current ones) and the count of replanning events this answers."""
+        return (), 0
 
     def on_event(self, core: SchedulerCore, event: Any) -> None:
         """Called for every applied event, before the dispatch round."""

@@ -194,7 +194,8 @@ class Planner(Policy):
         ) + tuple((False, False, False, "ready", ref) for ref in refs)
         self._set_reference(self.reference)
         self._replan = False
-        self._ticked = False  # a Tick was applied since the last round (deferred look-ahead)
+        self._replans = 0  # replanning events so far (a deferred choice answers those before it)
+        self._ticked = False  # a Tick was applied since the last round (deferred improvement)
         self.mode_history: list[tuple[float, Mode, dict[Mode, float]]] = []
         self._per_sample: dict[
             str, tuple[float, float]
@@ -315,8 +316,15 @@ class Planner(Policy):
 
     # -------------------------------------------------------------- policy hooks
     def lookahead_due_at(self, core: SchedulerCore) -> float | None:
-        pending = (self._replan and self.rollouts) or self._improve_due
+        pending = self.rules_due() or self._improve_due
         return core.now if self.defer_lookahead and pending else None
+
+    def rules_due(self) -> bool:
+        return self._replan and self.rollouts
+
+    def choose_rules(self, core: SchedulerCore) -> tuple[tuple[Any, ...], int]:
+        chosen = self._look_ahead(core)
+        return (chosen[0] if chosen else ()), self._replans
 
     def on_event(self, core: SchedulerCore, event: Any) -> None:
         name = type(event).__name__
@@ -324,9 +332,19 @@ class Planner(Policy):
             self._ticked = True
         if name in REPLAN_EVENTS:
             self._replan = True
+            self._replans += 1
             self._improve_due = self.improve
         if name in STALE_EVENTS:
             self._override = None
+        if name == "RulesChosen":
+            if event.rules:
+                mode: Mode = tuple(event.rules)  # type: ignore[assignment]
+                if mode not in self.modes:
+                    raise ValueError(f"rules: {event.rules!r} is not one of the planner's modes")
+                self._set_mode(mode)
+                self.mode_history.append((core.now, mode, {}))
+            if event.replan >= self._replans:  # no replanning event came after the copy
+                self._replan = False
 
     @staticmethod
     def _projected_total(sim: SchedulerCore, live: list[JobRun]) -> tuple[float, dict[str, float]]:
@@ -340,11 +358,19 @@ class Planner(Policy):
         return sum(ends[j.id] - j.submit for j in live), ends
 
     def _choose_mode(self, core: SchedulerCore) -> None:
+        chosen = self._look_ahead(core)
+        if chosen is not None:
+            self._set_mode(chosen[0])
+            self.mode_history.append((core.now, *chosen))
+
+    def _look_ahead(self, core: SchedulerCore) -> tuple[Mode, dict[Mode, float]] | None:
+        """The mode with the smallest projected Σ that keeps the promises, and every mode's
+        score; None when too few or too many jobs are live to look ahead."""
         from octopus_scheduler.core.projection import run_forward
 
         live = [j for j in core.all_jobs() if not j.finished and not j.ending]
         if len(live) > self.rollout_jobs or len(live) < 2:
-            return
+            return None
         modes = self.modes
         scores: dict[Mode, float] = {}
         ends_of: dict[Mode, dict[str, float]] = {}
@@ -382,9 +408,7 @@ class Planner(Policy):
             )
 
         allowed = [m for m in modes if not m[4] or keeps_promises(m)]
-        best = min(allowed, key=order)
-        self._set_mode(best)
-        self.mode_history.append((core.now, best, scores))
+        return min(allowed, key=order), scores
 
     def _improve(self, core: SchedulerCore) -> None:
         """Look for a better plan with CP-SAT; follow it only if its projection is better."""
@@ -492,12 +516,11 @@ class Planner(Policy):
         return None
 
     def begin_round(self, core: SchedulerCore) -> None:
-        now = not self.defer_lookahead or self._ticked
-        self._ticked = False
-        if self._replan and self.rollouts and now:
+        ticked, self._ticked = self._ticked, False
+        if self._replan and self.rollouts and not self.defer_lookahead:
             self._replan = False
             self._choose_mode(core)
-        if self._improve_due and now:
+        if self._improve_due and (ticked or not self.defer_lookahead):
             self._improve_due = False
             self._improve(core)
         ov = self._override
