@@ -286,28 +286,31 @@ def test_a_burst_of_submissions_shares_one_look_ahead_on_the_next_tick(
     tmp_path: Path, clock
 ) -> None:
     """The planner's look-ahead (0.1-0.3 s with tens of jobs) is not run in a submission's own
-    dispatch: the submissions are answered at once, the next tick runs one look-ahead for all of
-    them on a copy of the core, and its choice is a logged event that a restart replays."""
+    dispatch once more than 5 jobs are live: the submissions are answered at once, the next tick
+    runs one look-ahead for all of them on a copy of the core, and its choice is a logged event
+    that a restart replays. Up to 5 live jobs it takes a few ms and runs inside the event."""
     db = tmp_path / "db.sqlite"
     lab = service(db, clock)
     policy = lab.core.policy
-    for i in range(4):
+    for i in range(8):
         submission, _ = lab.submit(SYNTHESIS.replace("silver seeds", f"seeds {i}"), "alice")
         assert submission.job_id
-    assert policy.mode_history == []  # no submission waited for a look-ahead
+    # inside the submissions of the 2nd to the 5th job; none for the 6th to the 8th
+    assert len(policy.mode_history) == 4
     assert lab.next_wake() is not None and lab.next_wake() <= clock()
     lab.tick()
-    assert len(policy.mode_history) == 1  # one look-ahead for the four submissions
+    assert len(policy.mode_history) == 5  # one look-ahead for the last three submissions
     assert lab.next_wake() is None
     assert lab.tick().goals == []  # nothing more is due
     chosen = policy.mode_history[-1][1]
     assert chosen in policy.modes
     stored = [e for e in lab.store.load_events() if e["type"] == "RulesChosen"]
     assert [tuple(e["rules"]) for e in stored] == [chosen]
+    history = [h[1] for h in policy.mode_history]
     running = {s.step_id for s in lab.core.running_steps()}
     lab.store.close()
 
     again = service(db, clock)  # a restart follows the logged choice without looking again
-    assert [h[1] for h in again.core.policy.mode_history] == [chosen]
+    assert [h[1] for h in again.core.policy.mode_history] == history
     assert {s.step_id for s in again.core.running_steps()} == running
     assert again.next_wake() is None

@@ -284,7 +284,10 @@ def test_a_deferred_look_ahead_answers_only_the_events_before_its_copy():
     from octopus_scheduler.core.scheduler_core import SchedulerCore
 
     sc = scenario([{"script": synth_job()}], capacity=3)
-    core = SchedulerCore(sc.lab, "planner", clock=lambda: 0.0, defer_lookahead=True)
+    options = {"inline_jobs": 0}  # (by default up to 5 live jobs are looked at in the event)
+    core = SchedulerCore(
+        sc.lab, "planner", clock=lambda: 0.0, defer_lookahead=True, policy_options=options
+    )
 
     def submit(job_id: str) -> None:
         core.handle(ev.JobSubmitted(job_id, parse_job_script(synth_job(batch=2), sc.lab)))
@@ -304,6 +307,11 @@ def test_a_deferred_look_ahead_answers_only_the_events_before_its_copy():
     copy = core.fork()
     core.handle(ev.RulesChosen(*copy.policy.choose_rules(copy)))
     assert not policy.rules_due() and core.next_wake() is None
+    # a choice older than the newest one applied is not followed
+    mode = policy._mode()
+    stale = next(m for m in policy.modes if m != mode)
+    core.handle(ev.RulesChosen(stale, replan))
+    assert policy._mode() == mode
     # the stored form of the choice reads back as the same event
     event = ev.RulesChosen(rules, replan, time=1.0)
     assert ev.from_dict(ev.to_dict(event), sc.lab) == event

@@ -139,6 +139,7 @@ class Planner(Policy):
         # generated days; a look-ahead with 30 live jobs takes about 0.1 s)
         self.rollout_jobs = int(self.options.get("rollout_jobs", 30))
         self.rollout_events = int(self.options.get("rollout_events", 120))
+        self.inline_jobs = int(self.options.get("inline_jobs", 5))  # see _cheap
         self.fifo = bool(self.options.get("fifo", False))
         self.within_job = str(self.options.get("within_job", "ready"))
         # the orders within a job the rollouts try, each with every base mode: "chunk" lets a
@@ -195,6 +196,7 @@ class Planner(Policy):
         self._set_reference(self.reference)
         self._replan = False
         self._replans = 0  # replanning events so far (a deferred choice answers those before it)
+        self._answered = 0  # the replanning events the newest choice answered
         self._ticked = False  # a Tick was applied since the last round (deferred improvement)
         self.mode_history: list[tuple[float, Mode, dict[Mode, float]]] = []
         self._per_sample: dict[
@@ -336,13 +338,14 @@ class Planner(Policy):
             self._improve_due = self.improve
         if name in STALE_EVENTS:
             self._override = None
-        if name == "RulesChosen":
+        if name == "RulesChosen" and event.replan >= self._answered:  # else a newer one ran
             if event.rules:
                 mode: Mode = tuple(event.rules)  # type: ignore[assignment]
                 if mode not in self.modes:
                     raise ValueError(f"rules: {event.rules!r} is not one of the planner's modes")
                 self._set_mode(mode)
                 self.mode_history.append((core.now, mode, {}))
+            self._answered = event.replan
             if event.replan >= self._replans:  # no replanning event came after the copy
                 self._replan = False
 
@@ -362,6 +365,13 @@ class Planner(Policy):
         if chosen is not None:
             self._set_mode(chosen[0])
             self.mode_history.append((core.now, *chosen))
+
+    def _cheap(self, core: SchedulerCore) -> bool:
+        """With at most ``inline_jobs`` live jobs a look-ahead takes a few ms: a live lab runs it
+        inside the event, as the twin does, instead of deferring it to the next tick (at a fast
+        time scale the tick's 50 ms are minutes of lab time decided by the old rules)."""
+        live = sum(1 for j in core.all_jobs() if not j.finished and not j.ending)
+        return live <= self.inline_jobs
 
     def _look_ahead(self, core: SchedulerCore) -> tuple[Mode, dict[Mode, float]] | None:
         """The mode with the smallest projected Σ that keeps the promises, and every mode's
@@ -517,8 +527,8 @@ class Planner(Policy):
 
     def begin_round(self, core: SchedulerCore) -> None:
         ticked, self._ticked = self._ticked, False
-        if self._replan and self.rollouts and not self.defer_lookahead:
-            self._replan = False
+        if self._replan and self.rollouts and (not self.defer_lookahead or self._cheap(core)):
+            self._replan, self._answered = False, self._replans
             self._choose_mode(core)
         if self._improve_due and (ticked or not self.defer_lookahead):
             self._improve_due = False
