@@ -423,3 +423,32 @@ def test_a_device_in_error_is_reported_once_and_back_when_cleared(lab: Lab) -> N
     assert lab.changes == [False]  # the plan's reasons changed
     lab.beat()
     assert lab.log.has("device Batch_Stirrer is back in order")
+
+
+def test_a_tick_does_not_hold_the_dispatchers_lock(lab: Lab) -> None:
+    """A tick may run a look-ahead of 0.1-0.3 s: results, goal answers and status changes take
+    the dispatcher's lock and must not wait for it. The tick runs while another thread holds
+    that lock, and its look-ahead is applied."""
+    for _ in range(7):  # more live jobs than a look-ahead inside the submission (5) handles
+        lab.submit()
+    policy = lab.service.core.policy
+    assert policy.rules_due()
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with lab.dispatcher.lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(5)
+        ticking = threading.Thread(target=lab.dispatcher.tick)
+        ticking.start()
+        ticking.join(10)
+        assert not ticking.is_alive()  # it did not wait for the lock
+    finally:
+        release.set()
+        holder.join()
+    assert not policy.rules_due()

@@ -161,10 +161,11 @@ class Dispatcher:
             self.changed(bool(outbox.ended_jobs))
 
     def tick(self) -> None:
-        """Time passed: retries whose back-off has ended start."""
-        with self.lock:
-            outbox = self.service.tick()
-        self.dispatch(outbox)
+        """Time passed: retries whose back-off has ended start, and a deferred look-ahead runs.
+        Not under ``lock``: the service serialises its own state, and the look-ahead (0.1-0.3 s
+        with tens of jobs) runs outside the service's lock, so that results, goal answers and
+        status changes are handled meanwhile; under ``lock`` they all waited for it."""
+        self.dispatch(self.service.tick())
 
     def _send(self, goal: StepGoal) -> None:
         wall = self.lab_clock.wall_s(goal.expected_s)
