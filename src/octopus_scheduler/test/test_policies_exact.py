@@ -315,3 +315,21 @@ def test_a_deferred_look_ahead_answers_only_the_events_before_its_copy():
     # the stored form of the choice reads back as the same event
     event = ev.RulesChosen(rules, replan, time=1.0)
     assert ev.from_dict(ev.to_dict(event), sc.lab) == event
+
+
+def test_a_live_lab_asks_for_no_tick_when_too_many_jobs_are_live_to_look_ahead():
+    from octopus_scheduler.core import events as ev
+    from octopus_scheduler.core.jobscript import parse_job_script
+    from octopus_scheduler.core.scheduler_core import SchedulerCore
+
+    sc = scenario([{"script": synth_job()}], capacity=3)
+    options = {"inline_jobs": 0, "rollout_jobs": 3}
+    core = SchedulerCore(
+        sc.lab, "planner", clock=lambda: 0.0, defer_lookahead=True, policy_options=options
+    )
+    for i in range(3):
+        core.handle(ev.JobSubmitted(f"j{i}", parse_job_script(synth_job(), sc.lab)))
+    assert core.policy.rules_due()  # 3 live jobs: a look-ahead for the next tick
+    core.handle(ev.JobSubmitted("j3", parse_job_script(synth_job(), sc.lab)))
+    # 4 live jobs: none is looked at (as in the twin), so no tick and no copy of the core
+    assert not core.policy.rules_due() and core.next_wake() is None

@@ -36,7 +36,10 @@ The reference rules know no priorities; they are kept only if they keep the prio
 the projection (``priority_guard``: ``class``, the default, the jobs of each priority above the
 lowest end no later in sum; ``job``, no such job ends later; ``off``); a deadline job never ends
 later.
-Deterministic, so event replay stays exact.
+Deterministic, so event replay stays exact. In a live lab (``defer_lookahead``) a look-ahead of
+more than ``inline_jobs`` (5) live jobs is not run inside the event: the service runs it on a copy
+of the core outside its locks at its next tick and applies the choice as a logged
+``RulesChosen`` event, so submissions and module results never wait for it.
 
 CP-SAT improvement (option ``improve: cpsat``, off by default): on the same triggers, with at
 most ``improve_jobs`` live jobs, the projected plan of the chosen mode seeds a CP-SAT model of the
@@ -136,10 +139,12 @@ class Planner(Policy):
         # copy with expected durations and keep the one with the smallest sum of job times
         self.rollouts = bool(self.options.get("rollouts", True))
         # (5 before issue 15: above it the planner kept its last mode, the cause of its worst
-        # generated days; a look-ahead with 30 live jobs takes about 0.1 s)
+        # generated days; a look-ahead with 20-30 live jobs takes 0.1-0.3 s)
         self.rollout_jobs = int(self.options.get("rollout_jobs", 30))
         self.rollout_events = int(self.options.get("rollout_events", 120))
-        self.inline_jobs = int(self.options.get("inline_jobs", 5))  # see _cheap
+        # a live lab looks ahead with at most this many live jobs inside the event (see
+        # begin_round), with more on its next tick, outside its locks
+        self.inline_jobs = int(self.options.get("inline_jobs", 5))
         self.fifo = bool(self.options.get("fifo", False))
         self.within_job = str(self.options.get("within_job", "ready"))
         # the orders within a job the rollouts try, each with every base mode: "chunk" lets a
@@ -366,13 +371,6 @@ class Planner(Policy):
             self._set_mode(chosen[0])
             self.mode_history.append((core.now, *chosen))
 
-    def _cheap(self, core: SchedulerCore) -> bool:
-        """With at most ``inline_jobs`` live jobs a look-ahead takes a few ms: a live lab runs it
-        inside the event, as the twin does, instead of deferring it to the next tick (at a fast
-        time scale the tick's 50 ms are minutes of lab time decided by the old rules)."""
-        live = sum(1 for j in core.all_jobs() if not j.finished and not j.ending)
-        return live <= self.inline_jobs
-
     def _look_ahead(self, core: SchedulerCore) -> tuple[Mode, dict[Mode, float]] | None:
         """The mode with the smallest projected Σ that keeps the promises, and every mode's
         score; None when too few or too many jobs are live to look ahead."""
@@ -527,9 +525,15 @@ class Planner(Policy):
 
     def begin_round(self, core: SchedulerCore) -> None:
         ticked, self._ticked = self._ticked, False
-        if self._replan and self.rollouts and (not self.defer_lookahead or self._cheap(core)):
-            self._replan, self._answered = False, self._replans
-            self._choose_mode(core)
+        if self._replan and self.rollouts:
+            live = sum(1 for j in core.all_jobs() if not j.finished and not j.ending)
+            # a live lab defers only a look-ahead that costs: not one of at most ``inline_jobs``
+            # live jobs (a few ms; at a fast time scale the tick's 50 ms are minutes of lab time
+            # decided by the old rules), nor one there is none of (outside 2..rollout_jobs)
+            inline = live <= self.inline_jobs or live > self.rollout_jobs
+            if not self.defer_lookahead or inline:
+                self._replan, self._answered = False, self._replans
+                self._choose_mode(core)
         if self._improve_due and (ticked or not self.defer_lookahead):
             self._improve_due = False
             self._improve(core)
