@@ -297,15 +297,18 @@ def test_a_deferred_look_ahead_answers_only_the_events_before_its_copy():
     policy = core.policy
     assert policy.rules_due() and policy.mode_history == []  # nothing ran in the submissions
     assert core.next_wake() == core.now  # a Tick is wanted now
+    replan = policy.rules_due()
+    assert replan == 3  # the choice will answer the three submissions
     copy = core.fork()
-    rules, replan = copy.policy.choose_rules(copy)
-    assert rules in policy.modes and replan == 3
+    rules = copy.policy.choose_rules(copy)
+    assert rules in policy.modes
     submit("late")  # arrives while the look-ahead runs
     core.handle(ev.RulesChosen(rules, replan))
     assert policy.mode_history[-1][1] == rules
     assert policy.rules_due()  # the late job still wants one
+    latest = policy.rules_due()
     copy = core.fork()
-    core.handle(ev.RulesChosen(*copy.policy.choose_rules(copy)))
+    core.handle(ev.RulesChosen(copy.policy.choose_rules(copy), latest))
     assert not policy.rules_due() and core.next_wake() is None
     # a choice older than the newest one applied is not followed
     mode = policy._mode()

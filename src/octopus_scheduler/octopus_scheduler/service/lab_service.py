@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 import time
 import traceback
@@ -311,14 +310,15 @@ class LabService:
             wake = self.core.next_wake()
             if wake is None or self.clock() < wake:
                 return Outbox()
-            snapshot = self.core.fork() if self.core.policy.rules_due() else None
+            replan = self.core.policy.rules_due()
+            snapshot = self.core.fork() if replan else None
         outbox = Outbox()
         if snapshot is not None:
             try:
-                rules, replan = snapshot.policy.choose_rules(snapshot)
+                rules = snapshot.policy.choose_rules(snapshot)
             except Exception:  # the look-ahead's own failure must not stop the lab
                 log.error("look-ahead failed:\n%s", traceback.format_exc())
-                rules, replan = (), sys.maxsize  # keep the rules; not asked again until replanned
+                rules = ()  # the rules stay as they are until the next replanning event
             with self._lock:
                 outbox.extend(self._handle(ev.RulesChosen(rules, replan, time=self.clock())))
         with self._lock:

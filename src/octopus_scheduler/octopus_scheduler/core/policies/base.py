@@ -61,14 +61,15 @@ class Policy:
         """When a deferred look-ahead wants a Tick (None: none is pending)."""
         return None
 
-    def rules_due(self) -> bool:
-        """A deferred look-ahead of the rules is pending (``choose_rules`` answers it)."""
-        return False
+    def rules_due(self) -> int:
+        """How many replanning events a pending deferred look-ahead answers (0: none is pending;
+        ``choose_rules`` makes it, ``RulesChosen`` carries the count)."""
+        return 0
 
-    def choose_rules(self, core: SchedulerCore) -> tuple[tuple[Any, ...], int]:
+    def choose_rules(self, core: SchedulerCore) -> tuple[Any, ...]:
         """Look ahead on ``core`` (a copy: nothing live changes) and return the rules to follow
-        (empty: keep the current ones) and the count of replanning events this answers."""
-        return (), 0
+        (empty: keep the current ones)."""
+        return ()
 
     def on_event(self, core: SchedulerCore, event: Any) -> None:
         """Called for every applied event, before the dispatch round."""

@@ -326,12 +326,12 @@ class Planner(Policy):
         pending = self.rules_due() or self._improve_due
         return core.now if self.defer_lookahead and pending else None
 
-    def rules_due(self) -> bool:
-        return self._replan and self.rollouts
+    def rules_due(self) -> int:
+        return self._replans if self._replan and self.rollouts else 0
 
-    def choose_rules(self, core: SchedulerCore) -> tuple[tuple[Any, ...], int]:
+    def choose_rules(self, core: SchedulerCore) -> tuple[Any, ...]:
         chosen = self._look_ahead(core)
-        return (chosen[0] if chosen else ()), self._replans
+        return chosen[0] if chosen else ()
 
     def on_event(self, core: SchedulerCore, event: Any) -> None:
         name = type(event).__name__
