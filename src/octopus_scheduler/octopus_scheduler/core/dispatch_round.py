@@ -50,21 +50,8 @@ class DispatchRound(SafetyRules):
             admitted = False
             for cand in cands:
                 if isinstance(cand, Admission):
-                    entry = cand.job.spec.route[0]
-                    reason = refused.get((entry.module, entry.task))
-                    if reason:
-                        cand.group.blocked = reason
-                        self.policy.blocked(self, cand)
-                        continue
-                    reason = self._entry_blocked(entry.module, self.entry_devices(cand.job))
-                    if reason:
-                        refused[entry.module, entry.task] = cand.group.blocked = reason
-                        self.policy.blocked(self, cand)
-                        continue
-                    # full slots are asked per candidate (a step moving on frees its last
-                    # module's slots), before the policy's costlier verdict
-                    reason = self._entry_full(cand.job)
-                    if reason:
+                    reason = self._entry_refused(cand.job, refused)
+                    if reason:  # before the policy's costlier verdict
                         cand.group.blocked = reason
                         self.policy.blocked(self, cand)
                         continue
@@ -86,6 +73,19 @@ class DispatchRound(SafetyRules):
             return False
         self._start(step)
         return True
+
+    def _entry_refused(self, job: JobRun, refused: dict[tuple[str, str], str]) -> str:
+        """Why the lab lets no chunk of ``job`` enter now ("" if one may): its entry's devices
+        held or down (kept in ``refused`` for the dispatch), or its entry's slots full (asked
+        each time: a step moving on frees its last module's slots)."""
+        entry = job.spec.route[0]
+        key = (entry.module, entry.task)
+        if key not in refused:
+            reason = self._entry_blocked(entry.module, self.entry_devices(job))
+            if not reason:
+                return self._entry_full(job)
+            refused[key] = reason
+        return refused[key]
 
     def _entry_full(self, job: JobRun) -> str:
         """Why no chunk of ``job`` fits its entry's slots now ("" if one may): no policy admits
