@@ -1,12 +1,13 @@
 """Several module nodes in one process and one executor (a big simulated lab on few cores).
 
 Each node is the ordinary :class:`~octopus_modules.ros.module_node.ModuleNode` with its own name and
-parameters; they share one MultiThreadedExecutor (a running module goal holds an executor thread
-for its duration, so the pool has ``threads_per_node`` threads per node).
+parameters; they share one MultiThreadedExecutor with the threads each node needs
+(:meth:`~octopus_modules.ros.module_node.ModuleNode.executor_threads`: a running module goal holds
+an executor thread for its duration).
 
     python -m octopus_client.module_host SPEC.json
 
-SPEC.json: ``{"threads_per_node": 4, "nodes": [{"name": "m0", "namespace": "/octopus/modules",
+SPEC.json: ``{"nodes": [{"name": "m0", "namespace": "/octopus/modules",
 "parameters": {"description": "...", "time_scale": 600.0, ...}}, ...]}``
 """
 
@@ -39,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                     parameter_overrides=overrides,
                 )
             )
-        threads = max(4, int(spec.get("threads_per_node", 4)) * len(nodes))
-        executor = MultiThreadedExecutor(num_threads=threads)
+        executor = MultiThreadedExecutor(num_threads=sum(n.executor_threads() for n in nodes))
         for node in nodes:
             executor.add_node(node)
         try:

@@ -195,3 +195,24 @@ def test_a_resent_goal_gets_the_original_result_and_runs_once(module) -> None:
     assert original.success and duplicate == original  # same timings: it ran once
     late = result_of(send(module, goal("Mix", "M1", "E1", 0, Time=100))).result
     assert late == original  # after the end, from the stored result
+
+
+def test_the_heartbeat_goes_on_while_goals_fill_more_than_eight_threads(ros, module) -> None:
+    # ten standby reactions of 3 s each: each holds an executor thread to its end (rclpy runs
+    # the execute callback through); with eight threads the module fell silent until they ended
+    statuses: list[float] = []
+    ros.node.create_subscription(
+        ModuleStatus, f"{NAMESPACE}/status", lambda _: statuses.append(time.monotonic()), 10
+    )
+    reactions = []
+    for index in range(10):
+        message = goal("React", f"R{index}", f"E{index}", index % 8, Time=5.0)
+        message.step_indices = [1]  # the standby step alone, as the scheduler sends it
+        reactions.append(send(module, message))
+    assert all(handle.accepted for handle in reactions)
+    sent = time.monotonic()
+    time.sleep(2.5)
+    beats = [t for t in statuses if sent + 0.5 <= t <= sent + 2.5]
+    assert len(beats) >= 4, f"{len(beats)} heartbeats in 2 s (period 0.2 s)"
+    for handle in reactions:
+        assert result_of(handle).result.success

@@ -51,6 +51,8 @@ from octopus_modules.runtime.goals import GoalRejected
 from octopus_modules.runtime.results import TaskFeedback
 
 ESTOP_TOPIC = "/octopus/emergency_stop"
+#: executor threads besides the goals': the heartbeat, the services, the e-stop subscription
+SPARE_THREADS = 4
 
 
 def parameters() -> dict[str, tuple[Any, str]]:
@@ -133,6 +135,14 @@ class ModuleNode(Node):
             f"module {self.description.module} ready: {len(self.description.devices)} devices, "
             f"{len(self.description.tasks)} tasks, action {action_name}"
         )
+
+    def executor_threads(self) -> int:
+        """Threads its executor needs. rclpy runs an action's execute callback to its end, so a
+        running goal holds a thread for its whole duration; a module whose goals took every
+        thread (eight standby reactions) answered nothing, sent no heartbeat and was marked down.
+        Goals at once are bounded by what each holds: a slot position or a device."""
+        positions = sum(slot.capacity for slot in self.description.slots)
+        return positions + len(self.description.devices) + SPARE_THREADS
 
     # ---- ExecuteTask: message in, GoalBook call, message out ----------------------------------
 
@@ -252,7 +262,7 @@ def main(args: list[str] | None = None) -> None:
         name = node_name_for(resolve_description(reference).module) if reference else "module"
         return ModuleNode(node_name=name)
 
-    run_node(make_node, "module", args=argv)
+    run_node(make_node, "module", args=argv, threads=ModuleNode.executor_threads)
 
 
 if __name__ == "__main__":

@@ -62,11 +62,12 @@ def run_node(
     logger_name: str,
     *,
     args: list[str] | None = None,
-    threads: int = 8,
+    threads: int | Callable[[Node], int] = 8,
     on_exit: Callable[[Node], None] | None = None,
 ) -> None:
     """Init, build the node (a construction error is logged, exit code 1), spin until SIGINT or
-    SIGTERM, clean up and return (exit code 0, whatever signals follow during the clean-up)."""
+    SIGTERM, clean up and return (exit code 0, whatever signals follow during the clean-up).
+    ``threads``: the executor's, or how many the built node needs."""
     stop = _StopSignals()  # before rclpy.init: rclpy's handlers call ours after their own
     rclpy.init(args=args)
     try:
@@ -85,7 +86,7 @@ def run_node(
         rclpy.logging.get_logger(logger_name).fatal(f"{type(error).__name__}: {error}")
         rclpy.try_shutdown()
         raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=threads)
+    executor = MultiThreadedExecutor(num_threads=threads(node) if callable(threads) else threads)
     executor.add_node(node)
     try:
         while rclpy.ok():
