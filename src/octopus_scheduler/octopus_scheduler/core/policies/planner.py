@@ -300,6 +300,8 @@ class Planner(Policy):
         for group in job.groups:
             pending += len(group.pending)
             for chunk in group.chunks:
+                if chunk.steps_left == 0:
+                    continue  # every step ended: nothing left (most chunks of a long job)
                 chunk_path = 0.0
                 for s in chunk.steps:
                     if s.state in (DONE, ABORTED):
