@@ -106,8 +106,8 @@ def install(probe: Probe) -> None:
 
     original_message = module_goals.goal_message
 
-    def goal_message(goal: Any, units: Any) -> Any:
-        message = original_message(goal, units)
+    def goal_message(goal: Any, *rest: Any) -> Any:
+        message = original_message(goal, *rest)
         probe.mark(probe.sent, goal.step_id)
         probe.expected.setdefault(goal.step_id, float(goal.expected_s))
         return message

@@ -47,6 +47,17 @@ class LabClock(ABC):
     def wait(self, stop: threading.Event, lab_s: float) -> bool:
         """Wait ``lab_s`` seconds of lab time unless ``stop`` is set first; True if stopped."""
 
+    # Processes of one lab each have their own clock (with its own origin), so they tell each
+    # other when something happened in wall time, which they share, and convert on each side.
+
+    def lab_time_at(self, wall_time: float) -> float:
+        """The lab time this clock read at ``wall_time`` (seconds since the epoch)."""
+        return self.now() - self.lab_s(time.time() - wall_time)
+
+    def wall_time_at(self, lab_time: float) -> float:
+        """The wall time (seconds since the epoch) at which this clock read ``lab_time``."""
+        return time.time() - self.wall_s(self.now() - lab_time)
+
 
 def check_time_scale(scale: float) -> float:
     """``scale`` as a float; ValueError naming ``time_scale`` unless it is positive and finite."""

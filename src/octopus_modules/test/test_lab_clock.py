@@ -67,6 +67,26 @@ def test_scaled_clock_converts_between_lab_and_wall() -> None:
     assert ScaledClock(1.0).wall_s(5.0) == 5.0
 
 
+def test_two_scaled_clocks_of_one_lab_agree_on_when_through_the_wall() -> None:
+    # two processes of one lab start their clocks at different times: their lab times differ by
+    # (1 - scale) x the gap, so they speak of moments in wall time and convert on each side
+    scheduler = ScaledClock(400.0)
+    time.sleep(0.02)
+    module = ScaledClock(400.0)
+    assert abs(scheduler.now() - module.now()) > 5.0  # lab times do not compare across processes
+    started = scheduler.now() - 120.0  # a step the scheduler started two lab minutes ago
+    wall = scheduler.wall_time_at(started)
+    assert wall == pytest.approx(time.time() - 0.3, abs=0.01)
+    assert module.lab_time_at(wall) == pytest.approx(module.now() - 120.0, abs=4.0)
+    assert scheduler.lab_time_at(scheduler.wall_time_at(started)) == pytest.approx(started, abs=4.0)
+
+
+def test_a_virtual_clock_reads_now_at_any_wall_time() -> None:
+    clock = VirtualClock(50.0)
+    assert clock.lab_time_at(time.time() - 3600.0) == 50.0
+    assert clock.wall_time_at(10.0) == pytest.approx(time.time(), abs=1.0)
+
+
 def test_scaled_clock_waits_lab_time_on_the_wall() -> None:
     clock = ScaledClock(1000.0)
     stopped, wall = timed(clock.wait, threading.Event(), 200.0)  # 0.2 s of wall
@@ -177,6 +197,51 @@ def test_a_standby_step_waits_its_lab_time_on_the_clock(description: ModuleDescr
         runtime.close()
     assert result.success, result.error
     assert 0.5 * 0.302 <= wall <= 5 * 0.302
+
+
+@pytest.mark.parametrize(("task", "params", "lab_s"), [("Move", {"Seconds": 300.0}, 300.0),
+    ("Wait", {"Minutes": 5.0}, 302.0)])  # fmt: skip
+def test_a_goal_counts_its_lab_time_from_its_planned_start(
+    description: ModuleDescription, task: str, params: dict[str, float], lab_s: float
+) -> None:
+    # 300 lab s at 1000x = 0.3 s of wall; the scheduler started the step 0.2 s ago (its message
+    # took that long): a simulated device and a standby wait make it up, so the step ends in lab
+    # time where the scheduler's plan says, 0.1 s from now
+    runtime = runtime_on(description, ScaledClock(1000.0))
+    slots = {"rack": [0]} if task == "Wait" else None
+    planned = time.time() - 0.2
+    try:
+        result, wall = timed(
+            lambda: runtime.execute_task("g1", task, params, slots, planned_start=planned)
+        )
+        plain, plain_wall = timed(runtime.execute_task, "g2", task, params, slots)
+    finally:
+        runtime.close()
+    assert result.success and plain.success, (result.error, plain.error)
+    assert wall < 0.75 * plain_wall  # 0.1 s against 0.3 s, on a busy machine too
+    assert result.timings[0].start == planned
+    assert result.ended_at == pytest.approx(planned + lab_s / 1000.0, abs=0.05)
+    assert result.ended_at <= time.time()
+    assert plain.timings[0].start >= planned + 0.2  # without one, a goal counts from its run
+
+
+def test_a_planned_start_counts_at_most_one_second_back(description: ModuleDescription) -> None:
+    # a goal re-sent after a restart carries the start of long ago: its lab time is not all
+    # spent already (30 lab s at 100x = 0.3 s of wall, inside the 1 s it may make up)
+    runtime = runtime_on(description, ScaledClock(100.0))
+    sent = time.time()
+    try:
+        result, wall = timed(
+            lambda: runtime.execute_task(
+                "g1", "Move", {"Seconds": 30.0}, planned_start=sent - 600.0
+            )
+        )
+    finally:
+        runtime.close()
+    assert result.success, result.error
+    assert wall < 0.2
+    assert result.timings[0].start == pytest.approx(sent - 1.0, abs=0.05)
+    assert result.ended_at == pytest.approx(sent - 1.0 + 0.3, abs=0.05)
 
 
 def test_under_a_virtual_clock_a_day_long_action_ends_at_once(

@@ -43,6 +43,7 @@ class Modules:
     def __init__(self) -> None:
         self.discovered = {"BatchSynthesis", "UV-Vis"}
         self.sent: list[StepGoal] = []
+        self.planned_starts: list[float | None] = []
         self.cancelled: list[Any] = []
         self.released: list[str] = []
         self.wakes = 0
@@ -50,8 +51,9 @@ class Modules:
     def ready(self, module: str) -> bool:
         return module in self.discovered
 
-    def send_goal(self, goal: StepGoal) -> None:
+    def send_goal(self, goal: StepGoal, planned_start: float | None) -> None:
         self.sent.append(goal)
+        self.planned_starts.append(planned_start)
 
     def cancel_goal(self, handle: Any) -> None:
         self.cancelled.append(handle)
@@ -452,3 +454,45 @@ def test_a_tick_does_not_hold_the_dispatchers_lock(lab: Lab) -> None:
         release.set()
         holder.join()
     assert not policy.rules_due()
+
+
+def test_a_step_ends_in_lab_time_where_its_module_says_and_the_next_starts_there(
+    tmp_path: Path,
+) -> None:
+    # one scaled clock for the service and the dispatcher, as in the node: 100 lab s per wall s
+    clock = ScaledClock(100.0)
+    service = LabService(
+        [load_builtin_description(m) for m in MODULES], Store(tmp_path / "db.sqlite"), clock=clock
+    )
+    modules = Modules()
+    dispatcher = Dispatcher(service, modules, Log(), lab_clock=clock)
+    submission, outbox = service.submit(JOB.format(retries=0), "ann")
+    dispatcher.dispatch(outbox)
+    dispatcher.send_queued()
+    (first,) = modules.sent
+    assert first.started_at is not None
+    # the goal tells the module, in wall time, when the core started the step
+    (planned,) = modules.planned_starts
+    assert planned == pytest.approx(clock.wall_time_at(first.started_at), abs=0.005)
+    assert planned <= time.time()
+    time.sleep(0.1)  # 10 lab s; the module ended 4 lab s before its answer arrives
+    ended = time.time() - 0.04
+    dispatcher.answered(first, "handle", True)
+    dispatcher.finished(first, True, {}, ended_at=ended)
+    (step,) = [s for s in service.store.steps() if s.step_id == first.step_id]
+    assert step.ended_at == pytest.approx(clock.lab_time_at(ended), abs=1.0)
+    assert step.ended_at < clock.now() - 3.0
+    dispatcher.send_queued()
+    second = modules.sent[-1]
+    assert second.started_at == step.ended_at  # not when the answer arrived
+    # an end before the last event or after now is not believed: the lab's time never runs back
+    dispatcher.answered(second, "handle", True)
+    dispatcher.finished(second, True, {}, ended_at=ended - 10.0)
+    (again,) = [s for s in service.store.steps() if s.step_id == second.step_id]
+    assert again.ended_at == second.started_at
+    dispatcher.send_queued()
+    third = modules.sent[-1]
+    dispatcher.answered(third, "handle", True)
+    dispatcher.finished(third, True, {}, ended_at=time.time() + 3600.0)
+    (late,) = [s for s in service.store.steps() if s.step_id == third.step_id]
+    assert late.ended_at is not None and late.ended_at <= clock.now()

@@ -314,3 +314,24 @@ def test_a_burst_of_submissions_shares_one_look_ahead_on_the_next_tick(
     assert [h[1] for h in again.core.policy.mode_history] == history
     assert {s.step_id for s in again.core.running_steps()} == running
     assert again.next_wake() is None
+
+
+def test_a_job_is_submitted_when_its_request_arrived_not_when_it_was_handled(
+    tmp_path: Path, clock
+) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    first, outbox = lab.submit(SYNTHESIS, "alice")
+    started = outbox.goals[0].started_at
+    assert started == clock.now()
+    clock.advance(100.0)
+    # the request arrived 30 lab s ago (its checks and a wait for the lock since: at 400x a
+    # 75 ms wait); its job waits from then, and its first step is planned from then
+    arrived = clock.now() - 30.0
+    second, outbox = lab.submit(SYNTHESIS, "bob", received_at=arrived)
+    assert second.accepted, second.error
+    record = lab.store.job(second.job_id)
+    assert record is not None and record.submitted_at == arrived
+    # not before the lab's last event: lab time never runs back
+    third, _ = lab.submit(SYNTHESIS, "carol", received_at=started - 50.0)
+    record = lab.store.job(third.job_id)
+    assert record is not None and record.submitted_at == arrived

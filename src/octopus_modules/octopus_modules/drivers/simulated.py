@@ -4,7 +4,9 @@ An action takes the description's expected duration (``params["expected_duration
 passed by the runtime) with seeded multiplicative noise, in lab time: the lab-wide
 :class:`~octopus_modules.lab_clock.LabClock` waits it out (a ScaledClock of 600: a
 10-hour day in a minute). Waiting is done on the cancel event, so a cancel is honoured
-within microseconds, never after a sleep.
+within microseconds, never after a sleep. ``params["lab_elapsed_s"]`` (passed by the runtime):
+lab seconds of the action that passed before the call (the goal's planned start lies before
+it), which it does not wait again.
 
 Fault injection (settings of the device in the description, or ``backend.faults``):
 ``failure_rate`` (action fails part-way with a DeviceError), ``hang_rate`` (action
@@ -150,6 +152,8 @@ class SimulatedBackend(DeviceBackend):
             known = ", ".join(sorted(self._signatures))
             raise DeviceError(self.name, action, f"unknown action (known: {known})")
         params = dict(params)
+        # lab time of this action that passed before the call (see ModuleRuntime.accept)
+        elapsed = float(params.pop("lab_elapsed_s", 0.0))
         if "expected_duration_s" in params:
             expected = float(params.pop("expected_duration_s"))
         elif "duration_s" in params:  # e.g. stir for 300 s, called without a runtime
@@ -173,7 +177,7 @@ class SimulatedBackend(DeviceBackend):
                 self.connected = False
                 raise DeviceDisconnected(self.name, action, "connection lost (simulated)")
             lab_s = duration * (fraction if fault == "fail" else 1.0)
-            if self.clock.wait(cancel, lab_s):
+            if self.clock.wait(cancel, lab_s - elapsed):
                 raise DeviceCancelled(self.name, action)
             if fault == "fail":
                 raise DeviceError(self.name, action, "simulated device fault")

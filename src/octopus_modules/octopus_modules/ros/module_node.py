@@ -44,6 +44,7 @@ from octopus_modules.ros.ros_conversions import (
     goal_slots,
     node_name_for,
     result_message,
+    seconds_of,
 )
 from octopus_modules.ros.status_publisher import StatusPublisher
 from octopus_modules.runtime.goal_book import new_goal_id
@@ -159,6 +160,7 @@ class ModuleNode(Node):
                 slots,
                 samples,
                 goal.step_indices,
+                planned_start=seconds_of(goal.planned_start),
             )
         except GoalRejected as error:
             self.get_logger().warning(f"rejected goal {goal.task_id} ({goal.task}): {error}")

@@ -37,6 +37,13 @@ def stamp(seconds: float) -> Time:
     return Time(sec=whole, nanosec=int(round((seconds - whole) * 1e9)) % 1_000_000_000)
 
 
+def seconds_of(time: Time) -> float | None:
+    """Epoch seconds of a stamp; None for the zero stamp (not given)."""
+    if time.sec == 0 and time.nanosec == 0:
+        return None
+    return time.sec + time.nanosec * 1e-9
+
+
 # ---- goals ----------------------------------------------------------------------------------
 
 
@@ -122,6 +129,7 @@ def result_message(result: TaskResult) -> ExecuteTask.Result:
         error=result.error,
         error_device=error_device,
         error_action=error_action,
+        ended_at=stamp(result.ended_at),
     )
 
 

@@ -78,10 +78,13 @@ class GoalBook:
         slots: Mapping[str, Sequence[int]] | None = None,
         samples: Sequence[str] | None = None,
         step_indices: Sequence[int] = (),
+        *,
+        planned_start: float | None = None,
     ) -> bool:
         """True: a new goal, checked and reserved; False: a repeat of a known goal.
 
         Raises :class:`GoalRejected` (naming the field) if the goal cannot run now.
+        ``planned_start``: see :meth:`ModuleRuntime.accept`.
         """
         if self.known(goal_id):
             return False
@@ -91,7 +94,9 @@ class GoalBook:
             raise GoalRejected("task", f"unknown task '{task}' (known: {known})")
         runtime_name = runtime_task(self.description, task, step_indices)
         checked = params(spec) if callable(params) else params
-        self.runtime.accept(goal_id, runtime_name, checked, slots, samples)
+        self.runtime.accept(
+            goal_id, runtime_name, checked, slots, samples, planned_start=planned_start
+        )
         with self._lock:
             self._pending.add(goal_id)
         return True

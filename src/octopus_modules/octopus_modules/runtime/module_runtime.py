@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 FeedbackCallback = Callable[[TaskFeedback], None]
 ChangeCallback = Callable[[ModuleStatus], None]
 CONFLICT_POLICIES = ("refuse", "wait")
+#: wall seconds a goal's planned start may lie before its run: the delays it makes up for are
+#: milliseconds of messaging; an older one (a goal re-sent after a restart) counts from here
+CATCH_UP_LIMIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,10 @@ class _Goal:
     moved: bool = False  # an action has started: slots/stock are no longer refunded
     done: threading.Event = field(default_factory=threading.Event)
     running: bool = False
+    #: wall time at which the scheduler started the step (None: when it runs)
+    planned_start: float | None = None
+    #: wall time up to which the goal's lab time is spent: the lab end of its last action
+    counted_to: float = 0.0
 
 
 class _Stopped(Exception):
@@ -141,8 +148,14 @@ class ModuleRuntime:
         *,
         cancel_event: threading.Event | None = None,
         on_conflict: str = "refuse",
+        planned_start: float | None = None,
     ) -> PreparedGoal:
-        """Check and reserve; GoalRejected (naming the field) if the goal cannot run now."""
+        """Check and reserve; GoalRejected (naming the field) if the goal cannot run now.
+
+        ``planned_start``: the wall time at which the scheduler started the step. Simulated
+        devices and standby waits count the goal's lab time from there instead of from when it
+        runs, so in a time-scaled lab the messaging delay (milliseconds, times the scale) does not
+        lengthen the step; real devices start when they start."""
         if on_conflict not in CONFLICT_POLICIES:
             raise GoalRejected("on_conflict", f"expected one of {', '.join(CONFLICT_POLICIES)}")
         prepared = prepare_goal(self.description, goal_id, task, params, slots, samples)
@@ -161,7 +174,7 @@ class ModuleRuntime:
                     raise GoalRejected("devices", conflict)
             self._state.check_slots(prepared)
             self._state.check_stock(prepared)
-            goal = _Goal(prepared, cancel_event or threading.Event())
+            goal = _Goal(prepared, cancel_event or threading.Event(), planned_start=planned_start)
             first = prepared.step_devices[0]
             if on_conflict == "refuse" and self._state.try_acquire(first, goal_id):
                 goal.held = first
@@ -192,10 +205,14 @@ class ModuleRuntime:
             if goal is None or goal.running:
                 raise KeyError(f"goal {goal_id} is not accepted or already running")
             goal.running = True
+        now = time.time()
+        planned = now if goal.planned_start is None else goal.planned_start
+        goal.counted_to = min(max(planned, now - CATCH_UP_LIMIT_S), now)
         result = TaskResult(goal_id, goal.prepared.task.name, success=False)
         try:
             self._run_steps(goal, result, on_feedback or (lambda _: None))
             result.success, result.outcome = True, "succeeded"
+            result.ended_at = goal.counted_to
         except _Stopped:
             result.outcome = "aborted" if goal.stop_reason == "estop" else "cancelled"
             if goal.stop_reason == "estop":
@@ -209,6 +226,7 @@ class ModuleRuntime:
             result.outcome = "failed"
             result.error = f"{goal.prepared.task.name}: internal error: {type(exc).__name__}: {exc}"
         finally:
+            result.ended_at = result.ended_at or time.time()
             self._finish(goal, result)
         return result
 
@@ -223,6 +241,7 @@ class ModuleRuntime:
         *,
         samples: Sequence[str] | None = None,
         on_conflict: str = "refuse",
+        planned_start: float | None = None,
     ) -> TaskResult:
         """accept() then run(); raises GoalRejected if the goal is refused."""
         self.accept(
@@ -233,6 +252,7 @@ class ModuleRuntime:
             samples,
             cancel_event=cancel_event,
             on_conflict=on_conflict,
+            planned_start=planned_start,
         )
         return self.run(goal_id, on_feedback)
 
@@ -440,10 +460,17 @@ class ModuleRuntime:
         self._changed()
         duration = ctx.step.expected_duration_s(ctx.env)
         ctx.feedback("standby_started")
-        if self.clock.wait(ctx.goal.stop, duration):
+        if self.clock.wait(ctx.goal.stop, duration - self._lab_spent(ctx.goal)):
             raise _Stopped
+        ctx.goal.counted_to = min(ctx.goal.counted_to + self.clock.wall_s(duration), time.time())
         ctx.feedback("standby_finished")
         return duration
+
+    def _lab_spent(self, goal: _Goal) -> float:
+        """Lab seconds that passed since the goal's lab time was last spent (the messaging delay
+        before its planned start was answered, a previous action's end): the next simulated wait
+        is that much shorter."""
+        return self.clock.lab_s(max(time.time() - goal.counted_to, 0.0))
 
     def _active(self, ctx: _StepContext, result: TaskResult, devices: frozenset[str]) -> float:
         self._acquire(ctx, devices)
@@ -458,11 +485,13 @@ class ModuleRuntime:
             except ExpressionError as exc:
                 raise _TaskFailed(f"{ctx.where()}.actions[{j}]: {exc}") from None
             backend = self.backends[action.device]
-            if backend.uses_expected_duration:
+            simulated = backend.uses_expected_duration
+            if simulated:
                 params["expected_duration_s"] = expected
+                params["lab_elapsed_s"] = self._lab_spent(goal)
             ctx.feedback("action_started", action.device, action.action)
             goal.moved = True
-            start = time.time()
+            start = goal.counted_to if simulated else time.time()
             ok = False
             try:
                 data = self._execute(goal, action.device, action.action, params, expected)
@@ -503,12 +532,17 @@ class ModuleRuntime:
                     f"{ctx.where()}: {action.device}.{action.action}: {type(exc).__name__}: {exc}"
                 ) from None
             finally:
+                end = time.time()
+                if simulated and ok:  # it ends in lab time where it began plus its duration
+                    took = float(data.get("duration_s", expected))
+                    end = min(start + self.clock.wall_s(took), end)
+                goal.counted_to = end
                 result.timings.append(
                     ActionTiming(
                         action.device,
                         action.action,
                         start,
-                        time.time(),
+                        end,
                         ctx.step.name,
                         ctx.sample,
                         ok,
@@ -581,6 +615,8 @@ class ModuleRuntime:
                 # that set the cancel event directly instead of calling cancel()
                 self._devices_freed.wait(0.05)
             goal.held = devices
+        if waited:  # the time waiting for another goal's devices is not this goal's lab time
+            goal.counted_to = max(goal.counted_to, time.time())
         self._changed()
 
     def _stop_devices(self, goal: _Goal) -> None:

@@ -46,3 +46,6 @@ class TaskResult:
     error: str = ""
     #: "succeeded", "failed", "cancelled", "aborted" (emergency stop)
     outcome: str = "succeeded"
+    #: wall time the task ended, as the lab counts it: for simulated devices its planned start
+    #: plus its lab durations (see ModuleRuntime.accept), never later than its real end
+    ended_at: float = 0.0

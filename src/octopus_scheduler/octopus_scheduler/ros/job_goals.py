@@ -77,9 +77,12 @@ class JobGoals:
         finds its job in list_jobs. A script that fails validation is accepted too, so that its
         result can name the field (a goal rejection carries no message)."""
         log = self._node.get_logger()
+        received_at = self._service.clock()
         with self._lock:
             try:
-                submission, outbox = self._service.submit(goal.script, goal.user, goal.auth)
+                submission, outbox = self._service.submit(
+                    goal.script, goal.user, goal.auth, received_at=received_at
+                )
             except Exception:  # a bug must not leave the client without an answer
                 log.error(f"submission failed:\n{traceback.format_exc()}")
                 submission = Submission(error="internal error: see the scheduler log")

@@ -18,7 +18,7 @@ from octopus_interfaces.action import ExecuteTask
 from octopus_interfaces.msg import DeviceState, ModuleDescription, ModuleStatus
 from octopus_interfaces.srv import ReleaseSamples
 from octopus_modules.ros.ros_common import LATCHED
-from octopus_modules.ros.ros_conversions import node_name_for
+from octopus_modules.ros.ros_conversions import node_name_for, seconds_of
 from octopus_scheduler.ros.ros_messages import goal_message, measurements
 from octopus_scheduler.ros.schedule_publisher import RELIABLE
 from octopus_scheduler.service.dispatcher import Dispatcher
@@ -73,8 +73,8 @@ class ModuleGoals:
     def ready(self, module: str) -> bool:
         return self._clients[module].server_is_ready()
 
-    def send_goal(self, goal: StepGoal) -> None:
-        message = goal_message(goal, self._units[(goal.module, goal.task)])
+    def send_goal(self, goal: StepGoal, planned_start: float | None) -> None:
+        message = goal_message(goal, self._units[(goal.module, goal.task)], planned_start)
         future = self._clients[goal.module].send_goal_async(message)
         future.add_done_callback(lambda f, goal=goal: self._goal_answered(goal, f))
 
@@ -101,7 +101,8 @@ class ModuleGoals:
     def _goal_done(self, goal: StepGoal, future: Any) -> None:
         result = future.result().result
         measured = measurements(result.measured_data)
-        self._bound().finished(goal, result.success, measured, result.error)
+        ended_at = seconds_of(result.ended_at)
+        self._bound().finished(goal, result.success, measured, result.error, ended_at=ended_at)
 
     def _bound(self) -> Dispatcher:
         assert self._dispatcher is not None, "ModuleGoals.bind was not called"

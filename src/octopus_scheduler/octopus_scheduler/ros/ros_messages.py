@@ -146,8 +146,11 @@ def results_json(experiments: Sequence[Any]) -> str:
     )
 
 
-def goal_message(goal: StepGoal, units: Mapping[str, str]) -> ExecuteTask.Goal:
-    """A step goal as ExecuteTask: numbers in ``value`` with the module's unit, the rest as text."""
+def goal_message(
+    goal: StepGoal, units: Mapping[str, str], planned_start: float | None = None
+) -> ExecuteTask.Goal:
+    """A step goal as ExecuteTask: numbers in ``value`` with the module's unit, the rest as text;
+    ``planned_start``: the wall time at which the core started the step."""
     parameters = []
     for name, value in goal.parameters.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -168,6 +171,7 @@ def goal_message(goal: StepGoal, units: Mapping[str, str]) -> ExecuteTask.Goal:
             for position, sample in taken
         ],
         step_indices=[] if goal.whole_task else [goal.step_index],  # empty: every step
+        planned_start=stamp(planned_start),
     )
 
 

@@ -44,9 +44,10 @@ class ModulePort(Protocol):
     def ready(self, module: str) -> bool:
         """Can a goal reach the module now (its action server is matched)?"""
 
-    def send_goal(self, goal: StepGoal) -> None:
-        """Send the goal; its answer comes back through :meth:`Dispatcher.answered`, its
-        outcome through :meth:`Dispatcher.finished`."""
+    def send_goal(self, goal: StepGoal, planned_start: float | None) -> None:
+        """Send the goal (``planned_start``: the wall time at which the core started the step);
+        its answer comes back through :meth:`Dispatcher.answered`, its outcome through
+        :meth:`Dispatcher.finished`."""
 
     def cancel_goal(self, handle: Any) -> None:
         """Cancel a goal the module accepted (``handle`` as given to ``answered``)."""
@@ -194,7 +195,8 @@ class Dispatcher:
             if not self.port.ready(goal.module):
                 waiting.append(goal)
                 continue
-            self.port.send_goal(goal)
+            start = goal.started_at
+            self.port.send_goal(goal, None if start is None else self.lab_clock.wall_time_at(start))
 
     def resend(self) -> None:
         """Try again what waits (the node calls it every 0.1 s, from where it sends)."""
@@ -229,12 +231,16 @@ class Dispatcher:
         success: bool,
         measured: Mapping[str, Any] | None = None,
         error: str = "",
+        *,
+        ended_at: float | None = None,
     ) -> None:
-        """The goal's outcome (of this attempt: a late one of an earlier attempt is ignored)."""
+        """The goal's outcome (of this attempt: a late one of an earlier attempt is ignored);
+        ``ended_at``: the wall time the module says it ended (else: now)."""
+        at = None if ended_at is None else self.lab_clock.lab_time_at(ended_at)
         if success:
-            self._end_step(goal.step_id, True, "", measured, attempt=goal)
+            self._end_step(goal.step_id, True, "", measured, attempt=goal, at=at)
         else:
-            self._end_step(goal.step_id, False, error or "failed", attempt=goal)
+            self._end_step(goal.step_id, False, error or "failed", attempt=goal, at=at)
 
     def _end_step(
         self,
@@ -245,19 +251,20 @@ class Dispatcher:
         *,
         attempt: StepGoal | None = None,
         lost: bool = False,
+        at: float | None = None,
     ) -> None:
         """End the step in flight; an outcome of an earlier ``attempt`` is ignored. ``lost``: the
-        module's process was lost under it."""
+        module's process was lost under it. ``at``: the lab time it ended (else: now)."""
         with self.lock:
             if attempt is not None and not self._current(attempt):
                 return  # an outcome of an attempt that already ended (timed out, retried)
             if self._in_flight.pop(step_id, None) is None:
                 return  # already ended (timeout, module down)
             if success:
-                outbox = self.service.step_finished(step_id, measured)
+                outbox = self.service.step_finished(step_id, measured, at=at)
             else:
                 self.log.warning(f"step {step_id} failed: {reason}")
-                outbox = self.service.step_failed(step_id, reason, lost=lost)
+                outbox = self.service.step_failed(step_id, reason, lost=lost, at=at)
         self.dispatch(outbox)
 
     # ---- liveness and timeouts -----------------------------------------------------------------

@@ -169,9 +169,15 @@ class LabService:
 
     # ---- inputs --------------------------------------------------------------------------
 
-    def submit(self, script: str, user: str, auth: str = "") -> tuple[Submission, Outbox]:
+    def submit(
+        self, script: str, user: str, auth: str = "", *, received_at: float | None = None
+    ) -> tuple[Submission, Outbox]:
         """Validate, persist and queue a job; a rejection names the field and changes nothing.
-        ``auth``: the request's signature (identity.sign over the script and the user)."""
+        ``auth``: the request's signature (identity.sign over the script and the user);
+        ``received_at``: the lab time the request arrived (else: now), so that neither its
+        checks nor a wait for the lock count as the job's waiting."""
+        if received_at is None:
+            received_at = self.clock()
         if isinstance(script, str):
             verdict = self.auth.verify("submit_job", {"script": script}, user, auth)
             if not verdict.allowed:
@@ -189,7 +195,7 @@ class LabService:
         except SpecError as error:
             return Submission(error=str(error)), Outbox()
         with self._lock:
-            now = self.clock()
+            now = self._stamp(received_at)
             job_id = self.store.next_job_id()
             problem = self._trial(ev.JobSubmitted(job_id, spec, time=now))
             if problem:
@@ -199,19 +205,33 @@ class LabService:
             outbox = self._handle(ev.JobSubmitted(job_id, spec, time=now), script=script)
         return Submission(job_id=job_id), outbox
 
-    def step_finished(self, step_id: str, measured: Mapping[str, Any] | None = None) -> Outbox:
+    def step_finished(
+        self, step_id: str, measured: Mapping[str, Any] | None = None, *, at: float | None = None
+    ) -> Outbox:
+        """A step succeeded; ``at``: the lab time its module says it ended (else: now)."""
         with self._lock:
             if step_id not in self._running_goals:
                 return Outbox()  # a duplicate answer (a re-sent goal): already counted
-            return self._handle(ev.StepFinished(step_id, dict(measured or {}), time=self.clock()))
+            event = ev.StepFinished(step_id, dict(measured or {}), time=self._stamp(at))
+            return self._handle(event)
 
-    def step_failed(self, step_id: str, reason: str, *, lost: bool = False) -> Outbox:
+    def step_failed(
+        self, step_id: str, reason: str, *, lost: bool = False, at: float | None = None
+    ) -> Outbox:
         """A step failed; ``lost``: its module's process was lost under it (the device is not
-        to blame)."""
+        to blame); ``at``: as for :meth:`step_finished`."""
         with self._lock:
             if step_id not in self._running_goals:
                 return Outbox()
-            return self._handle(ev.StepFailed(step_id, reason, lost=lost, time=self.clock()))
+            event = ev.StepFailed(step_id, reason, lost=lost, time=self._stamp(at))
+            return self._handle(event)
+
+    def _stamp(self, at: float | None) -> float:
+        """When an input happened, as the lab counts it: ``at`` (a module's word for a step's end,
+        a request's arrival), which may lie a message delay or a wait for the lock before now (a
+        time-scaled lab multiplies those), but not before the last event nor after now."""
+        now = self.clock()
+        return now if at is None else min(max(at, self.core.now), now)
 
     def announced(self, description_yaml: str) -> tuple[str, str, Outbox]:
         """A module node announced its description: ("joined" | "known" | "differs" |
@@ -320,7 +340,9 @@ class LabService:
                 log.error("look-ahead failed:\n%s", traceback.format_exc())
                 rules = ()  # the rules stay as they are until the next replanning event
             with self._lock:
-                outbox.extend(self._handle(ev.RulesChosen(rules, replan, time=self.clock())))
+                # at the time of the state it was chosen for: a choice moves no lab time on
+                chosen = ev.RulesChosen(rules, replan, time=snapshot.now)
+                outbox.extend(self._handle(chosen))
         with self._lock:
             wake = self.core.next_wake()
             now = self.clock()
@@ -561,12 +583,14 @@ class LabService:
         ]
 
     def _proposals(self, need: dc.NeedProposals) -> ev.Event:
+        # at the time they were asked for, as decisions are: the optimiser's compute is not lab
+        # time (a time-scaled lab would multiply its 0.1 s into minutes; the twin counts none)
         try:
             sets = self.campaigns.propose(need)
         except Exception as error:  # one campaign's optimiser must not stop the lab
             log.error("proposals for %s failed:\n%s", need.job_id, traceback.format_exc())
-            return ev.QuarantineJob(need.job_id, f"its campaign failed: {error}", time=self.clock())
-        return ev.ProposalsReady(need.job_id, need.cycle, tuple(sets), time=self.clock())
+            return ev.QuarantineJob(need.job_id, f"its campaign failed: {error}", time=need.time)
+        return ev.ProposalsReady(need.job_id, need.cycle, tuple(sets), time=need.time)
 
     # ---- isolation: one job's bad data never stops the lab ------------------------------------
 

@@ -37,6 +37,8 @@ class StepGoal:
     #: the goal runs every step of the task (a policy that plans whole tasks, e.g. fcfs);
     #: ``step_index`` is then the task's last step
     whole_task: bool = False
+    #: lab time at which the core started the step (the module counts its lab time from there)
+    started_at: float | None = None
 
     @property
     def task_id(self) -> str:
@@ -134,6 +136,7 @@ class StepGoalMapper:
             samples=tuple(samples),
             attempt=decision.attempt,
             whole_task=whole_task,
+            started_at=decision.time,
         )
 
     def step_ended(self, goal: StepGoal) -> None:
