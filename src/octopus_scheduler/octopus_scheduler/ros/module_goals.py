@@ -7,6 +7,7 @@ handed to the dispatcher, and the modules that announce themselves on the graph
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -40,8 +41,12 @@ class ModuleGoals:
         self._changed: Callable[[], None] = lambda: None
         # rclpy's ActionClient registers a request only after sending it: a fast answer handled
         # meanwhile in another executor thread is dropped. Sending and answering in one mutually
-        # exclusive group cannot interleave.
+        # exclusive group cannot interleave. That holds for result requests too: they are asked
+        # from the group (a future's done callback runs outside it), else a module that answers
+        # at once (a goal whose planned start has passed) lost its result and the step timed out.
         self._goal_group = MutuallyExclusiveCallbackGroup()
+        self._result_requests: deque[tuple[StepGoal, Any]] = deque()
+        self._result_trigger: Any = None
         self._clients: dict[str, ActionClient] = {}
         self._release_clients: dict[str, Any] = {}
         self._units: dict[tuple[str, str], dict[str, str]] = {}
@@ -57,6 +62,9 @@ class ModuleGoals:
         node = self._node
         self._send_trigger = node.create_guard_condition(
             dispatcher.send_queued, callback_group=self._goal_group
+        )
+        self._result_trigger = node.create_guard_condition(
+            self._request_results, callback_group=self._goal_group
         )
         node.create_timer(
             Dispatcher.RESEND_PERIOD_S, dispatcher.resend, callback_group=self._goal_group
@@ -96,7 +104,16 @@ class ModuleGoals:
         handle = future.result()
         self._bound().answered(goal, handle, handle.accepted)
         if handle.accepted:
-            handle.get_result_async().add_done_callback(lambda f: self._goal_done(goal, f))
+            self._result_requests.append((goal, handle))
+            self._result_trigger.trigger()
+
+    def _request_results(self) -> None:
+        """Ask for the results of accepted goals, from the goal group (see __init__)."""
+        while self._result_requests:
+            goal, handle = self._result_requests.popleft()
+            handle.get_result_async().add_done_callback(
+                lambda f, goal=goal: self._goal_done(goal, f)
+            )
 
     def _goal_done(self, goal: StepGoal, future: Any) -> None:
         result = future.result().result
