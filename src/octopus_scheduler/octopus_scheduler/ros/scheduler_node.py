@@ -19,6 +19,7 @@ even when a simulated lab runs 600x faster than the wall.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -51,6 +52,8 @@ from octopus_scheduler.service.identity import lab_authenticator
 from octopus_scheduler.service.lab_config import load_lab_config
 from octopus_scheduler.service.lab_service import LabService, Outbox
 from octopus_scheduler.service.store import Store
+
+SWITCH_INTERVAL_S = 0.0005  # Python's GIL switch interval in the scheduler's process (see main)
 
 
 class SchedulerNode(Node):
@@ -250,6 +253,10 @@ def main(args: list[str] | None = None) -> None:
         node.notifier.close(timeout=5.0)
         node.service.store.close()
 
+    # A look-ahead (pure Python, 0.1-0.3 s) holds the GIL on the tick's thread; every other
+    # callback gives the GIL up at each call into rcl and then waits a whole switch interval
+    # (5 ms by default) to get it back: module results were answered 0.3-0.8 s late.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     run_node(SchedulerNode, "scheduler", args=args, threads=16, on_exit=close)
 
 
