@@ -250,6 +250,7 @@ class SchedulerNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     def close(node: SchedulerNode) -> None:
+        node.modules.close()  # its callbacks write to the store
         node.notifier.close(timeout=5.0)
         node.service.store.close()
 
