@@ -5,22 +5,23 @@ handed to the dispatcher, and the modules that announce themselves on the graph
 (``modules/<name>/description``, latched), which join the lab.
 
 The goals go out and their answers come in on a node of their own (``<scheduler>_module_goals``)
-spun by a single-threaded executor on its own thread. On the scheduler's executor, busy with its
-services, timers and every module's status, each hop of a goal's round trip (goal response, result
-request, result) waited for an iteration of that executor: 31-40 ms for a round trip that takes
-9 ms to the same module from a client of its own.
+with an executor of its own. On the scheduler's executor, busy with its services, timers and every
+module's status, each hop of a goal's round trip (goal response, result request, result) waited
+for an iteration of that executor: 31-40 ms for a round trip that takes 9 ms to the same module
+from a client of its own.
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from rclpy.action import ActionClient
 from rclpy.callback_groups import CallbackGroup, MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 from octopus_interfaces.action import ExecuteTask
@@ -33,6 +34,9 @@ from octopus_scheduler.ros.schedule_publisher import RELIABLE
 from octopus_scheduler.service.dispatcher import Dispatcher
 from octopus_scheduler.service.lab_service import LabService
 from octopus_scheduler.service.step_goals import StepGoal
+
+#: the goal node's executor: the goal group, and answers that wait for the lab's lock meanwhile
+GOAL_THREADS = 8
 
 
 class ModuleGoals:
@@ -49,13 +53,21 @@ class ModuleGoals:
         self._changed: Callable[[], None] = lambda: None
         # rclpy's ActionClient registers a request only after sending it: an answer handled
         # meanwhile in another executor thread is dropped (a module that answers at once, a goal
-        # whose planned start has passed, lost its result and the step timed out). On one
-        # thread, sending and answering cannot interleave: every goal request and every answer,
-        # the futures' done callbacks included, runs on the goal node's single thread.
+        # whose planned start has passed, lost its result and the step timed out). Every request
+        # is made from the goal group, where the clients handle their answers: they cannot
+        # interleave. The futures' done callbacks (an answer for the dispatcher, which may wait
+        # for the lab's lock) run on the other threads, so the group never waits for that lock.
+        # Its own name, not the process's remapped one (launch gives ``-r __node:=scheduler``).
         self._goal_node = Node(
-            f"{node.get_name()}_module_goals", namespace=node.get_namespace(), context=node.context
+            f"{node.get_name()}_module_goals",
+            namespace=node.get_namespace(),
+            context=node.context,
+            use_global_arguments=False,
         )
-        self._goal_executor = SingleThreadedExecutor(context=node.context)
+        self._goal_group = MutuallyExclusiveCallbackGroup()
+        self._result_requests: deque[tuple[StepGoal, Any]] = deque()
+        self._result_trigger: Any = None
+        self._goal_executor = MultiThreadedExecutor(GOAL_THREADS, context=node.context)
         self._goal_executor.add_node(self._goal_node)
         self._goal_thread = threading.Thread(
             target=self._spin_goals, name="module-goals", daemon=True
@@ -73,8 +85,16 @@ class ModuleGoals:
         resends; ``changed``: the lab changed (a module joined)."""
         self._dispatcher, self._changed = dispatcher, changed
         node = self._node
-        self._send_trigger = self._goal_node.create_guard_condition(dispatcher.send_queued)
-        self._goal_node.create_timer(Dispatcher.RESEND_PERIOD_S, dispatcher.resend)
+        goals = self._goal_node
+        self._send_trigger = goals.create_guard_condition(
+            dispatcher.send_queued, callback_group=self._goal_group
+        )
+        self._result_trigger = goals.create_guard_condition(
+            self._request_results, callback_group=self._goal_group
+        )
+        goals.create_timer(
+            Dispatcher.RESEND_PERIOD_S, dispatcher.resend, callback_group=self._goal_group
+        )
         self._goal_thread.start()
         for description in self._service.descriptions:  # the lab file's and those that joined
             self._wire(description)
@@ -111,7 +131,16 @@ class ModuleGoals:
         handle = future.result()
         self._bound().answered(goal, handle, handle.accepted)
         if handle.accepted:
-            handle.get_result_async().add_done_callback(lambda f: self._goal_done(goal, f))
+            self._result_requests.append((goal, handle))
+            self._result_trigger.trigger()
+
+    def _request_results(self) -> None:
+        """Ask for the results of accepted goals, from the goal group (see __init__)."""
+        while self._result_requests:
+            goal, handle = self._result_requests.popleft()
+            handle.get_result_async().add_done_callback(
+                lambda f, goal=goal: self._goal_done(goal, f)
+            )
 
     def _goal_done(self, goal: StepGoal, future: Any) -> None:
         result = future.result().result
@@ -151,7 +180,10 @@ class ModuleGoals:
         name = node_name_for(module)
         node = self._node
         self._clients[module] = ActionClient(
-            self._goal_node, ExecuteTask, f"modules/{name}/execute_task"
+            self._goal_node,
+            ExecuteTask,
+            f"modules/{name}/execute_task",
+            callback_group=self._goal_group,
         )
         self._release_clients[module] = node.create_client(
             ReleaseSamples, f"modules/{name}/release_samples", callback_group=self._callbacks
