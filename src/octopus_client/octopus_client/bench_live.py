@@ -241,11 +241,6 @@ def _wait_for_scheduler(client: Any, timeout_s: float = 60.0) -> None:
                 raise
 
 
-def _seconds(stamp: Any) -> float | None:
-    sec, nanosec = stamp.sec, stamp.nanosec
-    return None if sec == 0 and nanosec == 0 else sec + nanosec * 1e-9
-
-
 # ---- 1. the floor and our overhead ---------------------------------------------------------
 
 
@@ -534,6 +529,7 @@ def run_twin(args: argparse.Namespace, out: Path, scale: float) -> dict[str, Any
         with_step_overhead,
         write_twin_lab,
     )
+    from octopus_modules.ros.ros_conversions import seconds_of
     from octopus_scheduler.twin.scenario import load_scenario
     from octopus_scheduler.twin.simulator import simulate
 
@@ -587,12 +583,12 @@ def run_twin(args: argparse.Namespace, out: Path, scale: float) -> dict[str, Any
         lab.stop()
     # the day starts where most jobs say (the first submission may wait for discovery)
     first = statistics.median(
-        _seconds(view.submitted) - job.offset_s for job, view in zip(day.jobs, mine, strict=True)
+        seconds_of(view.submitted) - job.offset_s for job, view in zip(day.jobs, mine, strict=True)
     )
     live_jobs = []
     for job, view in zip(day.jobs, mine, strict=True):
         submitted, begun, ended = (
-            _seconds(view.submitted), _seconds(view.started), _seconds(view.finished)
+            seconds_of(view.submitted), seconds_of(view.started), seconds_of(view.finished)
         )  # fmt: skip
         live_jobs.append(
             {

@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_day(day: Day, args: argparse.Namespace, out: Path) -> int:
     from octopus_client.client import ClientError, OctopusClient
+    from octopus_modules.ros.ros_conversions import seconds_of
 
     with OctopusClient(timeout_s=10.0) as client:
         _wait_for_scheduler(client)
@@ -99,7 +100,8 @@ def run_day(day: Day, args: argparse.Namespace, out: Path) -> int:
             print("demo: the day did not end in time", file=sys.stderr)
             return 1
         times = [
-            JobTimes(_seconds(j.submitted), _seconds(j.started), _seconds(j.finished)) for j in jobs
+            JobTimes(seconds_of(j.submitted), seconds_of(j.started), seconds_of(j.finished))
+            for j in jobs
         ]
         failed = [j.id for j in jobs if j.state != 3]
         day_start = times[0].submitted - day.jobs[0].offset_s
@@ -164,11 +166,6 @@ def _follow(client: object, job_ids: list[str], deadline: float) -> list | None:
             return mine
         time.sleep(1.0)
     return None
-
-
-def _seconds(stamp: object) -> float | None:
-    sec, nanosec = stamp.sec, stamp.nanosec  # type: ignore[attr-defined]
-    return None if sec == 0 and nanosec == 0 else sec + nanosec * 1e-9
 
 
 if __name__ == "__main__":

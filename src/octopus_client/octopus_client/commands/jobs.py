@@ -20,8 +20,8 @@ from octopus_client.commands.text import (
     job_state,
     jobs_table,
     progress_bar,
-    stamp_seconds,
 )
+from octopus_modules.ros.ros_conversions import seconds_of
 
 RECENT_ENDED = 10  # ended jobs `status` shows without --all
 
@@ -62,7 +62,7 @@ class ProgressPrinter:
         # SubmitJob feedback, or a Job message when the job is followed through get_job
         job_id = getattr(feedback, "job_id", None) or feedback.id
         self.job_id = job_id
-        finish = stamp_seconds(feedback.estimated_finish)
+        finish = seconds_of(feedback.estimated_finish)
         line = (
             f"{job_id} {progress_bar(feedback.progress)} "
             f"{feedback.experiments_done}/{feedback.experiments_total} experiments, "

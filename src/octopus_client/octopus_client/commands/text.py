@@ -9,6 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from octopus_modules.ros.ros_conversions import seconds_of
+
 JOB_STATE_NAMES = ("queued", "running", "held", "succeeded", "failed", "cancelled")
 STEP_STATE_NAMES = ("planned", "ready", "running", "succeeded", "failed", "cancelled")
 ENDED = frozenset(("succeeded", "failed", "cancelled"))
@@ -16,13 +18,6 @@ ENDED = frozenset(("succeeded", "failed", "cancelled"))
 
 def job_state(state: int) -> str:
     return JOB_STATE_NAMES[state] if 0 <= state < len(JOB_STATE_NAMES) else f"state {state}"
-
-
-def stamp_seconds(stamp: Any) -> float | None:
-    """builtin_interfaces/Time -> epoch seconds; None for the zero stamp (= unknown)."""
-    if stamp.sec == 0 and stamp.nanosec == 0:
-        return None
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 def clock_time(epoch: float | None, now: float | None = None) -> str:
@@ -59,9 +54,9 @@ def job_row(job: Any, now: float | None = None) -> list[str]:
     """A Job message as a table row; FINISH is the estimate, or when it ended (``ended``)."""
     state = job_state(job.state)
     if state in ENDED:
-        finish = clock_time(stamp_seconds(job.finished), now)
+        finish = clock_time(seconds_of(job.finished), now)
     else:
-        estimate = stamp_seconds(job.estimated_finish)
+        estimate = seconds_of(job.estimated_finish)
         finish = f"~{clock_time(estimate, now)}" if estimate is not None else "-"
     return [
         job.id,

@@ -15,7 +15,8 @@ from collections import defaultdict
 from typing import Any
 
 from octopus_client.commands.jobs import connect
-from octopus_client.commands.text import clock_time, jobs_table, stamp_seconds
+from octopus_client.commands.text import clock_time, jobs_table
+from octopus_modules.ros.ros_conversions import seconds_of
 
 RUNNING = 2  # TaskStep.STATE_RUNNING
 PLANNED = (0, 1)  # TaskStep.STATE_PLANNED, STATE_READY
@@ -65,8 +66,8 @@ class LiveState:
 
 def _step_line(step: Any, now: float) -> str:
     mode = " (standby)" if step.mode == STANDBY else ""
-    start = stamp_seconds(step.actual_start) or stamp_seconds(step.planned_start)
-    end = stamp_seconds(step.planned_end)
+    start = seconds_of(step.actual_start) or seconds_of(step.planned_start)
+    end = seconds_of(step.planned_end)
     sample = f" {step.experiment_id}" if step.experiment_id else ""
     devices = f" on {', '.join(step.devices)}" if step.devices else ""
     when = f"since {clock_time(start, now)}" + (f", ends ~{clock_time(end, now)}" if end else "")
@@ -96,7 +97,7 @@ def render(state: LiveState, namespace: str, now: float | None = None) -> str:
     with state.lock:
         schedule, jobs, estop = state.schedule, dict(state.jobs), state.estop
         modules = dict(state.modules)
-    lab_now = stamp_seconds(schedule.header.stamp) if schedule is not None else None
+    lab_now = seconds_of(schedule.header.stamp) if schedule is not None else None
     now = lab_now or now or time.time()
     policy = f", policy {schedule.policy}" if schedule is not None and schedule.policy else ""
     lines = [f"OCTOPUS lab {namespace or '/'}: schedule of {clock_time(now, now)}{policy}"]
@@ -118,13 +119,13 @@ def render(state: LiveState, namespace: str, now: float | None = None) -> str:
     if not steps:
         lines.append("  (nothing scheduled)")
     upcoming = sorted(
-        (s for s in steps if s.state in PLANNED and stamp_seconds(s.planned_start)),
-        key=lambda s: stamp_seconds(s.planned_start) or 0.0,
+        (s for s in steps if s.state in PLANNED and seconds_of(s.planned_start)),
+        key=lambda s: seconds_of(s.planned_start) or 0.0,
     )[:NEXT_STEPS]
     if upcoming:
         lines += ["", "Next"]
         for step in upcoming:
-            at = clock_time(stamp_seconds(step.planned_start), now)
+            at = clock_time(seconds_of(step.planned_start), now)
             lines.append(f"  ~{at} {step.module}: {step.job_id} {step.task}/{step.step_name}")
     if modules:
         lines += ["", "Modules"]
