@@ -53,6 +53,7 @@ def reference_fork(core: SchedulerCore) -> SchedulerCore:
     finally:
         core._jobs, core._steps, core.event_log = saved
     twin.logging = False
+    twin.retire_ended = False
     twin.policy.forked(twin)
     return twin
 
@@ -220,3 +221,28 @@ def test_copy_data_copies_plain_data_and_keeps_what_the_memo_maps():
     local = {"m": Marker(1), "f": lambda: 1}
     out = copy_data(local, {})
     assert out["m"] == local["m"] and out["m"] is not local["m"] and out["f"] is local["f"]
+
+
+@pytest.mark.parametrize("policy", available_policies())
+def test_a_checkpoint_goes_on_as_the_core_would(policy):
+    # the live core keeps its events since its last checkpoint, to rebuild itself after an
+    # event that fails: the checkpoint must be the core, not a look-ahead's fork
+    checked: list[int] = []
+
+    def check(core: SchedulerCore) -> None:
+        checked.append(1)
+        if len(checked) % 7:
+            return
+        ref = copy.deepcopy(core)  # everything copied
+        views = core.jobs()
+        base = core.checkpoint()
+        assert core.event_log == [] and base.event_log == []
+        assert base.jobs() == ref.jobs() == views
+        assert (base.slots(), base.devices()) == (ref.slots(), ref.devices())
+        assert advance(base, 25) == advance(ref, 25)
+        assert base.jobs() == ref.jobs()
+        assert core.jobs() == views  # the core did not move
+
+    for seed in (3, 11):
+        simulator.simulate(scenario(seed, 14), policy, observe=check)
+    assert len(checked) >= 70

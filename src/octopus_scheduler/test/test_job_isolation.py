@@ -53,9 +53,15 @@ process:
 BO = NO_REACT_TIME.replace("Mix, React,", "Mix, {task: React, params: {Time: 10 min}},")
 
 
-def service(path: Path, clock: Clock | None = None) -> LabService:
+def service(path: Path, clock: Clock | None = None, checkpoint_events: int = 2000) -> LabService:
     descriptions = [load_builtin_description(m) for m in MODULES]
-    return LabService(descriptions, Store(path), policy="planner", clock=clock or Clock())
+    return LabService(
+        descriptions,
+        Store(path),
+        policy="planner",
+        clock=clock or Clock(),
+        checkpoint_events=checkpoint_events,
+    )
 
 
 def answer_all(lab: LabService, goals: list, clock: Clock, limit: int = 400) -> None:
@@ -156,9 +162,11 @@ def poison(path: Path, event_type: str, change) -> None:
         db.execute("UPDATE events SET body = ? WHERE seq = ?", (json.dumps(data), seq))
 
 
-def test_a_poisoned_submission_in_the_log_is_quarantined_on_restart(tmp_path) -> None:
+# a checkpoint after every event: the core is rebuilt from a checkpoint, not from the start
+@pytest.mark.parametrize("every", [1, 2000])
+def test_a_poisoned_submission_in_the_log_is_quarantined_on_restart(tmp_path, every) -> None:
     path, clock = tmp_path / "db.sqlite", Clock()
-    lab = service(path, clock)
+    lab = service(path, clock, every)
     poisoned = lab.submit(BO, "alice")[0].job_id
     healthy, outbox = lab.submit(GOOD, "bob")
     lab.store.close()
@@ -169,7 +177,7 @@ def test_a_poisoned_submission_in_the_log_is_quarantined_on_restart(tmp_path) ->
         sequence[3] = "React"
 
     poison(path, "JobSubmitted", drop_time)
-    restarted = service(path, clock)  # no exception: the scheduler starts
+    restarted = service(path, clock, every)  # no exception: the scheduler starts
     view = restarted.job(poisoned)
     assert view is not None and view.state == "failed"
     assert view.reason.startswith("quarantined: its stored JobSubmitted cannot be read: process.")
@@ -183,9 +191,13 @@ def test_a_poisoned_submission_in_the_log_is_quarantined_on_restart(tmp_path) ->
     assert not result.success and "already ended (failed)" in result.message
 
 
-def test_events_that_break_the_core_quarantine_their_job_live_and_on_replay(tmp_path) -> None:
+# a checkpoint after every event: the core is rebuilt from a checkpoint, not from the start
+@pytest.mark.parametrize("every", [1, 2000])
+def test_events_that_break_the_core_quarantine_their_job_live_and_on_replay(
+    tmp_path, every
+) -> None:
     path, clock = tmp_path / "db.sqlite", Clock()
-    lab = service(path, clock)
+    lab = service(path, clock, every)
     bo = lab.submit(BO, "alice")[0].job_id  # its first cycle's proposals are stored
     healthy, outbox = lab.submit(GOOD, "bob")
     lab.store.close()
@@ -195,7 +207,7 @@ def test_events_that_break_the_core_quarantine_their_job_live_and_on_replay(tmp_
         data["parameter_sets"][0]["AddSolution.Volume"] = "a lot"
 
     poison(path, "ProposalsReady", bad_volume)
-    restarted = service(path, clock)
+    restarted = service(path, clock, every)
     view = restarted.job(bo)
     assert view.state == "failed" and view.reason.startswith("quarantined: TypeError")
     answer_all(restarted, restarted.recovered_goals, clock)
@@ -203,7 +215,7 @@ def test_events_that_break_the_core_quarantine_their_job_live_and_on_replay(tmp_
     restarted.store.close()
 
     # a second restart takes the same way: same states, and the quarantine is not doubled
-    again = service(path, clock)
+    again = service(path, clock, every)
     assert [(j.job_id, j.state) for j in again.jobs()] == [
         (bo, "failed"),
         (healthy.job_id, "succeeded"),

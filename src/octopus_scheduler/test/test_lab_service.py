@@ -3,15 +3,19 @@ descriptions. Module answers are given by the test (the node does that over DDS)
 
 from __future__ import annotations
 
+import gc
+import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from octopus_modules.description import load_builtin_description
 from octopus_modules.lab_clock import VirtualClock as Clock
+from octopus_scheduler.core import events as ev
 from octopus_scheduler.ros.ros_messages import goal_message
 from octopus_scheduler.service.lab_service import LabService
-from octopus_scheduler.service.store import Store
+from octopus_scheduler.service.store import Store, StoreClosed
 
 MODULES = ("batch_synthesis", "uv_vis")
 
@@ -335,3 +339,95 @@ def test_a_job_is_submitted_when_its_request_arrived_not_when_it_was_handled(
     third, _ = lab.submit(SYNTHESIS, "carol", received_at=started - 50.0)
     record = lab.store.job(third.job_id)
     assert record is not None and record.submitted_at == arrived
+
+
+def test_views_of_recent_history_leave_out_jobs_that_ended_before(tmp_path: Path, clock) -> None:
+    # the schedule topic shows live jobs and recent ones: with the lab's whole history each
+    # publication grew with it
+    lab = service(tmp_path / "db.sqlite", clock)
+    first, outbox = lab.submit(SYNTHESIS, "alice")
+    run_to_end(lab, outbox.goals, clock)
+    ended = lab.job(first.job_id).end_time
+    clock.advance(3600.0)
+    second, outbox = lab.submit(SYNTHESIS, "bob")
+    lab.step_finished(outbox.goals[0].step_id, {})  # one step ended, more running
+    since = ended + 1.0
+    assert [s.view.job_id for s in lab.summaries(ended_since=since)] == [second.job_id]
+    assert [v.job_id for v in lab.jobs(ended_since=since)] == [second.job_id]
+    assert lab.job_states() == {"succeeded": 1, "running": 1}  # the diagnostics' counts
+    assert {s.view.job_id for s in lab.summaries(ended_since=ended)} == {"J0001", "J0002"}
+    recent = lab.store.steps(ended_since=since)
+    assert {s.job_id for s in recent} == {second.job_id}
+    assert {s.state for s in recent} == {"succeeded", "running"}
+    assert len(lab.store.steps(first.job_id)) == len(lab.store.steps(first.job_id, ended_since=0))
+
+
+def test_an_ended_job_lets_its_steps_go_and_keeps_its_views(tmp_path: Path, clock) -> None:
+    # a lab runs for months: the core held every step of every ended job (23 KB a job)
+    lab = service(tmp_path / "db.sqlite", clock)
+    done, outbox = lab.submit(SYNTHESIS, "alice")
+    steps = [g.step_id for g in run_to_end(lab, outbox.goals, clock)]
+    cancelled, outbox = lab.submit(SYNTHESIS, "bob")
+    lab.step_finished(outbox.goals[0].step_id, {})
+    lab.command("cancel", cancelled.job_id, "bob")
+    for goal in lab._running_goals.copy().values():
+        lab.step_failed(goal.step_id, "cancelled")
+    assert lab.job(cancelled.job_id).state == "cancelled"
+    assert all(lab.core.run_step(step_id) is None for step_id in steps)
+    # a late answer about one of them is ignored, as about any step that is not running
+    assert (
+        lab.core.handle(ev.StepFinished(steps[-1], {}))[0].reason == f"unknown step '{steps[-1]}'"
+    )
+    summaries = {s.view.job_id: s for s in lab.summaries()}
+    assert (summaries[done.job_id].progress, summaries[done.job_id].experiments_done) == (1.0, 2)
+    stopped = summaries[cancelled.job_id]
+    assert 0.0 < stopped.progress < 1.0 and stopped.experiments_done == 0
+    assert len(lab.store.steps(done.job_id)) == len(steps)  # the store keeps every step
+
+
+def test_what_a_step_measured_is_stored_not_kept_in_memory(tmp_path: Path, clock) -> None:
+    # the core's event log (kept to rebuild the core after a failed event) held every result
+    lab = service(tmp_path / "db.sqlite", clock)
+    _submission, outbox = lab.submit(SYNTHESIS, "alice")
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        pending = list(outbox.goals)
+        while pending:
+            goal = pending.pop(0)
+            clock.advance(goal.expected_s)
+            spectrum = [float(i) for i in range(20_000)]  # 0.6 MB each, as a module sends it
+            pending += lab.step_finished(goal.step_id, {"absorbance": spectrum}).goals
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert lab.job("J0001").state == "succeeded"
+    assert kept < 1_000_000, f"{kept / 1e6:.1f} MB kept after the job ended"
+    stored = [e.measured for e in lab.store.experiments("J0001")]
+    assert stored and all(len(m) for m in stored)
+
+
+def test_a_submission_while_the_scheduler_shuts_down_is_recorded_whole_or_refused(
+    tmp_path: Path, clock
+) -> None:
+    lab = service(tmp_path / "db.sqlite", clock)
+    assert lab.submit(SYNTHESIS, "alice")[0].job_id == "J0001"
+    with lab._lock:  # noqa: SLF001 - a submission in progress holds the lab
+        closing = threading.Thread(target=lab.close)
+        closing.start()
+        closing.join(timeout=0.2)
+        assert closing.is_alive()  # the store waits for the event in progress
+        in_progress = lab.submit(SYNTHESIS, "bob")[0]  # (re-entrant: the same thread)
+    closing.join(timeout=5.0)
+    assert in_progress.job_id == "J0002"
+    late, outbox = lab.submit(SYNTHESIS, "carol")
+    assert not late.accepted and "shutting down" in late.error and "not recorded" in late.error
+    assert outbox.goals == []
+    with pytest.raises(StoreClosed, match="shutting down"):
+        lab.store.jobs()
+    # what was accepted is all there after a restart, and nothing else
+    again = service(tmp_path / "db.sqlite", clock)
+    assert [job.job_id for job in again.jobs()] == ["J0001", "J0002"]
+    assert again.submit(SYNTHESIS, "carol")[0].job_id == "J0003"

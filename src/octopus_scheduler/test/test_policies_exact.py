@@ -336,3 +336,13 @@ def test_a_live_lab_asks_for_no_tick_when_too_many_jobs_are_live_to_look_ahead()
     core.handle(ev.JobSubmitted("j3", parse_job_script(synth_job(), sc.lab)))
     # 4 live jobs: none is looked at (as in the twin), so no tick and no copy of the core
     assert not core.policy.rules_due() and core.next_wake() is None
+
+
+def test_a_planner_remembers_its_last_choices_only() -> None:
+    # one look-ahead per submission: a lab that runs for months must not keep them all
+    from octopus_scheduler.core.policies.planner import HISTORY_KEPT, _remember
+
+    history: list[int] = []
+    for entry in range(HISTORY_KEPT + 500):
+        _remember(history, entry)
+    assert history == list(range(500, HISTORY_KEPT + 500))

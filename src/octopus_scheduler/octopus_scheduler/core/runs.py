@@ -132,6 +132,8 @@ class JobRun:
     end_reason: str = ""
     held: bool = False
     n_chunks: int = 0
+    # an ended job's step_counts, kept when its steps are let go (SchedulerCore._retire)
+    ended_counts: tuple[int, int, int, int] | None = None
 
     @property
     def owner(self) -> str:
@@ -144,6 +146,20 @@ class JobRun:
     @property
     def started(self) -> bool:
         return self.start is not None
+
+
+def step_counts(job: JobRun) -> tuple[int, int, int, int]:
+    """(steps expanded, samples admitted, steps done, samples whose every step is done)."""
+    if job.ended_counts is not None:
+        return job.ended_counts
+    chunks = [c for g in job.groups for c in g.chunks]
+    known = sum(len(c.steps) for c in chunks)
+    samples = sum(len(c.samples) for c in chunks)
+    done = sum(1 for c in chunks for step in c.steps if step.state == DONE)
+    finished = sum(
+        len(c.samples) for c in chunks if c.steps and all(s.state == DONE for s in c.steps)
+    )
+    return known, samples, done, finished
 
 
 def _shallow(obj: Any) -> Any:

@@ -54,7 +54,7 @@ class SafetyRules:
         unavailable = self._unavailable(step.devices)  # lasting reasons first
         if unavailable:
             return unavailable
-        for d in step.devices:
+        for d in sorted(step.devices):  # a set's order changes with the process: the same text
             holder = self._holder[d]
             if holder is not None:
                 until = (holder.start or self.now) + holder.expected

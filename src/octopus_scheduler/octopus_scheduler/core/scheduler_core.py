@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,9 +36,10 @@ from octopus_scheduler.core.runs import (
     JobRun,
     Sample,
     StepRun,
+    step_counts,
 )
 from octopus_scheduler.core.safety_rules import SlotKey
-from octopus_scheduler.core.views import EventRejected, JobView, StepView, step_view
+from octopus_scheduler.core.views import EventRejected, JobView, StepView, in_view, step_view
 
 LEARN_RATE = 0.3
 
@@ -67,7 +69,11 @@ class SchedulerCore(DispatchRound):
         self.proposer = proposer
         self.now: float = float("-inf")
         self.event_log: list[ev.Event] = []
+        # an ended job's steps are let go (``_retire``), except in a fork: a projection runs
+        # jobs to their end and its steps are read back
+        self.retire_ended = True
         self._jobs: dict[str, JobRun] = {}
+        self._live: dict[str, JobRun] = {}  # not ended, in submission order: what decides
         self._steps: dict[str, StepRun] = {}
         self._ready: dict[str, StepRun] = {}
         self._running: dict[str, StepRun] = {}
@@ -128,15 +134,26 @@ class SchedulerCore(DispatchRound):
                 self._out.append(EventRejected(t, type(event).__name__, reason))
                 continue
             if self.logging:
-                self.event_log.append(event)
+                # without what a step measured: the core never reads it (the store keeps it),
+                # and a log of every spectrum of the day would grow all day
+                logged = event
+                if isinstance(event, ev.StepFinished) and event.results:
+                    logged = dataclasses.replace(event, results=None)
+                self.event_log.append(logged)
             self._apply(event)
             self.policy.on_event(self, event)
         self._dispatch()
         out, self._out = self._out, []
         return out
 
-    def jobs(self) -> list[JobView]:
-        return [self._job_view(j) for j in self._jobs.values()]
+    def jobs(self, *, ended_since: float | None = None) -> list[JobView]:
+        """Every job, or (``ended_since``) the live ones and those ended at that time or later:
+        a view costs more than the check, and the lab's history grows all day."""
+        return [self._job_view(j) for j in self._jobs.values() if in_view(j.end, ended_since)]
+
+    def job_states(self) -> Counter[str]:
+        """How many jobs are in each state (no views built)."""
+        return Counter(j.state for j in self._jobs.values())
 
     def job(self, job_id: str) -> JobView:
         return self._job_view(self._jobs[job_id])
@@ -168,6 +185,21 @@ class SchedulerCore(DispatchRound):
         due = self.policy.lookahead_due_at(self)
         return min([*waits, *([due] if due is not None else [])], default=None)
 
+    def checkpoint(self) -> SchedulerCore:
+        """An exact copy of the whole state, to replay later events on; this core's event log
+        restarts empty. The log is kept to rebuild the core after an event that fails, and
+        from its start it grows with the lab's history. Ended jobs are shared with the copy:
+        they no longer change, and their steps are let go (``_retire``)."""
+        from octopus_scheduler.core.runs import copy_runs
+
+        if not self.retire_ended:
+            raise ValueError("a checkpoint shares ended jobs: only of a core that retires them")
+        memo: dict[int, Any] = {id(self.lab): self.lab}
+        memo.update((id(job), job) for job in self._jobs.values() if job.finished)
+        copy_runs(self._live.values(), memo)
+        self.event_log = []  # the copy's log starts empty too
+        return copy.deepcopy(self, memo)
+
     def slots(self) -> dict[SlotKey, tuple[int, int]]:
         return {k: (self._used[k], self._cap[k]) for k in self._cap}
 
@@ -179,7 +211,7 @@ class SchedulerCore(DispatchRound):
         from octopus_scheduler.core.runs import copy_data, copy_runs
 
         saved = (self._jobs, self._steps, self.event_log)
-        live = {k: j for k, j in self._jobs.items() if not j.finished}
+        live = dict(self._live)
         # a job's steps are those of its chunks, entered in _steps in seq order on admission
         steps = sorted(
             (s for j in live.values() for g in j.groups for c in g.chunks for s in c.steps),
@@ -196,6 +228,7 @@ class SchedulerCore(DispatchRound):
         finally:
             self._jobs, self._steps, self.event_log = saved
         twin.logging = False
+        twin.retire_ended = False
         twin.policy.forked(twin)
         return twin
 
@@ -205,8 +238,19 @@ class SchedulerCore(DispatchRound):
         return project(self, horizon_s)
 
     # ------------------------------------------------------------------ internals used by policies
+    def has_ended(self, job_id: str) -> bool:
+        job = self.run_job(job_id)
+        return job is not None and job.finished
+
+    def live_jobs(self) -> list[JobRun]:
+        """Jobs not ended, in submission order (``all_jobs`` grows with the lab's history)."""
+        return list(self._live.values())
+
     def all_jobs(self) -> list[JobRun]:
         return list(self._jobs.values())
+
+    def run_job(self, job_id: str) -> JobRun | None:
+        return self._jobs.get(job_id)
 
     def run_step(self, step_id: str) -> StepRun | None:
         """A live step's run state (None if unknown or its job ended and was forked away)."""
@@ -356,7 +400,7 @@ class SchedulerCore(DispatchRound):
             priority=spec.metadata.priority,
             retries_left=spec.metadata.retries,
         )
-        self._jobs[job_id] = job
+        self._jobs[job_id] = self._live[job_id] = job
         camp = spec.campaign
         if camp.sequential:
             self._request_proposals(job)
@@ -520,7 +564,24 @@ class SchedulerCore(DispatchRound):
                 self._groups.remove(group)
         job.state = job.ending or "succeeded"
         job.end = self.now
+        self._live.pop(job.id, None)
         self._out.append(dc.JobEnded(self.now, job.id, job.state, job.end_reason))
+        if self.retire_ended:
+            self._retire(job)
+
+    def _retire(self, job: JobRun) -> None:
+        """Let an ended job's steps go, keeping its counts and its chunks' samples: the store
+        holds every step that ran and the script, and a lab that runs for months must not hold
+        them in memory (23 KB per ended job before). A late event about one of them is an
+        unknown step."""
+        job.ended_counts = step_counts(job)
+        # its route and the script as loaded neither: a view reads the metadata and campaign
+        job.spec = dataclasses.replace(job.spec, route=(), source={})
+        for group in job.groups:
+            for chunk in group.chunks:
+                for step in chunk.steps:
+                    self._steps.pop(step.id, None)
+                chunk.steps, chunk.visits = [], []
 
     def _job_view(self, j: JobRun) -> JobView:
         camp = j.spec.campaign

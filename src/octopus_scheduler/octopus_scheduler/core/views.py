@@ -48,6 +48,12 @@ class StepView:
     expected_s: float
 
 
+def in_view(end: float | None, ended_since: float | None) -> bool:
+    """Whether a job that ended at ``end`` (None: it has not) is shown: every job when
+    ``ended_since`` is None, else the live ones and those ended at that time or later."""
+    return ended_since is None or end is None or end >= ended_since
+
+
 def step_view(s: StepRun) -> StepView:
     return StepView(
         step_id=s.id,

@@ -60,7 +60,9 @@ class CampaignDriver:
         if saved is not None:
             return BayesianCampaign.restore(saved[1])  # type: ignore[arg-type]
         core: SchedulerCore = self.service.core
-        job = next(j for j in core.all_jobs() if j.id == job_id)
+        job = core.run_job(job_id)
+        if job is None:  # proposals are asked for by a job the core holds
+            raise KeyError(f"job_id: no job '{job_id}'")
         return BayesianCampaign.from_spec(job.spec.campaign, random_state=seed_for(job_id))
 
 

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +32,9 @@ from octopus_scheduler.core.jobscript import LIMITS, Limits, load_document, pars
 from octopus_scheduler.core.lab import Lab
 from octopus_scheduler.core.projection import Placement, project
 from octopus_scheduler.core.retry_policy import RetryPolicy
-from octopus_scheduler.core.runs import DONE
+from octopus_scheduler.core.runs import step_counts
 from octopus_scheduler.core.scheduler_core import EventRejected, JobView, SchedulerCore
+from octopus_scheduler.core.views import in_view
 from octopus_scheduler.service.campaign_driver import CampaignDriver
 from octopus_scheduler.service.identity import AccessPolicy, Authenticator
 from octopus_scheduler.service.lab_from_modules import lab_from_modules
@@ -42,6 +44,9 @@ from octopus_scheduler.service.store import Store
 log = logging.getLogger(__name__)
 
 JOB_COMMANDS = ("cancel", "hold", "resume")
+#: events applied between two checkpoints of the core (see ``_apply``): at most this many are
+#: kept in memory to rebuild the core after an event that fails
+CHECKPOINT_EVENTS = 2000
 ENDED = ("succeeded", "failed", "cancelled")
 
 
@@ -93,6 +98,9 @@ class EmergencyStopState:
 
 
 ESTOP_KEY = "emergency_stop"  # store meta key of the last e-stop state
+SHUTTING_DOWN = (
+    "the scheduler is shutting down: the job was not recorded; submit it again when it is back"
+)
 
 
 class LabService:
@@ -110,6 +118,7 @@ class LabService:
         limits: Limits = LIMITS,
         retry: RetryPolicy | None = None,
         auth: Authenticator | None = None,
+        checkpoint_events: int = CHECKPOINT_EVENTS,
     ) -> None:
         self.default_retries = retries
         # who a user is: signed requests (identity.Authenticator); default: names as given
@@ -130,6 +139,7 @@ class LabService:
         self._starts: dict[str, dc.StartStep] = {}  # the decision that started each running goal
         self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
+        self._closed = False
         self._version = 0  # events applied: which state a plan was made from
         # each module's last report of its devices in error (live, not stored: it reports again)
         self._reported_faults: dict[str, dict[str, str]] = {}
@@ -137,6 +147,9 @@ class LabService:
         self._plan_version = -1
         self._first_lab = self.lab
         self.core = self._new_core()
+        # the core as it was at its last checkpoint; its events since are in its event log
+        self._base: SchedulerCore | None = None
+        self._checkpoint_events = checkpoint_events
         # jobs whose stored script no longer loads (the lab changed under it): failed, not lost
         self._unloadable: dict[str, JobView] = {}
         # Restart: the same events give the same decisions, which rebuild the goals in flight
@@ -167,6 +180,13 @@ class LabService:
                 continue
             self._started(goal, self._starts[goal.step_id], now)
 
+    def close(self) -> None:
+        """Shutting down: after the event in progress, the store closes and submissions are
+        refused. A submission is then either all recorded or not at all, and told which."""
+        with self._lock:
+            self._closed = True
+            self.store.close()
+
     # ---- inputs --------------------------------------------------------------------------
 
     def submit(
@@ -196,6 +216,8 @@ class LabService:
             return Submission(error=str(error)), Outbox()
         with self._lock:
             now = self._stamp(received_at)
+            if self._closed:  # nothing recorded: the client must not think it was
+                return Submission(error=SHUTTING_DOWN), Outbox()
             job_id = self.store.next_job_id()
             problem = self._trial(ev.JobSubmitted(job_id, spec, time=now))
             if problem:
@@ -605,8 +627,9 @@ class LabService:
         )
 
     def _rebuilt(self, events: Sequence[ev.Event]) -> SchedulerCore:
-        """A core that applied ``events`` (which applied without error before)."""
-        core = self._new_core()
+        """The core at its last checkpoint, having applied ``events`` (which applied without
+        error before)."""
+        core = self._base.checkpoint() if self._base is not None else self._new_core()
         for event in events:
             core.handle(event)
         return core
@@ -626,10 +649,13 @@ class LabService:
 
     def _apply(self, event: ev.Event, *, replaying: bool) -> list[dc.Decision]:
         """The core's decisions on ``event``. If applying it raises, the core is rebuilt from the
-        events before it and the job to blame is quarantined: the event's own job, else the
-        first live job without which the event applies. Deterministic, so a replay after a
-        restart takes the same way. An event that fails whoever is quarantined is dropped."""
+        events before it (on its last checkpoint, taken every ``checkpoint_events``) and the job
+        to blame is quarantined: the event's own job, else the first live job without which the
+        event applies. Deterministic, so a replay after a restart takes the same way. An event
+        that fails whoever is quarantined is dropped."""
         self._version += 1
+        if len(self.core.event_log) >= self._checkpoint_events:
+            self._base = self.core.checkpoint()
         mark = len(self.core.event_log)
         try:
             return self.core.handle(event)
@@ -677,7 +703,7 @@ class LabService:
         log.error("replay of job %r: %s", job_id, reason)
         if stored.get("type") == ev.JobSubmitted.__name__:
             self._set_aside(job_id, reason, stored.get("time"))
-        elif job_id and any(j.id == job_id for j in self.core.all_jobs()):
+        elif job_id and self.core.run_job(job_id) is not None:
             return ev.QuarantineJob(job_id, reason, time=stored.get("time"))
         return None  # a lab event that cannot be read: skipped, and said
 
@@ -722,9 +748,17 @@ class LabService:
 
     # ---- views -------------------------------------------------------------------------------
 
-    def jobs(self) -> list[JobView]:
+    def jobs(self, *, ended_since: float | None = None) -> list[JobView]:
+        """Every job, or the live ones and those ended at ``ended_since`` or later."""
         with self._lock:
-            return sorted([*self.core.jobs(), *self._unloadable.values()], key=_by_submission)
+            unloadable = [v for v in self._unloadable.values() if in_view(v.end_time, ended_since)]
+            views = self.core.jobs(ended_since=ended_since)
+            return sorted([*views, *unloadable], key=_by_submission)
+
+    def job_states(self) -> Counter[str]:
+        """How many jobs of the lab are in each state."""
+        with self._lock:
+            return self.core.job_states() + Counter(v.state for v in self._unloadable.values())
 
     def job(self, job_id: str) -> JobView | None:
         with self._lock:
@@ -752,18 +786,20 @@ class LabService:
         with self._lock:
             return self._latest_plan
 
-    def summaries(self, plan: Sequence[Placement] | None = None) -> list[JobSummary]:
-        """Every job with its progress and its estimated finish from ``plan``, else from the
-        newest plan made (planning is not free: listing jobs must not plan each time)."""
+    def summaries(
+        self, plan: Sequence[Placement] | None = None, *, ended_since: float | None = None
+    ) -> list[JobSummary]:
+        """Every job (live, or ended at ``ended_since`` or later) with its progress and its
+        estimated finish from ``plan``, else from the newest plan made (planning is not free:
+        listing jobs must not plan each time)."""
         with self._lock:
             placements = self._latest_plan if plan is None else plan
-            runs = {j.id: j for j in self.core.all_jobs()}
             finish: dict[str, float] = {}
             for p in placements:
                 finish[p.job_id] = max(finish.get(p.job_id, p.end), p.end)
             out = []
-            for view in self.jobs():
-                run = runs.get(view.job_id)
+            for view in self.jobs(ended_since=ended_since):
+                run = self.core.run_job(view.job_id)
                 if run is None:  # quarantined before the core could hold it
                     out.append(JobSummary(view, "", 0.0, 0, 0, None))
                     continue
@@ -812,7 +848,7 @@ class LabService:
     def experiments_total(self, job_id: str) -> int:
         """How many experiments the job runs in all (cheap: no planning)."""
         with self._lock:
-            run = next((j for j in self.core.all_jobs() if j.id == job_id), None)
+            run = self.core.run_job(job_id)
             return experiments_of(run.spec.campaign) if run else 0
 
     def step_shape(self, module: str, task: str, step: str) -> tuple[str, tuple[str, ...]]:
@@ -838,12 +874,6 @@ def job_progress(run: Any) -> tuple[float, int, int]:
     the rate of those already expanded.
     """
     total = experiments_of(run.spec.campaign)
-    chunks = [c for g in run.groups for c in g.chunks]
-    known = sum(len(c.steps) for c in chunks)
-    samples = sum(len(c.samples) for c in chunks)
-    done_steps = sum(1 for c in chunks for step in c.steps if step.state == DONE)
-    finished = sum(
-        len(c.samples) for c in chunks if c.steps and all(s.state == DONE for s in c.steps)
-    )
+    known, samples, done_steps, finished = step_counts(run)
     expected = known + (known / samples) * max(total - samples, 0) if samples else 0
     return (done_steps / expected if expected else 0.0), finished, total

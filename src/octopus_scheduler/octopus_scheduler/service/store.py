@@ -106,6 +106,10 @@ class StoreError(RuntimeError):
     """The database file cannot be used (newer schema, corrupt, missing job)."""
 
 
+class StoreClosed(StoreError):
+    """Used after :meth:`Store.close`: the scheduler is shutting down."""
+
+
 @dataclass(frozen=True)
 class JobRecord:
     job_id: str
@@ -178,6 +182,7 @@ class Store:
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self._lock = threading.RLock()
+        self._closed = False
         self._depth = 0  # nesting of transaction() on the owning thread
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -188,8 +193,14 @@ class Store:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close after the write in progress; later uses raise :class:`StoreClosed`."""
         with self._lock:
+            self._closed = True
             self._conn.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed(f"{self.path}: closed (the scheduler is shutting down)")
 
     def __enter__(self) -> Store:
         return self
@@ -230,6 +241,7 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
+            self._check_open()
             self._conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
@@ -243,6 +255,7 @@ class Store:
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
+            self._check_open()
             return self._conn.execute(sql, args).fetchall()
 
     # -- meta and sequences ------------------------------------------------------------------
@@ -416,14 +429,26 @@ class Store:
             if cursor.rowcount == 0:
                 raise StoreError(f"step_id: no started step {step_id}")
 
-    def steps(self, job_id: str | None = None, *, state: str | None = None) -> list[StepRecord]:
-        where, args = [], []
+    def steps(
+        self,
+        job_id: str | None = None,
+        *,
+        state: str | None = None,
+        ended_since: float | None = None,
+    ) -> list[StepRecord]:
+        """Steps (of a job, in a state, running or ended at ``ended_since`` or later), in the
+        order they started."""
+        where: list[str] = []
+        args: list[Any] = []
         if job_id is not None:
             where.append("job_id = ?")
             args.append(job_id)
         if state is not None:
             where.append("state = ?")
             args.append(state)
+        if ended_since is not None:
+            where.append("(ended_at IS NULL OR ended_at >= ?)")
+            args.append(ended_since)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self._query(
             f"SELECT {_STEP_COLUMNS} FROM steps{clause} ORDER BY started_at, step_id, attempt", args

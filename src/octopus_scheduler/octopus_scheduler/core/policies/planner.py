@@ -90,6 +90,15 @@ REPLAN_EVENTS = (
 )
 # events after which a CP-SAT override no longer describes the lab: it is dropped
 STALE_EVENTS = (*REPLAN_EVENTS, "HoldJob", "ModuleAdded", "DeviceDown", "DeviceUp")
+#: look-aheads and improvements a planner remembers (what it chose and why: for reports, not
+#: for deciding); a lab that runs for months makes one per submission
+HISTORY_KEPT = 1000
+
+
+def _remember(history: list[Any], entry: Any) -> None:
+    history.append(entry)
+    if len(history) > HISTORY_KEPT:
+        del history[: len(history) - HISTORY_KEPT]
 
 
 def keeps_promises_of(
@@ -351,7 +360,7 @@ class Planner(Policy):
                 if mode not in self.modes:
                     raise ValueError(f"rules: {event.rules!r} is not one of the planner's modes")
                 self._set_mode(mode)
-                self.mode_history.append((core.now, mode, {}))
+                _remember(self.mode_history, (core.now, mode, {}))
             self._answered = event.replan
             if event.replan >= self._replans:  # no replanning event came after the copy
                 self._replan = False
@@ -371,14 +380,14 @@ class Planner(Policy):
         chosen = self._look_ahead(core)
         if chosen is not None:
             self._set_mode(chosen[0])
-            self.mode_history.append((core.now, *chosen))
+            _remember(self.mode_history, (core.now, *chosen))
 
     def _look_ahead(self, core: SchedulerCore) -> tuple[Mode, dict[Mode, float]] | None:
         """The mode with the smallest projected Σ that keeps the promises, and every mode's
         score; None when too few or too many jobs are live to look ahead."""
         from octopus_scheduler.core.projection import run_forward
 
-        live = [j for j in core.all_jobs() if not j.finished and not j.ending]
+        live = [j for j in core.live_jobs() if not j.ending]
         if len(live) > self.rollout_jobs or len(live) < 2:
             return None
         modes = self.modes
@@ -424,7 +433,7 @@ class Planner(Policy):
         """Look for a better plan with CP-SAT; follow it only if its projection is better."""
         from octopus_scheduler.core.projection import run_forward
 
-        live = [j for j in core.all_jobs() if not j.finished and not j.ending]
+        live = [j for j in core.live_jobs() if not j.ending]
         if len(live) > self.improve_jobs or len(live) < 2 or any(j.held for j in live):
             return  # a held job's steps cannot follow a plan
 
@@ -447,7 +456,7 @@ class Planner(Policy):
             tail_resources=self.improve_tail,
         )
         if result.override is None:
-            self.improve_history.append((core.now, base, None, result.status))
+            _remember(self.improve_history, (core.now, base, None, result.status))
             return
         trial, _ = run_forward(
             core,
@@ -470,7 +479,7 @@ class Planner(Policy):
         accepted = (
             gain > max(1e-6, self.improve_min_gain * base) and not stalled and not protected_later
         )
-        self.improve_history.append((core.now, base, total, result.status))
+        _remember(self.improve_history, (core.now, base, total, result.status))
         if accepted:
             self._override = result.override
 
@@ -487,7 +496,9 @@ class Planner(Policy):
     @staticmethod
     def _started(core: SchedulerCore, step_id: str) -> bool:
         step = core.run_step(step_id)
-        return step is not None and step.state not in (PENDING, READY)
+        if step is None:  # not expanded yet, or its job ended and let its steps go
+            return core.has_ended(step_id.split("/", 1)[0])
+        return step.state not in (PENDING, READY)
 
     def _override_allows(self, core: SchedulerCore, cand: StepRun | Admission) -> bool | None:
         """The override's verdict on ``cand`` (None: it has none, the rules decide)."""
@@ -528,7 +539,7 @@ class Planner(Policy):
     def begin_round(self, core: SchedulerCore) -> None:
         ticked, self._ticked = self._ticked, False
         if self._replan and self.rollouts:
-            live = sum(1 for j in core.all_jobs() if not j.finished and not j.ending)
+            live = sum(1 for j in core.live_jobs() if not j.ending)
             # a live lab defers only a look-ahead that costs: not one of at most ``inline_jobs``
             # live jobs (a few ms; at a fast time scale the tick's 50 ms are minutes of lab time
             # decided by the old rules), nor one there is none of (outside 2..rollout_jobs)
@@ -546,7 +557,7 @@ class Planner(Policy):
                 self._override = None  # followed to its end: the rules take over
             elif core.now > last + max(60.0, last - ov.made_at):
                 self._override = None  # far behind the plan (a step never came): rules again
-        jobs = [j for j in core.all_jobs() if not j.finished and not j.ending]
+        jobs = [j for j in core.live_jobs() if not j.ending]
         rem = {j.id: self.remaining(core, j) for j in jobs}
         ends = {j.id: core.now + rem[j.id][1] for j in jobs}
         latest = max(ends.values(), default=core.now)
@@ -666,7 +677,7 @@ class Planner(Policy):
         if self.reference != "fcfs" or not groups:
             return groups
         # fcfs: one job at a time on the lab, the oldest unfinished one
-        head = next((j for j in core.all_jobs() if not j.finished), None)
+        head = next(iter(core.live_jobs()), None)
         return [g for g in groups if g.job is head]
 
     def _split(self, core: SchedulerCore, job: JobRun) -> bool:
