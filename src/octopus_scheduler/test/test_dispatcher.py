@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,21 @@ class Lab:
         self.wall.advance(seconds)
         self.lab_time.advance(seconds)
 
+    def watch_after(self, seconds: float) -> None:
+        """Time passes, every module stays alive, and the watchdog looks as its timer does."""
+        end = self.wall.now() + seconds
+        while self.wall.now() < end:
+            self.advance(min(self.dispatcher.watchdog_period_s, end - self.wall.now()))
+            self.beat_all()
+            self.dispatcher.watchdog()
+
+    def watch_silently(self, seconds: float) -> None:
+        """Time passes, no module beats, and the watchdog looks as its timer does."""
+        end = self.wall.now() + seconds
+        while self.wall.now() < end:
+            self.advance(min(self.dispatcher.watchdog_period_s, end - self.wall.now()))
+            self.dispatcher.watchdog()
+
     def beat(self, module: str = BATCH, faults: dict[str, str] | None = None) -> None:
         self.dispatcher.heartbeat(module, self.boot[module], faults or {})
 
@@ -155,6 +171,30 @@ class Lab:
         view = self.service.job(job_id)
         assert view is not None
         return view.state
+
+
+def done_while_the_lock_is_held(dispatcher: Dispatcher, work: Callable[[], object]) -> bool:
+    """Run ``work`` in a thread while another thread holds the dispatcher's lock (a decision, a
+    submission): did it end without waiting for the lock?"""
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with dispatcher.lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    worker = threading.Thread(target=work)
+    try:
+        assert held.wait(5)
+        worker.start()
+        worker.join(5)
+        return not worker.is_alive()
+    finally:
+        release.set()
+        holder.join()
+        worker.join(10)
 
 
 @pytest.fixture
@@ -284,8 +324,7 @@ def test_a_heartbeat_is_on_time_while_the_scheduler_is_busy(lab: Lab) -> None:
     assert not lab.log.has("went down") and lab.events("ModuleDown") == []
     assert lab.log.has("device Batch_Stirrer is out of order: overheated")
     lab.beat(BATCH, fault)  # the same report again: heard, nothing new for the core
-    lab.advance(2.1)  # and a module that does fall silent is still found
-    lab.dispatcher.watchdog()
+    lab.watch_silently(2.1)  # and a module that does fall silent is still found
     assert lab.log.has("module BatchSynthesis went down: no heartbeat")
 
 
@@ -338,13 +377,9 @@ def test_a_step_past_its_deadline_times_out(lab: Lab) -> None:
     (goal,) = lab.send()
     handle = lab.accept(goal)
     deadline = goal.expected_s * FACTOR + MARGIN_S
-    lab.advance(deadline - 0.1)
-    lab.beat_all()
-    lab.dispatcher.watchdog()
+    lab.watch_after(deadline - 0.1)
     assert lab.dispatcher.in_flight == 1 and lab.events("StepFailed") == []
-    lab.advance(0.2)
-    lab.beat_all()
-    lab.dispatcher.watchdog()
+    lab.watch_after(0.2)
     (failed,) = lab.events("StepFailed")
     assert (failed["step_id"], failed["reason"], failed["lost"]) == (
         goal.step_id,
@@ -355,6 +390,71 @@ def test_a_step_past_its_deadline_times_out(lab: Lab) -> None:
     assert lab.state(job) == "failed" and lab.dispatcher.in_flight == 0
     lab.dispatcher.finished(goal, True, {})  # the module's result after all: too late
     assert lab.events("StepFinished") == []
+
+
+def test_a_result_that_waited_out_a_stall_of_the_scheduler_is_read_before_any_timeout(
+    lab: Lab,
+) -> None:
+    lab.submit()
+    (goal,) = lab.send()
+    lab.accept(goal)
+    deadline = goal.expected_s * FACTOR + MARGIN_S
+    lab.watch_after(deadline - 1.0)
+    lab.advance(2.0)  # the scheduler's process stalls past the deadline; the result came in it
+    lab.dispatcher.watchdog()  # it wakes: the result waits in its queue, unread
+    assert lab.events("StepFailed") == [] and lab.modules.cancelled == []
+    assert not lab.log.has("went down")  # nor was any module heard, but nobody listened
+    lab.dispatcher.finished(goal, True, {})  # read now
+    assert [e["step_id"] for e in lab.events("StepFinished")] == [goal.step_id]
+    (second,) = lab.send()
+    lab.accept(second)
+    lab.watch_after(HEARTBEAT_S)  # awake again, then a stall past this one's deadline
+    lab.advance(second.expected_s * FACTOR + MARGIN_S + 2.0 - HEARTBEAT_S)
+    lab.dispatcher.watchdog()
+    assert lab.events("StepFailed") == []
+    lab.watch_after(HEARTBEAT_S)  # a period awake and still no result: it timed out
+    (failed,) = lab.events("StepFailed")
+    assert (failed["step_id"], failed["reason"]) == (second.step_id, "timed out")
+
+
+def test_a_step_has_its_whole_time_from_when_its_module_accepted_it(lab: Lab) -> None:
+    lab.submit()
+    (goal,) = lab.send()
+    budget = goal.expected_s * FACTOR + MARGIN_S
+    lab.advance(budget - 1.0)  # the goal waited (a busy module, a backlog) before its answer
+    lab.beat_all()
+    lab.accept(goal)
+    lab.watch_after(budget - 0.1)  # past the deadline counted from sending, not from accepting
+    assert lab.dispatcher.in_flight == 1 and lab.events("StepFailed") == []
+    lab.watch_after(0.2)
+    (failed,) = lab.events("StepFailed")
+    assert (failed["step_id"], failed["reason"]) == (goal.step_id, "timed out")
+
+
+def test_a_goal_never_answered_times_out_from_when_it_was_sent(lab: Lab) -> None:
+    lab.submit()
+    (goal,) = lab.send()
+    lab.watch_after(goal.expected_s * FACTOR + MARGIN_S + 0.1)  # the goal was lost on the way
+    (failed,) = lab.events("StepFailed")
+    assert (failed["step_id"], failed["reason"]) == (goal.step_id, "timed out")
+    lab.accept(goal)  # its answer, too late: no step comes back to life
+    assert lab.dispatcher.in_flight == 0
+
+
+def test_a_result_that_expired_at_the_module_is_asked_for_again(lab: Lab) -> None:
+    # a busy scheduler asked after the action server's result_timeout: the goal goes again,
+    # and the module answers it from the result it kept (it does not run it twice)
+    lab.submit()
+    (goal,) = lab.send()
+    lab.accept(goal)
+    lab.dispatcher.result_lost(goal)
+    assert lab.log.has(f"step {goal.step_id}: its result had expired, asking again")
+    assert lab.send() == [goal] and lab.dispatcher.in_flight == 1
+    lab.accept(goal)
+    lab.succeed(goal)
+    assert [e["step_id"] for e in lab.events("StepFinished")] == [goal.step_id]
+    lab.dispatcher.result_lost(goal)  # an outcome of a step that ended: nothing is sent
+    assert goal not in lab.send()
 
 
 def test_a_goal_waits_until_its_module_is_discovered(lab: Lab) -> None:
@@ -435,37 +535,50 @@ def test_a_tick_does_not_hold_the_dispatchers_lock(lab: Lab) -> None:
         lab.submit()
     policy = lab.service.core.policy
     assert policy.rules_due()
-    held, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with lab.dispatcher.lock:
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    try:
-        assert held.wait(5)
-        ticking = threading.Thread(target=lab.dispatcher.tick)
-        ticking.start()
-        ticking.join(10)
-        assert not ticking.is_alive()  # it did not wait for the lock
-    finally:
-        release.set()
-        holder.join()
+    assert done_while_the_lock_is_held(lab.dispatcher, lab.dispatcher.tick)
     assert not policy.rules_due()
 
 
-def test_a_step_ends_in_lab_time_where_its_module_says_and_the_next_starts_there(
-    tmp_path: Path,
-) -> None:
-    # one scaled clock for the service and the dispatcher, as in the node: 100 lab s per wall s
+def test_an_acceptance_is_recorded_while_a_decision_holds_the_lock(lab: Lab) -> None:
+    """Goal answers run on the goal node's threads: under load, each waiting for the lab's lock
+    held them all and answers queued for seconds. An acceptance needs no lock; its handle
+    cancels the goal and its deadline counts from then."""
+    job = lab.submit()
+    (goal,) = lab.send()
+    assert done_while_the_lock_is_held(lab.dispatcher, lambda: lab.accept(goal))
+    lab.dispatcher.dispatch(lab.service.command("cancel", job, "ann")[1])
+    lab.send()
+    assert lab.modules.cancelled == [f"handle of {goal.task_id}"]
+
+
+def test_a_goal_goes_out_while_a_decision_holds_the_lock(lab: Lab) -> None:
+    # the first goal of the 4,000x day waited 96 ms (6 lab minutes) behind the next submission
+    submission, outbox = lab.service.submit(JOB.format(retries=0), "ann")
+    assert submission.accepted
+
+    def send_it() -> None:  # the core's outbox, then the goal group
+        lab.dispatcher.dispatch(outbox)
+        lab.dispatcher.send_queued()
+
+    assert done_while_the_lock_is_held(lab.dispatcher, send_it)
+    assert [g.task for g in lab.modules.sent] == ["PrepareContainer"]
+
+
+def scaled_lab(tmp_path: Path) -> tuple[ScaledClock, LabService, Modules, Dispatcher]:
+    """One scaled clock for the service and the dispatcher, as in the node: 100 lab s per wall
+    s."""
     clock = ScaledClock(100.0)
     service = LabService(
         [load_builtin_description(m) for m in MODULES], Store(tmp_path / "db.sqlite"), clock=clock
     )
     modules = Modules()
-    dispatcher = Dispatcher(service, modules, Log(), lab_clock=clock)
+    return clock, service, modules, Dispatcher(service, modules, Log(), lab_clock=clock)
+
+
+def test_a_step_ends_in_lab_time_where_its_module_says_and_the_next_starts_there(
+    tmp_path: Path,
+) -> None:
+    clock, service, modules, dispatcher = scaled_lab(tmp_path)
     submission, outbox = service.submit(JOB.format(retries=0), "ann")
     dispatcher.dispatch(outbox)
     dispatcher.send_queued()
@@ -496,3 +609,52 @@ def test_a_step_ends_in_lab_time_where_its_module_says_and_the_next_starts_there
     dispatcher.finished(third, True, {}, ended_at=time.time() + 3600.0)
     (late,) = [s for s in service.store.steps() if s.step_id == third.step_id]
     assert late.ended_at is not None and late.ended_at <= clock.now()
+
+
+def test_results_that_wait_for_the_lock_are_taken_in_the_order_they_ended(
+    tmp_path: Path,
+) -> None:
+    # the core takes a step's end no earlier than its last event: an earlier end taken after a
+    # later one was moved to the later time (at 4,000x, lab minutes)
+    clock, service, modules, dispatcher = scaled_lab(tmp_path)
+    for _ in range(2):
+        dispatcher.dispatch(service.submit(JOB.format(retries=0), "ann")[1])
+    dispatcher.send_queued()
+    (first,) = modules.sent  # the arm is the first job's
+    dispatcher.answered(first, "handle", True)
+    dispatcher.finished(first, True, {})
+    dispatcher.send_queued()
+    running = modules.sent[1:]
+    assert len(running) == 2  # the first job's stir, the second job's PrepareContainer
+    for goal in running:
+        dispatcher.answered(goal, f"handle of {goal.step_id}", True)
+    time.sleep(0.1)
+    earlier, later = running
+    ends = {earlier.step_id: time.time() - 0.06, later.step_id: time.time() - 0.02}
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:  # a decision or a submission
+        with dispatcher.lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert held.wait(5)
+    answers = []
+    for goal in (later, earlier):  # the later end arrives first
+        answer = threading.Thread(
+            target=dispatcher.finished,
+            args=(goal, True, {}),
+            kwargs={"ended_at": ends[goal.step_id]},
+        )
+        answer.start()
+        answers.append(answer)
+        time.sleep(0.2)
+    release.set()
+    for thread in (holder, *answers):
+        thread.join(10)
+    recorded = {s.step_id: s.ended_at for s in service.store.steps() if s.step_id in ends}
+    for step_id, wall in ends.items():
+        assert recorded[step_id] == pytest.approx(clock.lab_time_at(wall), abs=1.0)
+    assert recorded[earlier.step_id] < recorded[later.step_id] - 2.0

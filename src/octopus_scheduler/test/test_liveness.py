@@ -52,3 +52,42 @@ def test_a_module_without_boot_id_is_never_restarted() -> None:
     assert live.beat("A", 0.5) == Beat(True, False, False)
     assert live.beat("A", 1.0, "") == Beat(False, False, False)
     assert live.beat("A", 1.5, "boot1") == Beat(False, False, False)  # upgraded: first boot id
+
+
+def test_a_watcher_that_was_stalled_reads_the_beats_that_waited_before_it_judges() -> None:
+    live = ModuleLiveness(["A"], period_s=1.0, started=0.0)
+    live.beat("A", 0.5)
+    assert live.newly_down(0.75) == []
+    # the watcher's process stalls from 0.75 to 3.5: A beat at 1.5 and 2.5, unread
+    assert live.newly_down(3.5) == []  # 3 s since A was read, but nobody listened
+    assert live.newly_down(3.75) == []  # the beats that waited are not read yet
+    live.beat("A", 3.8)
+    assert live.newly_down(4.0) == [] and live.down == set()
+
+
+def test_a_module_that_died_while_the_watcher_was_stalled_is_down_a_timeout_after() -> None:
+    live = ModuleLiveness(["A", "B"], period_s=1.0, started=0.0)
+    live.beat("A", 0.5)
+    live.beat("B", 0.5)
+    assert live.newly_down(0.75) == []
+    assert live.newly_down(3.5) == []  # stalled: it listens again from now
+    for look in (4.0, 4.5, 5.0, 5.5):
+        live.beat("B", look)  # only B beats
+        assert live.newly_down(look) == []
+    assert live.newly_down(5.6) == ["A"]  # silent for 2.1 s of listening
+
+
+def test_looks_a_period_apart_still_judge() -> None:
+    live = ModuleLiveness(["A"], period_s=1.0, started=0.0)
+    live.beat("A", 0.5)
+    assert live.newly_down(1.6) == []
+    assert live.newly_down(2.6) == ["A"]  # a look a period later (no stall): 2.1 s of silence
+
+
+def test_a_watcher_that_stays_late_still_finds_a_dead_module() -> None:
+    live = ModuleLiveness(["A"], period_s=1.0, started=0.0)
+    live.beat("A", 0.5)  # and never again
+    assert live.newly_down(0.75) == []
+    assert live.newly_down(2.25) == []  # late: silence counts from here
+    assert live.newly_down(3.75) == []  # late again (an overloaded timer): no new start
+    assert live.newly_down(5.25) == ["A"]  # 3 s since the count started

@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rclpy.action import ActionClient
-
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job
 from octopus_modules.description import load_builtin_description
-from octopus_testing.futures import call_with_retry, wait_for_future
+from octopus_testing.futures import wait_for_future
+from octopus_testing.goals import ResendingActionClient
 from octopus_testing.lab import start_lab, start_module, start_scheduler
 
 CRUCIBLE_JOB = """
@@ -23,10 +22,8 @@ process:
 """
 
 
-def submit(client: ActionClient, user: str):
-    handle = call_with_retry(
-        lambda: client.send_goal_async(SubmitJob.Goal(script=CRUCIBLE_JOB, user=user)), 10.0
-    )
+def submit(client: ResendingActionClient, user: str):
+    handle = client.send_goal_once(SubmitJob.Goal(script=CRUCIBLE_JOB, user=user), 10.0)
     assert handle.accepted
     return wait_for_future(handle.get_result_async(), 60.0).result
 
@@ -36,7 +33,7 @@ def test_an_announced_module_joins_the_lab_and_survives_a_restart(
 ) -> None:
     assert load_builtin_description("solid_state").task("PrepareCrucible") is not None
     _, scheduler, lab_file = start_lab(node_processes, tmp_path)  # BatchSynthesis, UV-Vis
-    client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     try:
         assert client.wait_for_server(timeout_sec=20)
         refused = submit(client, "alice")

@@ -5,23 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rclpy.action import ActionClient
-
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job
 from octopus_interfaces.srv import SetEmergencyStop
 from octopus_testing.futures import call_with_retry, wait_for_future
+from octopus_testing.goals import ResendingActionClient
 from octopus_testing.lab import SYNTHESIS_JOB, start_lab, start_module, start_scheduler
 
 
 def run_job(ros, name: str) -> Job:
-    client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     try:
         assert client.wait_for_server(timeout_sec=20)
         script = SYNTHESIS_JOB.format(name=name, react=10)
-        handle = call_with_retry(
-            lambda: client.send_goal_async(SubmitJob.Goal(script=script, user="alice")), 10.0
-        )
+        handle = client.send_goal_once(SubmitJob.Goal(script=script, user="alice"), 10.0)
         return wait_for_future(handle.get_result_async(), 60.0).result
     finally:
         client.destroy()

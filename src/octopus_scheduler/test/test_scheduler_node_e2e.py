@@ -5,6 +5,8 @@ and restarted mid-run, a module killed mid-step."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -13,13 +15,20 @@ from pathlib import Path
 
 import pytest
 from action_msgs.msg import GoalStatus
-from rclpy.action import ActionClient
 
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job
 from octopus_interfaces.srv import GetJob, JobCommand, ListJobs
-from octopus_testing.futures import call_with_retry, wait_for_future, wait_until
-from octopus_testing.lab import SYNTHESIS_JOB, start_lab, start_module, start_scheduler
+from octopus_testing.futures import call_once, call_with_retry, wait_for_future, wait_until
+from octopus_testing.goals import ResendingActionClient
+from octopus_testing.lab import (
+    HEARTBEAT_S,
+    SYNTHESIS_JOB,
+    start_lab,
+    start_module,
+    start_scheduler,
+    write_lab_file,
+)
 
 
 class WebhookSink:
@@ -59,7 +68,7 @@ def webhook():
 def lab(ros, node_processes, tmp_path: Path, webhook):
     notify = f"notifications: {{webhook: {{url: '{webhook.url}'}}, events: [job_finished]}}\n"
     modules, scheduler, path = start_lab(node_processes, tmp_path, extra=notify)
-    client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     assert client.wait_for_server(timeout_sec=20)
     yield {
         "client": client,
@@ -71,14 +80,10 @@ def lab(ros, node_processes, tmp_path: Path, webhook):
     client.destroy()
 
 
-def submit(client: ActionClient, script: str, user: str, feedback: list | None = None):
+def submit(client: ResendingActionClient, script: str, user: str, feedback: list | None = None):
     sink = feedback if feedback is not None else []
-    handle = call_with_retry(
-        lambda: client.send_goal_async(
-            SubmitJob.Goal(script=script, user=user), feedback_callback=sink.append
-        ),
-        timeout=5.0,
-    )
+    goal = SubmitJob.Goal(script=script, user=user)
+    handle = client.send_goal_once(goal, 5.0, feedback_callback=sink.append)
     assert handle.accepted
     return handle
 
@@ -137,18 +142,33 @@ def test_hold_and_cancel_by_owner_and_refusal_for_others(ros, lab) -> None:
         lambda: hold.call_async(JobCommand.Request(job_id="J0001", user="mallory")), 5.0
     )
     assert not refused.success and "owner or admin" in refused.message
-    held = call_with_retry(
-        lambda: hold.call_async(JobCommand.Request(job_id="J0001", user="alice")), 5.0
-    )
+    nothing = JobCommand.Request(job_id="", user="alice")
+    held = call_once(hold, JobCommand.Request(job_id="J0001", user="alice"), 5.0, probe=nothing)
     assert held.success and held.job.state == Job.STATE_HELD
     assert not call_with_retry(
         lambda: cancel.call_async(JobCommand.Request(job_id="J0001", user="bob")), 5.0
     ).success
-    assert call_with_retry(
-        lambda: cancel.call_async(JobCommand.Request(job_id="J0001", user="alice")), 5.0
-    ).success
+    cancelled = call_once(
+        cancel, JobCommand.Request(job_id="J0001", user="alice"), 5.0, probe=nothing
+    )
+    assert cancelled.success, cancelled.message
     outcome = wait_for_future(handle.get_result_async(), 60.0)
     assert outcome.result.final_state == Job.STATE_CANCELLED
+
+
+def test_a_job_that_waits_is_not_told_the_same_every_second(ros, lab) -> None:
+    feedback: list = []
+    submit(lab["client"], SYNTHESIS_JOB.format(name="long", react=600), "alice", feedback)
+    wait_until(lambda: any(f.feedback.job_id == "J0001" for f in feedback), timeout=10)
+    hold = service(ros, JobCommand, "hold_job")
+    nothing = JobCommand.Request(job_id="", user="alice")
+    held = call_once(hold, JobCommand.Request(job_id="J0001", user="alice"), 5.0, probe=nothing)
+    assert held.success
+    wait_until(lambda: feedback[-1].feedback.state == Job.STATE_HELD, timeout=10)
+    time.sleep(1.0)  # the running step ends; the job waits, held
+    told = len(feedback)
+    time.sleep(3.5)  # the follower looks every second: 3 messages before, none now
+    assert len(feedback) - told <= 1
 
 
 def test_killed_scheduler_restarts_and_loses_nothing(ros, lab, node_processes) -> None:
@@ -229,6 +249,29 @@ process:
 """
 
 
+def test_a_stalled_scheduler_does_not_take_its_modules_for_dead(ros, lab) -> None:
+    """The scheduler's process stopped for four heartbeat periods, three times, with a step in
+    flight (SIGSTOP: as a page-in, the GC or a starved VM stall it; 2 s stalls were measured on
+    these machines). It read no heartbeat because it read nothing: every module was marked down,
+    its step failed, when it woke."""
+    no_retry = SYNTHESIS_JOB.replace("owner: whoever}}", "owner: whoever, retries: 0}}")
+    job = submit(lab["client"], no_retry.format(name="stalled", react=150), "alice")
+    scheduler = lab["scheduler"]
+    for module in ("BatchSynthesis", "UV-Vis"):
+        scheduler.wait_for_output(f"module {module} is up", timeout=10)
+    scheduler.wait_for_output("job J0001 accepted", timeout=10)
+    for _ in range(3):
+        os.kill(scheduler.pid, signal.SIGSTOP)
+        try:
+            time.sleep(4 * HEARTBEAT_S)
+        finally:
+            os.kill(scheduler.pid, signal.SIGCONT)
+        time.sleep(4 * HEARTBEAT_S)  # twice the heartbeat timeout, awake
+    assert "went down" not in scheduler.output()
+    outcome = wait_for_future(job.get_result_async(), 60.0)
+    assert outcome.result.final_state == Job.STATE_SUCCEEDED, outcome.result.summary
+
+
 def test_a_bayesian_campaign_runs_two_cycles_on_measured_spectra(ros, lab) -> None:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -298,3 +341,46 @@ def test_many_followed_jobs_do_not_starve_the_scheduler(ros, lab) -> None:
     results = [wait_for_future(h.get_result_async(), 90.0).result for h in handles]
     assert {r.final_state for r in results} == {Job.STATE_SUCCEEDED}
     assert len({r.job_id for r in results}) == 24
+
+
+def test_a_result_that_expired_at_the_module_is_asked_for_again(
+    ros, node_processes, tmp_path: Path
+) -> None:
+    """result_timeout 0: an action server forgets a result as its goal ends unless it was
+    already asked for. At 1,000,000x a step ends within a millisecond or two of its acceptance,
+    often before the scheduler's request arrives: that goal goes again, and the module answers it
+    from what it kept. Whether a result expires is up to timing (locally most did; in one CI run
+    none of 8): the test skips, saying so, when none did. The dispatcher's side is tested
+    without DDS in test_dispatcher.py."""
+    scale = 1_000_000.0
+    modules = [
+        start_module(
+            node_processes,
+            description,
+            tmp_path / "samples.json",
+            time_scale=scale,
+            parameters=["result_timeout:=0.0"],
+        )
+        for description in ("batch_synthesis", "uv_vis")
+    ]
+    scheduler = start_scheduler(node_processes, write_lab_file(tmp_path, time_scale=scale))
+    for process in (*modules, scheduler):
+        process.wait_for_output("ready", timeout=30)
+    client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    try:
+        assert client.wait_for_server(timeout_sec=20)
+        handles = [
+            submit(client, SYNTHESIS_JOB.format(name=f"quick{i}", react=30), "alice")
+            for i in range(3)
+        ]
+        for handle in handles:
+            outcome = wait_for_future(handle.get_result_async(), 60.0)
+            assert outcome.result.final_state == Job.STATE_SUCCEEDED, outcome.result.summary
+    finally:
+        client.destroy()
+    db = sqlite3.connect(str(tmp_path / "octopus.sqlite"))
+    states = db.execute("SELECT state, COUNT(*) FROM steps GROUP BY state").fetchall()
+    db.close()
+    assert states == [("succeeded", 3 * 8)]  # every step once: none failed, none ran twice
+    if "its result had expired, asking again" not in scheduler.output():
+        pytest.skip("every result was asked for before its goal ended: nothing expired")

@@ -11,13 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from rclpy.action import ActionClient
-
 from octopus_bringup.nodes import node_specs
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job
 from octopus_scheduler.service.lab_config import load_lab_config
-from octopus_testing.futures import call_with_retry, wait_for_future
+from octopus_testing.futures import wait_for_future
+from octopus_testing.goals import ResendingActionClient
 from octopus_testing.lab import HEARTBEAT_S, TIME_SCALE
 
 # Seeded faults: with this seed the spectrometer's first measurement fails and a later one works.
@@ -52,13 +51,11 @@ def test_a_failed_step_is_retried_as_a_new_goal_and_the_job_succeeds(
     for process in nodes.values():
         process.wait_for_output("ready", timeout=30)
     scheduler, module = nodes["scheduler"], nodes["uv_vis"]
-    client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     cleared = 0
     try:
         assert client.wait_for_server(timeout_sec=20)
-        handle = call_with_retry(
-            lambda: client.send_goal_async(SubmitJob.Goal(script=MEASUREMENT, user="ann")), 10.0
-        )
+        handle = client.send_goal_once(SubmitJob.Goal(script=MEASUREMENT, user="ann"), 10.0)
         ended = handle.get_result_async()
         deadline = time.monotonic() + 90.0
         while not ended.done() and time.monotonic() < deadline:

@@ -4,11 +4,14 @@
 A job script in, feedback while the job runs, the result when it ends; cancelling the goal
 cancels the job. A rejected script ends the goal at once (aborted) with the reason, naming the
 field, in ``summary``. A goal waits without holding an executor thread: feedback and the result
-come from a follower (a timer, once a second, and a trigger when jobs end).
+come from a follower (a timer, once a second, and a trigger when jobs end). Feedback goes out
+when it changed, and at least every ``FEEDBACK_KEEPALIVE_S`` (a client whose reader matched
+late learns its job id): a thousand queued jobs sent a thousand messages a second.
 """
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable, Mapping
 
@@ -29,6 +32,14 @@ from octopus_scheduler.service.lab_service import ENDED, JobSummary, LabService,
 # before the executor took the requests). Not KEEP_ALL: a response writer that keeps all waits
 # for the slowest client's acknowledgements, and a write that waits too long is dropped.
 REQUESTS = QoSProfile(depth=10000, reliability=ReliabilityPolicy.RELIABLE)
+FEEDBACK_KEEPALIVE_S = 5.0
+
+
+def feedback_due(
+    last: tuple[SubmitJob.Feedback, float] | None, feedback: SubmitJob.Feedback, now: float
+) -> bool:
+    """Whether ``feedback`` goes out at ``now`` (monotonic s), ``last`` (message, when) sent."""
+    return last is None or last[0] != feedback or now - last[1] >= FEEDBACK_KEEPALIVE_S
 
 
 class JobGoals:
@@ -47,6 +58,7 @@ class JobGoals:
         self._lock = dispatcher.lock
         self._published = published
         self._followed: dict[str, ServerGoalHandle] = {}  # job id -> its SubmitJob goal
+        self._told: dict[str, tuple[SubmitJob.Feedback, float]] = {}  # job id -> last feedback
         self._submissions: dict[int, Submission] = {}  # id(goal) -> its submission, until accepted
         ActionServer(
             node,
@@ -127,22 +139,27 @@ class JobGoals:
         if view.state in ENDED:
             with self._lock:
                 mine = self._followed.pop(job_id, None) is not None
+                self._told.pop(job_id, None)
             if mine:  # exactly once, whichever thread saw the end first
                 handle.execute()  # runs _job_result, which ends the goal
             return
         # progress and estimates from the last published schedule: planning is not free
         summary = self._published().get(job_id)
+        feedback = SubmitJob.Feedback(
+            job_id=job_id,
+            state=JOB_STATES[view.state],
+            progress=float(summary.progress) if summary else 0.0,
+            experiments_done=summary.experiments_done if summary else 0,
+            experiments_total=self._service.experiments_total(job_id),
+            estimated_finish=stamp(summary.estimated_finish if summary else None),
+        )
+        now = time.monotonic()
+        with self._lock:
+            if not feedback_due(self._told.get(job_id), feedback, now):
+                return
+            self._told[job_id] = (feedback, now)
         try:
-            handle.publish_feedback(
-                SubmitJob.Feedback(
-                    job_id=job_id,
-                    state=JOB_STATES[view.state],
-                    progress=float(summary.progress) if summary else 0.0,
-                    experiments_done=summary.experiments_done if summary else 0,
-                    experiments_total=self._service.experiments_total(job_id),
-                    estimated_finish=stamp(summary.estimated_finish if summary else None),
-                )
-            )
+            handle.publish_feedback(feedback)
         except Exception:  # the goal is no longer active (cancelled): nothing to tell
             pass
 

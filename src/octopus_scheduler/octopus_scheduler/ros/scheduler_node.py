@@ -45,7 +45,7 @@ from octopus_scheduler.ros.ros_messages import (
     results_json,
     schedule_message,
 )
-from octopus_scheduler.ros.schedule_publisher import SchedulePublisher
+from octopus_scheduler.ros.schedule_publisher import HISTORY_S, SchedulePublisher
 from octopus_scheduler.service import notifications
 from octopus_scheduler.service.dispatcher import Dispatcher
 from octopus_scheduler.service.identity import lab_authenticator
@@ -66,10 +66,17 @@ class SchedulerNode(Node):
             "heartbeat_period", 1.0, "Module heartbeat period, s; two missed = module down."
         )
         self.timeout_factor = self._declare(
-            "step_timeout_factor", 3.0, "A step times out after factor x expected + margin."
+            "step_timeout_factor",
+            3.0,
+            "A step times out after factor x expected + margin (wall), from its module's accept.",
         )
         self.timeout_margin = self._declare(
             "step_timeout_margin", 10.0, "Wall seconds added to every step timeout."
+        )
+        self.schedule_history = self._declare(
+            "schedule_history",
+            HISTORY_S,
+            "Lab seconds of history on the schedule topic: steps that ran, jobs that ended.",
         )
         if not lab_file:
             raise ValueError("parameter 'lab_file' is required")
@@ -115,7 +122,12 @@ class SchedulerNode(Node):
         self.estop = EmergencyStop(engaged=saved.engaged, reason=saved.reason, source=saved.source)
 
         self.publisher = SchedulePublisher(
-            self, self.service, self.dispatcher, self.policy, self.clock_scaled
+            self,
+            self.service,
+            self.dispatcher,
+            self.policy,
+            self.clock_scaled,
+            self.schedule_history,
         )
         self.modules.bind(self.dispatcher, self.publisher.changed)
         self._estop_pub = self.create_publisher(EmergencyStop, "emergency_stop", LATCHED)
@@ -252,7 +264,7 @@ def main(args: list[str] | None = None) -> None:
     def close(node: SchedulerNode) -> None:
         node.modules.close()  # its callbacks write to the store
         node.notifier.close(timeout=5.0)
-        node.service.store.close()
+        node.service.close()
 
     # A look-ahead (pure Python, 0.1-0.3 s) holds the GIL on the tick's thread; every other
     # callback gives the GIL up at each call into rcl and then waits a whole switch interval

@@ -7,6 +7,14 @@ not the ROS graph: a node healed from a partition may never reappear in the grap
 A module process that dies and is respawned under the same name may beat again before ``misses``
 periods pass: its heartbeat carries a boot id, new in every process, and a new boot id is a
 restart (the old process's goals are lost), reported as such.
+
+Silence counts only while the watcher listens. A watcher that looks again more than a period
+after its last look was stalled itself (its process paged in, collected garbage, or was not
+scheduled: 2 s here under load) and heard nothing because it read nothing; silence counts again
+from then, so every module has its full timeout to be heard. A stalled scheduler marked every
+module down (and failed every step in flight) when it woke. Looks that stay late (a scheduler
+overloaded for good, its timer behind) start the count once, not at each look: a module that
+died is still found.
 """
 
 from __future__ import annotations
@@ -34,7 +42,11 @@ class ModuleLiveness:
         grace_s: float = 5.0,
     ) -> None:
         self.modules = list(modules)
+        self.period_s = period_s
         self.timeout_s = misses * period_s
+        self._looked: float | None = None  # when newly_down was last called
+        self._late = False  # whether that look came more than a period after the one before
+        self._listening_since = float("-inf")  # the end of the watcher's last stall
         self._never_heard_until = started + grace_s
         self._last: dict[str, float] = {}
         self._boot: dict[str, str] = {}  # module -> boot id of its current process
@@ -68,13 +80,24 @@ class ModuleLiveness:
                 self._boot[module] = boot_id
         return Beat(first, back, restarted)
 
+    def listening(self, now: float) -> bool:
+        """Whether the watcher has listened for a period since its last stall: what came
+        meanwhile (a module's result too) has been read."""
+        return now - self._listening_since >= self.period_s
+
     def newly_down(self, now: float) -> list[str]:
-        """Modules silent for too long that were not down yet (they are marked down)."""
+        """Modules silent for too long that were not down yet (they are marked down). A look
+        more than a period after the last one ends a stall of the watcher (module docstring)."""
+        late = self._looked is not None and now - self._looked > self.period_s
+        if late and not self._late:
+            self._listening_since = now
+        self._looked, self._late = now, late
         lost = [
             m
             for m in self.modules
             if m not in self.down
-            and now - self._last.get(m, self._never_heard_until) > self.timeout_s
+            and now - max(self._last.get(m, self._never_heard_until), self._listening_since)
+            > self.timeout_s
         ]
         self.down.update(lost)
         return lost
