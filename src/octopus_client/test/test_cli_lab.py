@@ -385,13 +385,12 @@ def test_gantt_live_opens_a_window_and_closes_on_ctrl_c(lab: Lab) -> None:
 
 
 def test_estop_stops_the_modules_and_only_an_admin_resets_it(lab: Lab, ros) -> None:
-    from rclpy.action import ActionClient
-
     from octopus_interfaces.action import ExecuteTask
     from octopus_interfaces.msg import SlotAssignment
-    from octopus_testing.futures import call_with_retry, wait_for_future
+    from octopus_testing.futures import wait_for_future
+    from octopus_testing.goals import ResendingActionClient
 
-    module = ActionClient(ros.node, ExecuteTask, "/octopus/modules/uv_vis/execute_task")
+    module = ResendingActionClient(ros.node, ExecuteTask, "/octopus/modules/uv_vis/execute_task")
     assert module.wait_for_server(timeout_sec=20)
 
     def goal_accepted(task_id: str) -> bool:
@@ -401,7 +400,7 @@ def test_estop_stops_the_modules_and_only_an_admin_resets_it(lab: Lab, ros) -> N
             task="PrepareCuvette",
             slots=[SlotAssignment(slot_type="vial_holder", index=7)],
         )
-        handle = call_with_retry(lambda: module.send_goal_async(goal), timeout=5.0)
+        handle = module.send_goal_once(goal, 5.0)
         if handle.accepted:
             wait_for_future(handle.get_result_async(), 30.0)
         return handle.accepted

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import psutil
-from rclpy.action import ActionClient
 
 from octopus_interfaces.action import ExecuteTask
 from octopus_interfaces.msg import SlotAssignment
-from octopus_testing.futures import call_with_retry, wait_for_future
+from octopus_testing.futures import wait_for_future
+from octopus_testing.goals import ResendingActionClient
 
 
 def test_lab_up_runs_modules_and_stops_them_on_ctrl_c(ros, node_processes, tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_lab_up_runs_modules_and_stops_them_on_ctrl_c(ros, node_processes, tmp_p
     children = psutil.Process(up.pid).children(recursive=True)
     assert len(children) >= 2
 
-    client = ActionClient(ros.node, ExecuteTask, "/t/modules/batch_synthesis/execute_task")
+    client = ResendingActionClient(ros.node, ExecuteTask, "/t/modules/batch_synthesis/execute_task")
     assert client.wait_for_server(timeout_sec=20)
     goal = ExecuteTask.Goal(
         task_id="T1",
@@ -39,7 +39,7 @@ def test_lab_up_runs_modules_and_stops_them_on_ctrl_c(ros, node_processes, tmp_p
         task="PrepareContainer",
         slots=[SlotAssignment(slot_type="stirrer", index=2)],
     )
-    handle = call_with_retry(lambda: client.send_goal_async(goal), timeout=5.0)
+    handle = client.send_goal_once(goal, 5.0)
     assert handle.accepted
     assert wait_for_future(handle.get_result_async(), 20.0).result.success
     client.destroy()

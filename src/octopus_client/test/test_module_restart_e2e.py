@@ -22,13 +22,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from rclpy.action import ActionClient
 
 from octopus_interfaces.action import SubmitJob
 from octopus_interfaces.msg import Job, TaskStep
 from octopus_interfaces.srv import GetJob
 from octopus_scheduler.service.store import Store
 from octopus_testing.futures import call_with_retry, wait_for_future
+from octopus_testing.goals import ResendingActionClient
 from octopus_testing.ros2_tools import require
 
 TIME_SCALE = 600.0
@@ -98,13 +98,11 @@ def test_a_module_killed_mid_action_ends_its_step_at_once(
             for s in detail.steps
         )
 
-    client = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     try:
         assert client.wait_for_server(timeout_sec=30)
         script = JOB.format(retries=retries)
-        handle = call_with_retry(
-            lambda: client.send_goal_async(SubmitJob.Goal(script=script, user="ann")), 10.0
-        )
+        handle = client.send_goal_once(SubmitJob.Goal(script=script, user="ann"), 10.0)
         ended = handle.get_result_async()
         deadline = time.monotonic() + 60.0
         while not reacting("J0001"):

@@ -6,37 +6,28 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rclpy.action import ActionClient
-
 from octopus_interfaces.action import ExecuteTask, SubmitJob
 from octopus_interfaces.msg import Job
 from octopus_testing.futures import wait_for_future, wait_until
+from octopus_testing.goals import ResendingActionClient
 
 PEER = Path(__file__).with_name("contract_peer.py")
 
 
-def send_goal_with_retry(client: ActionClient, goal: object, feedback: list) -> object:
-    """Discovery can be one-sided for a moment after wait_for_server: retry the send."""
-    for _ in range(5):
-        try:
-            handle = wait_for_future(
-                client.send_goal_async(goal, feedback_callback=feedback.append), 3.0
-            )
-        except TimeoutError:
-            continue
-        assert handle.accepted
-        return handle
-    raise TimeoutError("goal never acknowledged")
+def send_goal(client: ResendingActionClient, goal: object, feedback: list) -> object:
+    handle = client.send_goal_once(goal, 3.0, feedback_callback=feedback.append, attempts=5)
+    assert handle.accepted
+    return handle
 
 
 def test_submit_job_and_execute_task_with_cancel(ros, node_processes) -> None:
     peer = node_processes.start("contract_peer", [sys.executable, str(PEER)])
     peer.wait_for_output("contract peer ready", timeout=20)
 
-    submit = ActionClient(ros.node, SubmitJob, "/octopus/submit_job")
+    submit = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     assert submit.wait_for_server(timeout_sec=20)
     feedback: list = []
-    handle = send_goal_with_retry(submit, SubmitJob.Goal(script="name: x", user="alice"), feedback)
+    handle = send_goal(submit, SubmitJob.Goal(script="name: x", user="alice"), feedback)
     result = wait_for_future(handle.get_result_async(), 10.0).result
     assert result.final_state == Job.STATE_SUCCEEDED
     assert result.summary == "owner: alice"
@@ -44,10 +35,10 @@ def test_submit_job_and_execute_task_with_cancel(ros, node_processes) -> None:
     # feedback after the result may be dropped: at least one arrived, all about this job
     assert feedback and {f.feedback.job_id for f in feedback} == {result.job_id}
 
-    execute = ActionClient(ros.node, ExecuteTask, "/octopus/modules/test/execute_task")
+    execute = ResendingActionClient(ros.node, ExecuteTask, "/octopus/modules/test/execute_task")
     assert execute.wait_for_server(timeout_sec=20)
     task_feedback: list = []
-    task = send_goal_with_retry(execute, ExecuteTask.Goal(task="Wait"), task_feedback)
+    task = send_goal(execute, ExecuteTask.Goal(task="Wait"), task_feedback)
     wait_until(lambda: len(task_feedback) >= 2, timeout=10)
     cancel = wait_for_future(task.cancel_goal_async(), 5.0)
     assert len(cancel.goals_canceling) == 1

@@ -23,7 +23,7 @@ def wait_for_future(future: Any, timeout: float) -> Any:
 
 
 def call_with_retry(make_future: Callable[[], Any], timeout: float, attempts: int = 3) -> Any:
-    """Call an idempotent request up to ``attempts`` times, each with ``timeout``.
+    """Call an idempotent request up to ``attempts`` times, each with ``timeout``; see call_once.
 
     Discovery can be one-sided for a few seconds after ``wait_for_server`` returns; a response to a
     not-yet-matched client is dropped, so a first request may never be answered.
@@ -35,6 +35,16 @@ def call_with_retry(make_future: Callable[[], Any], timeout: float, attempts: in
         except TimeoutError as error:
             last = error
     raise TimeoutError(f"no answer after {attempts} attempts of {timeout:.1f} s") from last
+
+
+def call_once(client: Any, request: Any, timeout: float, *, probe: Any) -> Any:
+    """Call a request that must not take effect twice (a replay, a cancel of what is cancelled).
+
+    ``probe``, a request of the same service that changes nothing, is called until answered first:
+    the server then has our reply reader, and the one call of ``request`` is answered.
+    """
+    call_with_retry(lambda: client.call_async(probe), timeout)
+    return wait_for_future(client.call_async(request), timeout)
 
 
 def wait_until(condition: Callable[[], T], timeout: float, interval: float = 0.02) -> T:

@@ -32,13 +32,16 @@ def start_module(
     ledger: Path,
     *,
     time_scale: float = TIME_SCALE,
+    parameters: Sequence[str] = (),
 ) -> NodeProcess:
-    """A module node; every module of one lab shares ``ledger`` (what simulated samples hold)."""
+    """A module node; every module of one lab shares ``ledger`` (what simulated samples hold);
+    ``parameters``: more ``name:=value`` for it."""
+    more = [arg for parameter in parameters for arg in ("-p", parameter)]
     return processes.start(
         description,
         [sys.executable, "-m", "octopus_modules.ros.module_node", "--ros-args",
          "-p", f"description:={description}", "-p", f"time_scale:={time_scale}",
-         "-p", f"heartbeat_period:={HEARTBEAT_S}", "-p", f"sample_ledger:={ledger}"],
+         "-p", f"heartbeat_period:={HEARTBEAT_S}", "-p", f"sample_ledger:={ledger}", *more],
     )  # fmt: skip
 
 

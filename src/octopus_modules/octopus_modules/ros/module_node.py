@@ -54,6 +54,11 @@ from octopus_modules.runtime.results import TaskFeedback
 ESTOP_TOPIC = "/octopus/emergency_stop"
 #: executor threads besides the goals': the heartbeat, the services, the e-stop subscription
 SPARE_THREADS = 4
+#: rclpy's ActionServer keeps a result 900 s (rclcpp_action, and rclpy after Jazzy: 10 s), and
+#: every goal it keeps is in every status message to every client: at 30 actions a second the
+#: scheduler spent a third of its time reading them. The scheduler asks for a result as soon as
+#: its goal is accepted, so it is waiting when the goal ends; 10 s covers a late asker.
+RESULT_TIMEOUT_S = 10.0
 
 
 def parameters() -> dict[str, tuple[Any, str]]:
@@ -67,6 +72,11 @@ def parameters() -> dict[str, tuple[Any, str]]:
         "time_scale": (1.0, "Simulated seconds per wall second for simulated devices."),
         "seed": (0, "Seed of simulated noise and fault injection."),
         "heartbeat_period": (1.0, "Seconds between status publications (the heartbeat)."),
+        "result_timeout": (
+            RESULT_TIMEOUT_S,
+            "Seconds a finished goal's result is kept for a client that asks for it late. Every "
+            "kept goal is in each status message the action server sends to every client.",
+        ),
         "sample_ledger": (
             "",
             "File shared by the simulated modules of one lab: what each sample contains, so a "
@@ -124,6 +134,7 @@ class ModuleNode(Node):
             goal_callback=self._check_goal,
             cancel_callback=self._cancel,
             callback_group=ReentrantCallbackGroup(),
+            result_timeout=value["result_timeout"],
         )
         self.create_subscription(
             EmergencyStop,

@@ -1,8 +1,10 @@
 """The module's ``~/status`` topic (ModuleStatus), for :mod:`octopus_modules.ros.module_node`.
 
 Published every heartbeat period, on every change of the runtime, and at once when a new
-listener matches. ``boot_id`` is new in every process, so a listener sees a restart however fast
-it was. Each warning of the status (low stock, a device in error) is logged once while it lasts.
+listener matches, all from one thread, in order: ``heartbeat`` counts the publications, so it
+only grows (a heartbeat published from the timer's thread once overtook a change queued before
+it). ``boot_id`` is new in every process, so a listener sees a restart however fast it was. Each
+warning of the status (low stock, a device in error) is logged once while it lasts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from octopus_modules.runtime.module_runtime import ModuleRuntime
 from octopus_modules.runtime.status import ModuleStatus as RuntimeStatus
 
 STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+_BEAT = object()  # in the queue: publish a heartbeat
 
 
 class StatusPublisher:
@@ -39,10 +42,11 @@ class StatusPublisher:
             STATUS_QOS,
             event_callbacks=PublisherEventCallbacks(matched=self._matched),
         )
-        # a change is published from a thread of its own, in order: a goal's accept and result
+        # every status is published from a thread of its own, in order: a goal's accept and result
         # never wait for a status message to be built and written (bench-live: the DDS + module
         # part of a device action went from ~27 to ~18 ms p50 on this machine)
-        self._queue: queue.SimpleQueue[RuntimeStatus | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[RuntimeStatus | object | None] = queue.SimpleQueue()
+        self._published = 0
         self._thread = threading.Thread(
             target=self._publish_changes, name="module-status", daemon=True
         )
@@ -51,7 +55,7 @@ class StatusPublisher:
         node.create_timer(heartbeat_period, self.heartbeat)
 
     def heartbeat(self) -> None:
-        self._publish(self._runtime.heartbeat())
+        self._queue.put(_BEAT)  # its status is taken when its turn comes
 
     def close(self) -> None:
         self._queue.put(None)
@@ -75,14 +79,16 @@ class StatusPublisher:
         timer = self._node.create_timer(0.25, again)
 
     def _publish_changes(self) -> None:
-        while (status := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             try:
-                self._publish(status)
+                self._publish(self._runtime.heartbeat() if item is _BEAT else item)
             except Exception:  # noqa: BLE001 - the node is being destroyed
                 return
 
     def _publish(self, status: RuntimeStatus) -> None:
         message = status_message(status, time.time())
+        self._published += 1
+        message.heartbeat = self._published
         message.boot_id = self._boot_id
         self._publisher.publish(message)
         new = set(status.warnings) - self._warned
