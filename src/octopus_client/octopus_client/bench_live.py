@@ -21,6 +21,11 @@ A benchmark, not a test: it brings up real processes on this machine only
    scheduler's CPU and RSS, decision latency (p50/p99, and p99 while >= 1,000 jobs are live),
    DDS discovery time; each run bounded by ``--scale-wall`` seconds.
 
+4. **memory** - what the scheduler keeps per ended job: the scale day's jobs through a
+   LabService in-process (no ROS), at most ``--memory-live`` live at once, each run to its end;
+   the Python heap the lab holds (tracemalloc, after a garbage collection) as jobs end. Flat
+   means nothing is kept per ended job; the store keeps the history.
+
 Results print as tables and are saved as JSON and a PNG under ``--out`` (default
 ``out/bench_live``).
 
@@ -46,7 +51,7 @@ from typing import Any
 
 import yaml
 
-SECTIONS = ("overhead", "twin", "scale", "depth")
+SECTIONS = ("overhead", "twin", "scale", "depth", "memory")
 ENDED = (3, 4, 5)  # Job.STATE_SUCCEEDED, FAILED, CANCELLED
 
 
@@ -244,8 +249,9 @@ def _wait_for_scheduler(client: Any, timeout_s: float = 60.0) -> None:
 # ---- 1. the floor and our overhead ---------------------------------------------------------
 
 
-def floor_server() -> int:
-    """A trivial ExecuteTask server: succeeds at once (run as its own process)."""
+def floor_server(result_timeout: float | None = None) -> int:
+    """A trivial ExecuteTask server: succeeds at once (run as its own process). It keeps
+    results rclpy's default time, or ``result_timeout`` s."""
     import rclpy
     from rclpy.action import ActionServer
     from rclpy.callback_groups import ReentrantCallbackGroup
@@ -260,9 +266,10 @@ def floor_server() -> int:
         handle.succeed()
         return ExecuteTask.Result(success=True)
 
+    kept = {} if result_timeout is None else {"result_timeout": result_timeout}
     ActionServer(
         node, ExecuteTask, "bench_floor", execute_callback=execute,
-        callback_group=ReentrantCallbackGroup(),
+        callback_group=ReentrantCallbackGroup(), **kept,
     )  # fmt: skip
     executor = MultiThreadedExecutor(num_threads=8)  # as run_node gives a module node
     executor.add_node(node)
@@ -275,8 +282,10 @@ def floor_server() -> int:
     return 0
 
 
-def measure_floor(count: int, warmup: int = 50) -> list[float]:
-    """Round trips (goal -> accepted -> result) to a bare server, one after the other."""
+def measure_floor(count: int, warmup: int = 50, result_timeout: float | None = None) -> list[float]:
+    """Round trips (goal -> accepted -> result) to a bare server, one after the other; the
+    server keeps results rclpy's default time (900 s in Jazzy), or ``result_timeout`` s. Every
+    kept goal is in each status message: with 900 s the round trip grows over the run."""
     import subprocess
 
     import rclpy
@@ -288,8 +297,9 @@ def measure_floor(count: int, warmup: int = 50) -> list[float]:
 
     from octopus_interfaces.action import ExecuteTask
 
+    kept = [] if result_timeout is None else ["--floor-result-timeout", str(result_timeout)]
     server = subprocess.Popen(
-        [sys.executable, "-m", "octopus_client.bench_live", "--floor-server"],
+        [sys.executable, "-m", "octopus_client.bench_live", "--floor-server", *kept],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -305,7 +315,8 @@ def measure_floor(count: int, warmup: int = 50) -> list[float]:
     executor.add_node(node)
     times: list[float] = []
     done = threading.Event()
-    progress = Progress("floor (bare rclpy)", count + warmup)
+    label = "floor (bare rclpy)" if result_timeout is None else f"floor ({result_timeout:g} s)"
+    progress = Progress(label, count + warmup)
     t0 = [0.0]
 
     def send() -> None:
@@ -781,6 +792,26 @@ def run_scale(args: argparse.Namespace, out: Path, modules: int) -> dict[str, An
     }
 
 
+def in_process_lab(scenario: Any, policy: str, folder: Path, clock: Any) -> Any:
+    """A LabService (SQLite in ``folder``) on ``scenario``'s lab as module descriptions."""
+    from octopus_client.twin_lab import module_description
+    from octopus_modules.description import parse_description
+    from octopus_scheduler.service.lab_service import LabService
+    from octopus_scheduler.service.store import Store
+
+    descriptions = [
+        parse_description(module_description(scenario.lab, m))
+        for m in scenario.lab.modules.values()
+    ]
+    return LabService(
+        descriptions,
+        Store(str(folder / "lab.sqlite")),
+        policy=policy,
+        masks={k: sorted(v) for k, v in scenario.lab.extra_masks.items()},
+        clock=clock,
+    )
+
+
 def measure_depth(args: argparse.Namespace, modules: int) -> dict[str, Any]:
     """The scheduler's own costs with the whole day queued, without ROS and without a busy
     machine's starvation: every job of the scale day submitted to a LabService (SQLite in a
@@ -789,25 +820,12 @@ def measure_depth(args: argparse.Namespace, modules: int) -> dict[str, Any]:
     0.5 s while anything changes (plan() and summaries() for the schedule topic)."""
     import tempfile
 
-    from octopus_client.twin_lab import module_description, scenario_scripts
-    from octopus_modules.description import parse_description
-    from octopus_scheduler.service.lab_service import LabService
-    from octopus_scheduler.service.store import Store
+    from octopus_client.twin_lab import scenario_scripts
 
     scenario = scale_scenario(modules, args.scale_jobs, args.scale_users, args.seed)
-    descriptions = [
-        parse_description(module_description(scenario.lab, m))
-        for m in scenario.lab.modules.values()
-    ]
     now = [0.0]
     with tempfile.TemporaryDirectory() as folder:
-        service = LabService(
-            descriptions,
-            Store(str(Path(folder) / "depth.sqlite")),
-            policy=args.policy,
-            masks={k: sorted(v) for k, v in scenario.lab.extra_masks.items()},
-            clock=lambda: now[0],
-        )
+        service = in_process_lab(scenario, args.policy, Path(folder), lambda: now[0])
         running: dict[str, float] = {}
         submits = []
         plans: dict[int, float] = {}  # live jobs -> seconds of one plan() (the schedule topic)
@@ -847,6 +865,78 @@ def measure_depth(args: argparse.Namespace, modules: int) -> dict[str, Any]:
     }
 
 
+def measure_memory(args: argparse.Namespace, modules: int) -> dict[str, Any]:
+    """The heap the scheduler holds as the day's jobs end (see the module's docstring, 4.)."""
+    import gc
+    import tempfile
+    import tracemalloc
+
+    from octopus_client.twin_lab import scenario_scripts
+
+    scenario = scale_scenario(modules, args.memory_jobs, args.scale_users, args.seed)
+    scripts = [
+        yaml.safe_dump(dict(script), sort_keys=False)
+        for _id, _at, script in scenario_scripts(scenario)
+    ]
+    every = max(1, len(scripts) // 6)
+    now = [0.0]
+    samples: list[dict[str, float]] = []
+    progress = Progress(f"memory, {modules} modules", len(scripts))
+    with tempfile.TemporaryDirectory() as folder:
+        service = in_process_lab(scenario, args.policy, Path(folder), lambda: now[0])
+        tracemalloc.start()  # after the imports and the empty lab: what the jobs leave
+        try:
+            running: dict[str, float] = {}
+            submitted = ended = 0
+            while True:
+                live = submitted - ended
+                while submitted < len(scripts) and live < args.memory_live:
+                    _submission, outbox = service.submit(scripts[submitted], "bench")
+                    submitted, live = submitted + 1, live + 1
+                    running.update((g.step_id, now[0] + g.expected_s) for g in outbox.goals)
+                if not running:
+                    break
+                step_id = min(running, key=running.__getitem__)
+                now[0] = max(now[0], running.pop(step_id))
+                outbox = service.step_finished(step_id, {})
+                running.update((g.step_id, now[0] + g.expected_s) for g in outbox.goals)
+                ended += len(outbox.ended_jobs)
+                if outbox.ended_jobs and (ended % every == 0 or ended == len(scripts)):
+                    gc.collect()
+                    samples.append(
+                        {
+                            "ended": ended,
+                            "live": submitted - ended,
+                            "heap_mb": tracemalloc.get_traced_memory()[0] / 1e6,
+                            "events_in_memory": len(service.core.event_log),
+                        }
+                    )
+                    progress.update(ended)
+        finally:
+            tracemalloc.stop()
+            progress.close()
+    # while the lab is as full as at the first sample: the drain at the end frees live jobs
+    full = [s for s in samples if s["live"] == samples[0]["live"]]
+    first, last = samples[0], (full if len(full) > 1 else samples)[-1]
+    grown = (last["heap_mb"] - first["heap_mb"]) * 1000
+    return {
+        "modules": modules,
+        "jobs": len(scripts),
+        "max_live": args.memory_live,
+        "samples": samples,
+        "kb_per_ended_job": grown / max(1, last["ended"] - first["ended"]),
+    }
+
+
+def print_memory(run: dict[str, Any]) -> str:
+    rows = [
+        [s["ended"], s["live"], f"{s['heap_mb']:.1f}", s["events_in_memory"]]
+        for s in run["samples"]
+    ]
+    body = table(["jobs ended", "live", "heap MB", "events in memory"], rows)
+    return body + f"\n{run['kb_per_ended_job']:.1f} KB kept per ended job (flat would be 0)."
+
+
 def print_depth(runs: Sequence[dict[str, Any]]) -> str:
     rows = [
         [
@@ -878,19 +968,28 @@ def _ms(stats: dict[str, float], key: str) -> float:
 P = ("p50", "p95", "p99")
 
 
-def print_overhead(floor: dict[str, float], ours: dict[str, Any]) -> str:
-    def row(label: str, stats: dict[str, float], ratio: Any = "", n: Any = "") -> list[Any]:
-        return [label, *(_ms(stats, k) for k in P), ratio, n]
+def print_overhead(
+    floor: dict[str, float], ours: dict[str, Any], floor_kept: dict[str, float], kept_s: float
+) -> str:
+    """``floor``: the bare round trip as rclpy has it; ``floor_kept``: its server keeps results
+    ``kept_s``, as a module node does (``result_timeout``)."""
+
+    def row(label: str, stats: dict[str, float], n: Any = "", ratios: bool = True) -> list[Any]:
+        against = [stats["p50"] / f["p50"] if ratios else "" for f in (floor, floor_kept)]
+        return [label, *(_ms(stats, k) for k in P), *against, n]
 
     cycle, wire = ours["cycle_s"], ours["dds_and_module_s"]
+    kept = f"bare round trip, results kept {kept_s:g} s as a module's"
     rows = [
-        row("bare rclpy action round trip (floor)", floor, 1.0, floor.get("n")),
-        row("one device action through our stack", cycle, cycle["p50"] / floor["p50"], cycle["n"]),
-        row("  of it: scheduler (result in -> next goal out)", ours["scheduler_s"]),
-        row("    of that: decision + SQLite", ours["decision_s"]),
-        row("  of it: DDS + module (goal out -> result in)", wire, wire["p50"] / floor["p50"]),
+        row("bare rclpy action round trip (floor)", floor, floor.get("n")),
+        row(kept, floor_kept, floor_kept.get("n")),
+        row("one device action through our stack", cycle, cycle["n"]),
+        row("  of it: scheduler (result in -> next goal out)", ours["scheduler_s"], ratios=False),
+        row("    of that: decision + SQLite", ours["decision_s"], ratios=False),
+        row("  of it: DDS + module (goal out -> result in)", wire),
     ]
-    return table(["per action", "p50 ms", "p95 ms", "p99 ms", "x floor (p50)", "n"], rows)
+    head = ["per action", "p50 ms", "p95 ms", "p99 ms", "x floor (p50)", "x kept floor", "n"]
+    return table(head, rows)
 
 
 def print_twin(run: dict[str, Any]) -> str:
@@ -968,9 +1067,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     over = results.get("overhead")
     if over:
-        labels = ["floor", "our stack", "scheduler", "DDS+module"]
-        stats = [over["floor_s"], over["ours"]["cycle_s"], over["ours"]["scheduler_s"],
-                 over["ours"]["dds_and_module_s"]]  # fmt: skip
+        kept = f"floor, kept {over['result_timeout_s']:g} s"
+        labels = ["floor", kept, "our stack", "scheduler", "DDS+module"]
+        stats = [over["floor_s"], over["floor_kept_s"], over["ours"]["cycle_s"],
+                 over["ours"]["scheduler_s"], over["ours"]["dds_and_module_s"]]  # fmt: skip
         x = range(len(labels))
         for offset, key in ((-0.2, "p50"), (0.2, "p99")):
             axes[0].bar([i + offset for i in x], [s[key] * 1000 for s in stats], 0.4, label=key)
@@ -1015,7 +1115,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="octopus bench-live", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--only", default=",".join(SECTIONS), help="sections: overhead,twin,scale")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"sections: {','.join(SECTIONS)}"
+    )
     parser.add_argument("--out", default="out/bench_live", help="folder for JSON, PNG, logs")
     parser.add_argument("--policy", default="planner", help="policy of the overhead and scale labs")
     parser.add_argument(
@@ -1041,12 +1143,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--depth-steps", type=int, default=500, help="decisions timed (depth)")
     parser.add_argument("--deep-queue", type=int, default=1000, help="'deep' = this many live jobs")
+    parser.add_argument("--memory-jobs", type=int, default=600, help="jobs run to end (memory)")
+    parser.add_argument("--memory-live", type=int, default=20, help="live jobs at most (memory)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated day")
     parser.add_argument(
         "--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: claim one)"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of seconds")
     parser.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-result-timeout", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.plan_at = {int(n) for n in str(args.plan_at).split(",") if n}
     if args.quick:
@@ -1055,13 +1160,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.scale_modules, args.scale_jobs, args.scale_wall = "3", 10, 8.0
         args.scale_time_scale, args.deep_queue, args.nodes_per_process = 4000.0, 5, 3
         args.depth_steps, args.plan_at = 20, {5}
+        args.memory_jobs, args.memory_live = 60, 5
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.floor_server:
-        return floor_server()
+        return floor_server(args.floor_result_timeout)
     sections = [s for s in args.only.split(",") if s]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
@@ -1096,15 +1202,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         text.append(block)
 
     if "overhead" in sections:
+        from octopus_modules.ros.module_node import RESULT_TIMEOUT_S
+
         floor = percentiles(measure_floor(args.floor_actions))
+        floor_kept = percentiles(measure_floor(args.floor_actions, result_timeout=RESULT_TIMEOUT_S))
         ours = measure_overhead(args, out)
-        results["overhead"] = {"floor_s": floor, "ours": ours}
+        results["overhead"] = {
+            "floor_s": floor,
+            "floor_kept_s": floor_kept,
+            "result_timeout_s": RESULT_TIMEOUT_S,
+            "ours": ours,
+        }
         save()
         section(
             f"1. per device action: {ours['actions']} actions in {ours['jobs']} jobs of "
             f"{ours['job_size']} (policy {ours['policy']}; {ours['jobs_succeeded']} jobs "
             f"succeeded, {ours['steps_in_sqlite']} steps recorded in SQLite)",
-            print_overhead(floor, ours),
+            print_overhead(floor, ours, floor_kept, RESULT_TIMEOUT_S),
         )
     if "twin" in sections:
         results["twin"] = []
@@ -1131,6 +1245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"3b. the scheduler's own costs with the whole day queued ({args.scale_jobs} jobs; "
             f"LabService in-process, no ROS; policy {args.policy})",
             print_depth(results["depth"]),
+        )
+    if "memory" in sections:
+        modules = int(args.scale_modules.split(",")[0])
+        results["memory"] = measure_memory(args, modules)
+        save()
+        section(
+            f"3c. memory: {args.memory_jobs} jobs of the scale day on {modules} modules, at most "
+            f"{args.memory_live} live, each run to its end (LabService in-process, no ROS)",
+            print_memory(results["memory"]),
         )
     results["load_average_after"] = os.getloadavg()
     save()
