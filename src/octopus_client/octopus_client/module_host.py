@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
     from rclpy.parameter import Parameter
 
+    from octopus_modules.ros.exit_deadline import DDS_TEARDOWN_S, exit_after
     from octopus_modules.ros.module_node import ModuleNode
 
     rclpy.init(args=None)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
     finally:
+        exit_after(DDS_TEARDOWN_S)  # what is left is DDS's, and Fast DDS can hang in it
         for node in nodes:
             try:
                 node.destroy_node()

@@ -14,6 +14,8 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from octopus_modules.ros.exit_deadline import DDS_TEARDOWN_S, exit_after
+
 # State a late joiner must see (a description, the e-stop, the schedule): the last one is kept.
 LATCHED = QoSProfile(
     depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
@@ -102,6 +104,7 @@ def run_node(
         executor.shutdown(timeout_sec=5.0)
         if on_exit is not None:
             on_exit(node)
+        exit_after(DDS_TEARDOWN_S)  # what is left is DDS's, and Fast DDS can hang in it
         node.destroy_node()
         rclpy.try_shutdown()  # restores the handlers rclpy found: ours again
         stop.ignore_from_now_on()
