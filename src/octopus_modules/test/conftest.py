@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -85,11 +85,27 @@ def build_runtime(
 
 
 @pytest.fixture
-def make_runtime() -> Callable[..., ModuleRuntime]:
-    """``make_runtime(description, time_scale=..., action_timeout_margin_s=...)``."""
-    return build_runtime
+def closing() -> Iterator[Callable[[ModuleRuntime], ModuleRuntime]]:
+    """``closing(runtime)``: the runtime, closed when the test ends (its threads end)."""
+    made: list[ModuleRuntime] = []
+
+    def close_later(runtime: ModuleRuntime) -> ModuleRuntime:
+        made.append(runtime)
+        return runtime
+
+    yield close_later
+    for runtime in made:
+        runtime.close()
 
 
 @pytest.fixture
-def runtime(description: ModuleDescription) -> ModuleRuntime:
-    return build_runtime(description)
+def make_runtime(closing: Callable[[ModuleRuntime], ModuleRuntime]) -> Callable[..., ModuleRuntime]:
+    """``make_runtime(description, time_scale=..., action_timeout_margin_s=...)``."""
+    return lambda *args, **kwargs: closing(build_runtime(*args, **kwargs))
+
+
+@pytest.fixture
+def runtime(
+    make_runtime: Callable[..., ModuleRuntime], description: ModuleDescription
+) -> ModuleRuntime:
+    return make_runtime(description)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,11 +53,13 @@ def synthesise_and_measure(
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> tuple[ModuleRuntime, ModuleRuntime]:
+def lab(
+    tmp_path: Path, closing: Callable[[ModuleRuntime], ModuleRuntime]
+) -> tuple[ModuleRuntime, ModuleRuntime]:
     ledger = tmp_path / "samples.json"  # as if the two modules ran in two processes
     batch = build_module_runtime("batch_synthesis", time_scale=SCALE, seed=5, ledger_path=ledger)
     uv = build_module_runtime("uv_vis", time_scale=SCALE, seed=5, ledger_path=ledger)
-    return batch, uv
+    return closing(batch), closing(uv)
 
 
 def test_an_experiment_gives_the_model_spectrum_in_scaled_time(
@@ -104,9 +107,11 @@ def test_descriptions_resolve_by_name_or_path(tmp_path: Path) -> None:
         resolve_description(str(tmp_path / "missing.yaml"))
 
 
-def test_every_shipped_task_runs_in_simulation() -> None:
+def test_every_shipped_task_runs_in_simulation(
+    closing: Callable[[ModuleRuntime], ModuleRuntime],
+) -> None:
     for name in ("solid_state", "electrochemical_rde"):
-        runtime = build_module_runtime(name, time_scale=1e6)
+        runtime = closing(build_module_runtime(name, time_scale=1e6))
         for task in runtime.description.tasks:
             params = {
                 p.name: p.choices[0] if p.choices else p.minimum

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -33,10 +33,22 @@ def simulated(runtime: ModuleRuntime) -> list[SimulatedBackend]:
     return backends
 
 
+_made: list[ModuleRuntime] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_runtimes() -> Iterator[None]:
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def runtime_on(description: ModuleDescription, clock: LabClock, **kwargs: float) -> ModuleRuntime:
-    """A runtime whose simulated devices share its clock, as the factory builds it."""
+    """A runtime whose simulated devices share its clock, as the factory builds it (closed when
+    the test ends)."""
     backends = create_backends(description, DriverContext(clock=clock, seed=7))
-    return ModuleRuntime(description, backends, clock=clock, **kwargs)
+    _made.append(ModuleRuntime(description, backends, clock=clock, **kwargs))
+    return _made[-1]
 
 
 # ---- ScaledClock ----------------------------------------------------------------------------

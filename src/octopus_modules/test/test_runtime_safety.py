@@ -198,7 +198,7 @@ class UnpluggedPump(SimulatedBackend):
 
 
 def test_module_comes_up_with_a_missing_device_and_retries_it(
-    description: ModuleDescription,
+    description: ModuleDescription, closing: Callable[[ModuleRuntime], ModuleRuntime]
 ) -> None:
     pump = UnpluggedPump("Pump", "pump", time_scale=1000.0)
     backends = {
@@ -206,7 +206,7 @@ def test_module_comes_up_with_a_missing_device_and_retries_it(
         "Pump": pump,
         "Spec": SimulatedBackend("Spec", "spectrometer", time_scale=1000.0),
     }
-    runtime = ModuleRuntime(description, backends, time_scale=1000.0)
+    runtime = closing(ModuleRuntime(description, backends, time_scale=1000.0))
     status = runtime.status()
     assert status.device("Pump").state == "disconnected"
     assert "/dev/ttyUSB7" in status.device("Pump").message
@@ -250,10 +250,10 @@ def stuck_runtime(description: ModuleDescription, arm: StuckArm) -> ModuleRuntim
 
 
 def test_a_device_that_ignores_cancel_is_abandoned_after_the_grace(
-    description: ModuleDescription,
+    description: ModuleDescription, closing: Callable[[ModuleRuntime], ModuleRuntime]
 ) -> None:
     arm = StuckArm()
-    runtime = stuck_runtime(description, arm)
+    runtime = closing(stuck_runtime(description, arm))
     results: dict[str, TaskResult] = {}
     runtime.accept("g", "Move", {"Seconds": 1})
     thread = threading.Thread(target=lambda: results.update(g=runtime.run("g")))
@@ -281,10 +281,10 @@ def test_a_device_that_ignores_cancel_is_abandoned_after_the_grace(
 
 
 def test_emergency_stop_is_bounded_even_with_a_stuck_device(
-    description: ModuleDescription,
+    description: ModuleDescription, closing: Callable[[ModuleRuntime], ModuleRuntime]
 ) -> None:
     arm = StuckArm()
-    runtime = stuck_runtime(description, arm)
+    runtime = closing(stuck_runtime(description, arm))
     runtime.accept("g", "Move", {"Seconds": 1})
     results: dict[str, TaskResult] = {}
     thread = threading.Thread(target=lambda: results.update(g=runtime.run("g")))

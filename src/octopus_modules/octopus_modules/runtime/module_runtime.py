@@ -423,6 +423,7 @@ class ModuleRuntime:
         return self.status()
 
     def close(self) -> None:
+        self._watchdog.close()
         for worker in self._workers.values():
             worker.shutdown()
         for backend in self.backends.values():

@@ -24,6 +24,7 @@ class Watchdog:
         self._callbacks: dict[int, Callable[[], None]] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def arm(self, timeout_s: float, callback: Callable[[], None]) -> int:
         """Call ``callback`` (from the watchdog thread) in ``timeout_s`` unless disarmed."""
@@ -31,11 +32,18 @@ class Watchdog:
             handle = next(self._ids)
             self._callbacks[handle] = callback
             heapq.heappush(self._heap, (time.monotonic() + timeout_s, handle))
-            if self._thread is None:
+            if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
             self._cond.notify()
         return handle
+
+    def close(self) -> None:
+        """End the thread; deadlines not reached are dropped (their runtime is closing)."""
+        with self._cond:
+            self._closed = True
+            self._callbacks.clear()
+            self._cond.notify()
 
     def disarm(self, handle: int) -> None:
         with self._cond:
@@ -45,6 +53,9 @@ class Watchdog:
         while True:
             with self._cond:
                 while True:
+                    if self._closed:
+                        self._thread = None
+                        return
                     while self._heap and self._heap[0][1] not in self._callbacks:
                         heapq.heappop(self._heap)
                     if not self._heap:
