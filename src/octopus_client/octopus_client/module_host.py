@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        # stopped as asked (not by an error, whose exit code must stay): what is left is DDS's,
+        # and Fast DDS can hang in it
+        exit_after(DDS_TEARDOWN_S)
     finally:
-        exit_after(DDS_TEARDOWN_S)  # what is left is DDS's, and Fast DDS can hang in it
         for node in nodes:
             try:
                 node.destroy_node()
