@@ -133,6 +133,8 @@ def test_device_failure_names_device_and_action_and_blocks_until_cleared(
     assert result.outcome == "failed"
     assert result.error == "Dose.steps[0] active (sample s1): Pump.dispense: simulated device fault"
     assert sim(runtime, "Pump").safe_state_calls == 1
+    # the result says so too: a scheduler may read it before the status
+    assert [(d.name, d.state) for d in result.device_faults] == [("Pump", "error")]
     status = runtime.status()
     assert status.device("Pump").state == "error"
     assert status.slot("rack").occupied == ((0, "s1"),)  # the vial may be there: kept
@@ -140,7 +142,8 @@ def test_device_failure_names_device_and_action_and_blocks_until_cleared(
         runtime.accept("g2", "Dose", {"Volume": 10}, {"rack": [1]})
     sim(runtime, "Pump").faults = FaultSettings()
     runtime.clear_device_error("Pump")
-    assert runtime.execute_task("g2", "Dose", {"Volume": 10}, {"rack": [1]}).success
+    after = runtime.execute_task("g2", "Dose", {"Volume": 10}, {"rack": [1]})
+    assert after.success and after.device_faults == ()
 
 
 def test_hung_device_times_out(

@@ -502,6 +502,43 @@ def test_a_retry_waits_for_its_back_off_in_lab_time(tmp_path: Path) -> None:
     assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
 
 
+def test_a_fault_in_a_result_holds_the_retry_until_the_module_clears_it(tmp_path: Path) -> None:
+    """A module's status and a goal's result travel on different topics: the result that says
+    a device failed may come first. Its faults take the device out of order before the retry
+    is due, so the retry waits for the device instead of being refused by the module."""
+    lab = Lab(tmp_path / "db.sqlite", backoff_s=30.0)
+    lab.beat_all()
+    lab.submit(retries=2)
+    (goal,) = lab.send()
+    lab.accept(goal)
+    lab.dispatcher.finished(goal, False, {}, "fetch failed", faults={"Batch_VialStorage": "stuck"})
+    assert lab.log.has("device Batch_VialStorage is out of order: stuck")
+    lab.beat()  # a status sent before the fault, arriving after the result: no news
+    lab.lab_time.advance(60.0)  # the back-off is over
+    lab.dispatcher.tick()
+    assert lab.send() == []  # the retry waits for the device
+    lab.beat(faults={"Batch_VialStorage": "stuck"})  # the status that reports the fault
+    lab.beat()  # cleared on the module
+    assert lab.log.has("device Batch_VialStorage is back in order")
+    (retry,) = lab.send()
+    assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
+
+
+def test_the_faults_of_a_late_result_are_ignored(lab: Lab) -> None:
+    """A result of an attempt that already ended (here: timed out) is old news, its faults too:
+    the status, newer, says the device is fine."""
+    lab.submit(retries=1)
+    (first,) = lab.send()
+    lab.accept(first)
+    lab.advance(first.expected_s * FACTOR + MARGIN_S + 0.1)
+    lab.beat_all()
+    lab.dispatcher.watchdog()
+    (retry,) = lab.send()
+    lab.dispatcher.finished(first, False, {}, "late", faults={"Batch_VialStorage": "stuck"})
+    assert not lab.log.has("out of order")
+    assert retry.attempt == 1 and lab.dispatcher.in_flight == 1
+
+
 def test_the_emergency_stop_keeps_a_module_that_is_heard_again_down(lab: Lab) -> None:
     result, outbox = lab.dispatcher.set_emergency_stop(True, "spill", "ann")
     assert result.success

@@ -15,7 +15,7 @@ from octopus_interfaces.action import ExecuteTask
 from octopus_modules.description import ModuleDescription, StepSpec, TaskSpec
 from octopus_modules.runtime.goals import GoalRejected
 from octopus_modules.runtime.results import TaskResult
-from octopus_modules.runtime.status import ModuleStatus
+from octopus_modules.runtime.status import DeviceStatus, ModuleStatus
 
 _DEVICE_STATES = {
     "idle": msg.DeviceState.STATE_IDLE,
@@ -130,6 +130,16 @@ def result_message(result: TaskResult) -> ExecuteTask.Result:
         error_device=error_device,
         error_action=error_action,
         ended_at=stamp(result.ended_at),
+        device_faults=[device_state(d) for d in result.device_faults],
+    )
+
+
+def device_state(device: DeviceStatus) -> msg.DeviceState:
+    return msg.DeviceState(
+        name=device.name,
+        state=_DEVICE_STATES[device.state],
+        holder=device.holder,
+        message=device.message,
     )
 
 
@@ -231,12 +241,7 @@ def status_message(status: ModuleStatus, now: float) -> msg.ModuleStatus:
     message = msg.ModuleStatus(
         module=status.module,
         state=state,
-        devices=[
-            msg.DeviceState(
-                name=d.name, state=_DEVICE_STATES[d.state], holder=d.holder, message=d.message
-            )
-            for d in status.devices
-        ],
+        devices=[device_state(d) for d in status.devices],
         slots=[
             msg.SlotState(slot_type=s.type, free=s.free, total=s.capacity) for s in status.slots
         ],

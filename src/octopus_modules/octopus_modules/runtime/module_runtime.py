@@ -399,9 +399,7 @@ class ModuleRuntime:
             )
             devices = self._state.device_statuses()
             warnings += tuple(
-                f"device {d.name} {d.state}: {d.message}"
-                for d in devices
-                if d.state in (ERROR, DISCONNECTED)
+                f"device {d.name} {d.state}: {d.message}" for d in self._state.device_faults()
             )
             return ModuleStatus(
                 self.description.module,
@@ -652,6 +650,7 @@ class ModuleRuntime:
                 self._state.free_slots(prepared, ("occupy",))
                 self._state.take_stock(prepared, sign=-1)
             del self._goals[prepared.goal_id]
+            result.device_faults = self._state.device_faults()
             self._devices_freed.notify_all()
         goal.done.set()
         self._changed()

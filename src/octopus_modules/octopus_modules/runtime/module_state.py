@@ -109,6 +109,10 @@ class ModuleState:
             out.append(DeviceStatus(spec.name, spec.kind, state, holder, message))
         return tuple(out)
 
+    def device_faults(self) -> tuple[DeviceStatus, ...]:
+        """The devices in error or disconnected."""
+        return tuple(d for d in self.device_statuses() if d.state in (ERROR, DISCONNECTED))
+
     def slot_statuses(self) -> tuple[SlotStatus, ...]:
         return tuple(
             SlotStatus(

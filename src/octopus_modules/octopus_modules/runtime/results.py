@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from octopus_modules.runtime.status import DeviceStatus
+
 
 @dataclass(frozen=True)
 class ActionTiming:
@@ -49,3 +51,6 @@ class TaskResult:
     #: wall time the task ended, as the lab counts it: for simulated devices its planned start
     #: plus its lab durations (see ModuleRuntime.accept), never later than its real end
     ended_at: float = 0.0
+    #: the module's devices in error or disconnected when the task ended: whoever retries the
+    #: task learns of a fault with the failure it caused (a status saying so may come later)
+    device_faults: tuple[DeviceStatus, ...] = ()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from action_msgs.msg import GoalStatus
@@ -161,7 +161,14 @@ class ModuleGoals:
         result = response.result
         measured = measurements(result.measured_data)
         ended_at = seconds_of(result.ended_at)
-        self._bound().finished(goal, result.success, measured, result.error, ended_at=ended_at)
+        self._bound().finished(
+            goal,
+            result.success,
+            measured,
+            result.error,
+            ended_at=ended_at,
+            faults=device_faults(result.device_faults),
+        )
 
     def _spin_goals(self) -> None:
         """The goal node's thread: until :meth:`close`; a failed callback is logged, not fatal."""
@@ -214,12 +221,7 @@ class ModuleGoals:
         )
 
     def _heartbeat(self, module: str, status: ModuleStatus) -> None:
-        faults = {
-            d.name: d.message or "disconnected"
-            for d in status.devices
-            if d.state in (DeviceState.STATE_ERROR, DeviceState.STATE_DISCONNECTED)
-        }
-        self._bound().heartbeat(module, status.boot_id, faults)
+        self._bound().heartbeat(module, status.boot_id, device_faults(status.devices))
 
     def _discover(self) -> None:
         """Subscribe to every module description topic on the graph (latched: a module that
@@ -264,3 +266,12 @@ class ModuleGoals:
             log.info(f"module {module} joined the lab (announced its description)")
             dispatcher.dispatch(outbox)
             self._changed()
+
+
+def device_faults(devices: Sequence[DeviceState]) -> dict[str, str]:
+    """The devices in error or disconnected, and why."""
+    return {
+        d.name: d.message or "disconnected"
+        for d in devices
+        if d.state in (DeviceState.STATE_ERROR, DeviceState.STATE_DISCONNECTED)
+    }

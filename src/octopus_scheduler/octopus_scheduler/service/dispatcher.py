@@ -89,6 +89,7 @@ class _Outcome:
     reason: str = field(compare=False)
     measured: Mapping[str, Any] | None = field(compare=False)
     at: float | None = field(compare=False)
+    faults: Mapping[str, str] = field(compare=False)
 
 
 def _nothing(*_: Any) -> None:
@@ -274,9 +275,11 @@ class Dispatcher:
         error: str = "",
         *,
         ended_at: float | None = None,
+        faults: Mapping[str, str] | None = None,
     ) -> None:
         """The goal's outcome (of this attempt: a late one of an earlier attempt is ignored);
-        ``ended_at``: the wall time the module says it ended (else: now).
+        ``ended_at``: the wall time the module says it ended (else: now); ``faults``: the
+        module's devices in error when it ended, and why (the module's status may tell later).
 
         Outcomes that arrive while the lab's lock is held (by a decision, a submission) are
         taken in the order their steps ended, not the order their threads get the lock: the core
@@ -294,6 +297,7 @@ class Dispatcher:
             reason,
             measured if success else None,
             at,
+            dict(faults or {}),
         )
         with self._arrivals:
             heapq.heappush(self._arrived, outcome)
@@ -308,6 +312,7 @@ class Dispatcher:
                 first.goal,
                 False,
                 first.at,
+                first.faults,
             )
         if outbox is not None:
             self.dispatch(outbox)
@@ -339,7 +344,7 @@ class Dispatcher:
         """End the step in flight; an outcome of an earlier ``attempt`` is ignored. ``lost``: the
         module's process was lost under it. ``at``: the lab time it ended (else: now)."""
         with self.lock:
-            outbox = self._close(step_id, success, reason, measured, attempt, lost, at)
+            outbox = self._close(step_id, success, reason, measured, attempt, lost, at, {})
         if outbox is not None:
             self.dispatch(outbox)
 
@@ -352,17 +357,25 @@ class Dispatcher:
         attempt: StepGoal | None,
         lost: bool,
         at: float | None,
+        faults: Mapping[str, str],
     ) -> Outbox | None:
-        """:meth:`_end_step` under ``lock``: what to dispatch once it is released, if anything."""
+        """:meth:`_end_step` under ``lock``: what to dispatch once it is released, if anything.
+        ``faults`` (of ``attempt``'s module) go out of order first: the step's retry, and every
+        other step, waits for those devices instead of being refused by the module."""
         with self._goals:
             if attempt is not None and not self._current(attempt):
                 return None  # an outcome of an attempt that already ended (timed out, retried)
             if self._in_flight.pop(step_id, None) is None:
                 return None  # already ended (timeout, module down)
+        outbox = Outbox()
+        if faults and attempt is not None:
+            outbox.extend(self._device_report(attempt.module, faults, complete=False))
         if success:
-            return self.service.step_finished(step_id, measured, at=at)
+            outbox.extend(self.service.step_finished(step_id, measured, at=at))
+            return outbox
         self.log.warning(f"step {step_id} failed: {reason}")
-        return self.service.step_failed(step_id, reason, lost=lost, at=at)
+        outbox.extend(self.service.step_failed(step_id, reason, lost=lost, at=at))
+        return outbox
 
     # ---- liveness and timeouts -----------------------------------------------------------------
 
@@ -391,22 +404,28 @@ class Dispatcher:
             # emergency stop holds every module down
             back = module in self.service.core.modules_down() and not self.estop_engaged
             outbox = self.service.module_up(module) if back else Outbox()
-            before = self.service.core.out_of_order()
-            outbox.extend(self.service.device_health(module, faults))
-            after = self.service.core.out_of_order()
+            outbox.extend(self._device_report(module, faults, complete=True))
         if first:
             self.log.info(f"module {module} is up (first heartbeat)")
         if restarted:
             self._module_lost(module, restarted=True)
         if back:
             self.log.info(f"module {module} is back")
+        self.dispatch(outbox)
+
+    def _device_report(self, module: str, faults: Mapping[str, str], *, complete: bool) -> Outbox:
+        """Under ``lock``: a module's faults to the service (see its ``device_health``), and
+        what went out of order or came back, to the log."""
+        before = self.service.core.out_of_order()
+        outbox = self.service.device_health(module, faults, complete=complete)
+        after = self.service.core.out_of_order()
         for device in sorted(set(after) - set(before)):
             self.log.error(f"device {device} is out of order: {after[device]}")
         for device in sorted(set(before) - set(after)):
             self.log.info(f"device {device} is back in order")
         if before != after:
             self.changed(False)  # the plan's reasons change
-        self.dispatch(outbox)
+        return outbox
 
     def watchdog(self) -> None:
         """Silent modules are down; steps past their deadline time out (not in the period after

@@ -290,21 +290,26 @@ class LabService:
             }
             return "", self._handle(self._adopt(description, lab, now), record)
 
-    def device_health(self, module: str, faults: Mapping[str, str]) -> Outbox:
+    def device_health(
+        self, module: str, faults: Mapping[str, str], *, complete: bool = True
+    ) -> Outbox:
         """A module's report of its devices: ``faults`` maps each device in error (or
         disconnected) to why. Only changes become events: a device that fails goes out of
-        order (its steps wait instead of failing their retries), a cleared one comes back."""
+        order (its steps wait instead of failing their retries), a cleared one comes back.
+        ``complete``: the module's status (a device it does not name is fine); else a goal
+        result's faults, which may overtake the status that reports them and clear nothing."""
         with self._lock:
             if module not in self.lab.modules:
                 return Outbox()
-            self._reported_faults[module] = dict(faults)
+            if complete:
+                self._reported_faults[module] = dict(faults)
             outbox = Outbox()
             down = self.core.out_of_order()
             held = self.core.operator_holds()  # only an operator brings these back
             for device in self.lab.modules[module].devices:
                 if device in faults and device not in down:
                     event: ev.Event = ev.DeviceDown(device, faults[device], time=self.clock())
-                elif device not in faults and device in down and device not in held:
+                elif complete and device not in faults and device in down and device not in held:
                     event = ev.DeviceUp(device, time=self.clock())
                 else:
                     continue
