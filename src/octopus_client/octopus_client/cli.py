@@ -41,7 +41,7 @@ who and where:
 
 exit codes:
   0 done; 1 job failed or request refused; 2 invalid input (rejected script, unknown job,
-  bad arguments); 3 no scheduler answered (is the lab up?); 130 interrupted.
+  bad arguments); 3 nothing answered (is the lab up?); 130 interrupted.
   Errors are one line on stderr; OCTOPUS_DEBUG=1 shows the traceback of an unexpected one.
 """
 

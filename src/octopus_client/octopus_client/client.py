@@ -41,6 +41,11 @@ __all__ = ["ClientError", "OctopusClient", "Submission", "default_user", "normal
 
 DEFAULT_NAMESPACE = "/octopus"
 DEFAULT_TIMEOUT_S = 5.0
+# How long a server of a lab that is up may take to be found: on an idle machine a new process
+# matches the lab's endpoints within a second, on a loaded one Fast DDS can take seconds to repair
+# a lost discovery message (the project's CI once took more than 5 s). A lab with no node on the
+# graph is reported after ``timeout_s`` as before.
+DISCOVERY_LIMIT_S = 20.0
 RESEND_S = 0.2  # an idempotent request unanswered this long is sent again (a response to a
 # client the server has not matched yet is dropped; discovery completes within a few 100 ms)
 FIRST_FEEDBACK_S = 0.15  # then the job id is looked up instead
@@ -122,11 +127,13 @@ class OctopusClient:
         namespace: str | None = None,
         user: str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        discovery_limit_s: float = DISCOVERY_LIMIT_S,
     ) -> None:
         self.namespace = normalize_namespace(namespace)
         self.user = user or default_user()
         self.key = user_key(self.user)
         self.timeout_s = timeout_s
+        self.discovery_limit_s = discovery_limit_s
         self.context = Context()
         # no rclpy signal handlers: Ctrl-C stays a KeyboardInterrupt in the main thread
         rclpy.init(
@@ -178,13 +185,32 @@ class OctopusClient:
         if client is None:
             client = self.node.create_client(srv_type, self.name(relative))
             self._services[relative] = client
-        if not _wait_ready(client.service_is_ready, self.timeout_s):
-            raise self._unavailable(relative)
+        self._find(client.service_is_ready, relative)
         return client
+
+    def _find(self, is_ready: Callable[[], bool], relative: str) -> None:
+        """Wait for the server of ``relative``: ``timeout_s``, and while a node of the lab is
+        on the graph (the lab is up, discovery is slow) up to ``discovery_limit_s`` in all."""
+        if _wait_ready(is_ready, self.timeout_s):
+            return
+        if not self._lab_on_graph():
+            raise self._unavailable(relative)
+        if not _wait_ready(is_ready, max(0.0, self.discovery_limit_s - self.timeout_s)):
+            raise ClientError(
+                f"{self.name(relative)} not found within {self.discovery_limit_s:g} s, though the "
+                "lab's nodes are up: is the node that serves it running? (ros2 node list)"
+            )
+
+    def _lab_on_graph(self) -> bool:
+        inside = f"{self.namespace}/"
+        return any(
+            f"{namespace.rstrip('/')}/".startswith(inside)
+            for _name, namespace in self.node.get_node_names_and_namespaces()
+        )
 
     def _unavailable(self, relative: str, waited_s: float | None = None) -> ClientError:
         return ClientError(
-            f"no scheduler answered on {self.name(relative)} "
+            f"nothing answered on {self.name(relative)} "
             f"within {waited_s or self.timeout_s:g} s: "
             "is the lab up? (octopus lab up)"
         )
@@ -338,8 +364,7 @@ class OctopusClient:
         known = {j.id for j in self.list_jobs(owner=self.user)}  # warm-up, and dedup below
         if self._action is None:
             self._action = submit_job_client(self.node, self.name("submit_job"))
-        if not _wait_ready(self._action.server_is_ready, self.timeout_s):
-            raise self._unavailable("submit_job")
+        self._find(self._action.server_is_ready, "submit_job")
         submission = Submission(job_id="", accepted=True)
         news = threading.Event()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 EXIT_FAILED = 1  # a job failed, a command was refused
 EXIT_INVALID = 2  # a rejected script, an unknown job, bad input (argparse uses 2 too)
-EXIT_UNAVAILABLE = 3  # no scheduler answered, a missing optional package
+EXIT_UNAVAILABLE = 3  # nothing answered, a missing optional package
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
