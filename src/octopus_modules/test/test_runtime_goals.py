@@ -140,12 +140,6 @@ def test_cancel_before_any_action_gives_slots_and_stock_back(runtime: ModuleRunt
     assert not runtime.backends["Pump"].executed  # type: ignore[attr-defined]
 
 
-def test_heartbeat_counts(runtime: ModuleRuntime) -> None:
-    assert runtime.heartbeat().heartbeat == 1
-    assert runtime.heartbeat().heartbeat == 2
-    assert runtime.status().module == "TestBench"
-
-
 def test_discarding_an_accepted_goal_frees_everything(runtime: ModuleRuntime) -> None:
     runtime.accept("g1", "Dose", {"Volume": 1}, {"rack": [0]})
     assert runtime.status().device("Pump").holder == "g1"

@@ -255,7 +255,6 @@ def status_message(status: ModuleStatus, now: float) -> msg.ModuleStatus:
             )
             for c in status.consumables
         ],
-        heartbeat=status.heartbeat,
         running_goals=len(status.running_goals),
     )
     message.header.stamp = stamp(now)

@@ -81,7 +81,7 @@ class StatusPublisher:
     def _publish_changes(self) -> None:
         while (item := self._queue.get()) is not None:
             try:
-                self._publish(self._runtime.heartbeat() if item is _BEAT else item)
+                self._publish(self._runtime.status() if item is _BEAT else item)
             except Exception:  # noqa: BLE001 - the node is being destroyed
                 return
 

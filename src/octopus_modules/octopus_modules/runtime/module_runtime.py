@@ -128,7 +128,6 @@ class ModuleRuntime:
         self._goals: dict[str, _Goal] = {}
         self._estop_reason = ""
         self._estop = False
-        self._heartbeat = 0
         self._revision = 0
         self._listeners: list[ChangeCallback] = []
         self._watchdog = Watchdog(f"{description.module}-watchdog")
@@ -403,7 +402,6 @@ class ModuleRuntime:
             )
             return ModuleStatus(
                 self.description.module,
-                self._heartbeat,
                 self._revision,
                 self._estop,
                 self._estop_reason,
@@ -413,12 +411,6 @@ class ModuleRuntime:
                 tuple(sorted(self._goals)),
                 warnings,
             )
-
-    def heartbeat(self) -> ModuleStatus:
-        """Count a heartbeat (the node calls this periodically) and return the status."""
-        with self._lock:
-            self._heartbeat += 1
-        return self.status()
 
     def close(self) -> None:
         self._watchdog.close()

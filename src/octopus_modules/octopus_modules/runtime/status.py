@@ -37,7 +37,6 @@ class ConsumableStatus:
 @dataclass(frozen=True)
 class ModuleStatus:
     module: str
-    heartbeat: int
     revision: int  # increases on every change
     estop_engaged: bool
     estop_reason: str
