@@ -35,7 +35,9 @@ def _nodes(context, *args, **kwargs):
             executable=spec.executable,
             name=spec.name,
             namespace=spec.namespace,
-            parameters=[dict(spec.parameters)],
+            # as -p arguments: launch_ros writes a parameter dict to a temporary file that it
+            # never deletes (one per node and launch, in /tmp)
+            ros_arguments=spec.parameter_arguments(),
             output="screen",
             emulate_tty=True,
             respawn=respawn,  # a crashed node comes back, as under `octopus lab up`

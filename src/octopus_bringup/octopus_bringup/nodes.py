@@ -29,10 +29,16 @@ class NodeSpec:
     module: str = ""  # python -m target, for starting it without ros2 run
 
     def ros_arguments(self) -> list[str]:
-        args = ["--ros-args", "-r", f"__node:={self.name}", "-r", f"__ns:={self.namespace}"]
-        for key, value in self.parameters.items():
-            args += ["-p", f"{key}:={_ros_value(value)}"]
-        return args
+        remaps = ["-r", f"__node:={self.name}", "-r", f"__ns:={self.namespace}"]
+        return ["--ros-args", *remaps, *self.parameter_arguments()]
+
+    def parameter_arguments(self) -> list[str]:
+        """``-p name:=value`` for every parameter."""
+        return [
+            arg
+            for key, value in self.parameters.items()
+            for arg in ("-p", f"{key}:={_ros_value(value)}")
+        ]
 
 
 def _ros_value(value: Any) -> str:

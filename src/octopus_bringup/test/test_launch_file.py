@@ -10,6 +10,8 @@ test_launch_lab.py) starts the nodes for real, and the respawn e2e
 from __future__ import annotations
 
 import importlib.util
+import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,8 @@ require(modules=("launch", "launch_ros"))
 
 from launch import LaunchContext  # noqa: E402
 from launch.actions import OpaqueFunction  # noqa: E402
+from launch.substitutions import LocalSubstitution  # noqa: E402
+from launch.utilities import perform_substitutions  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
 
 LAUNCH_FILE = Path(__file__).resolve().parent.parent / "launch" / "lab.launch.py"
@@ -46,6 +50,16 @@ def nodes_of(module, **arguments: str) -> list[Node]:
     for node in nodes:
         node._perform_substitutions(context)  # what Node.execute does first: names, namespaces
     return nodes
+
+
+def parameters_of(node: Node) -> list[str]:
+    """The node's ``-p`` arguments, as launch puts them on its command line."""
+    parts = [
+        perform_substitutions(LaunchContext(), part)
+        for part in node.cmd
+        if not any(isinstance(s, LocalSubstitution) for s in part)  # filled in at execution
+    ]
+    return [parts[i + 1] for i, part in enumerate(parts) if part == "-p"]
 
 
 def test_declares_the_documented_arguments(launch_file) -> None:
@@ -75,6 +89,18 @@ def test_arguments_reach_the_nodes(launch_file, tmp_path: Path) -> None:
         "/l2/scheduler", "/l2/modules/uv_vis", "/l2/modules/batch_synthesis",
     ]  # fmt: skip
     assert [n.expanded_node_namespace for n in nodes] == ["/l2", "/l2/modules", "/l2/modules"]
+    scheduler, uv_vis = parameters_of(nodes[0]), parameters_of(nodes[1])
+    assert 'policy:="fcfs"' in scheduler and f"lab_file:={json.dumps(str(lab))}" in scheduler
+    assert "time_scale:=50.0" in uv_vis and 'estop_topic:="/l2/emergency_stop"' in uv_vis
+
+
+def test_parameters_leave_no_temporary_file(launch_file, tmp_path: Path, monkeypatch) -> None:
+    """launch_ros writes a parameter dict to a temporary file that it never deletes; the lab's
+    parameters are ``-p`` arguments instead."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    nodes = nodes_of(launch_file)
+    assert all(parameters_of(node) for node in nodes)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_bad_policy_stops_the_launch_with_the_reason(launch_file) -> None:
