@@ -133,8 +133,10 @@ class Lab:
             self.advance(min(self.dispatcher.watchdog_period_s, end - self.wall.now()))
             self.dispatcher.watchdog()
 
-    def beat(self, module: str = BATCH, faults: dict[str, str] | None = None) -> None:
-        self.dispatcher.heartbeat(module, self.boot[module], faults or {})
+    def beat(
+        self, module: str = BATCH, faults: dict[str, str] | None = None, stamp: float | None = None
+    ) -> None:
+        self.dispatcher.heartbeat(module, self.boot[module], faults or {}, stamp)
 
     def beat_all(self) -> None:
         for module in self.boot:
@@ -511,22 +513,47 @@ def test_a_fault_in_a_result_holds_the_retry_until_the_module_clears_it(tmp_path
     lab.submit(retries=2)
     (goal,) = lab.send()
     lab.accept(goal)
-    lab.dispatcher.finished(goal, False, {}, "fetch failed", faults={"Batch_VialStorage": "stuck"})
+    failed = {"Batch_VialStorage": "stuck"}
+    lab.dispatcher.finished(goal, False, {}, "fetch failed", ended_at=500.0, faults=failed)
     assert lab.log.has("device Batch_VialStorage is out of order: stuck")
-    lab.beat()  # a status sent before the fault, arriving after the result: no news
+    lab.beat(stamp=499.9)  # published before the fault, arriving after the result: no news
     lab.lab_time.advance(60.0)  # the back-off is over
     lab.dispatcher.tick()
     assert lab.send() == []  # the retry waits for the device
-    lab.beat(faults={"Batch_VialStorage": "stuck"})  # the status that reports the fault
-    lab.beat()  # cleared on the module
+    lab.beat(faults=failed, stamp=500.0)  # the status that reports the fault
+    lab.beat(stamp=510.0)  # cleared on the module
     assert lab.log.has("device Batch_VialStorage is back in order")
     (retry,) = lab.send()
     assert (retry.step_id, retry.attempt) == (goal.step_id, 1)
 
 
-def test_the_faults_of_a_late_result_are_ignored(lab: Lab) -> None:
-    """A result of an attempt that already ended (here: timed out) is old news, its faults too:
-    the status, newer, says the device is fine."""
+def test_a_fault_in_a_result_is_cleared_by_a_later_status_though_none_showed_it(
+    tmp_path: Path,
+) -> None:
+    """Statuses are best effort: the one that showed the fault may be lost, and the device
+    back before the next. A status published after the failure that omits the device clears
+    it (the last status said the same, which would otherwise be news to nobody)."""
+    lab = Lab(tmp_path / "db.sqlite", backoff_s=30.0)
+    lab.beat_all()
+    lab.submit(retries=2)
+    (goal,) = lab.send()
+    lab.accept(goal)
+    lab.dispatcher.finished(
+        goal, False, {}, "fetch failed", ended_at=500.0, faults={"Batch_VialStorage": "stuck"}
+    )
+    lab.beat(stamp=499.0)
+    assert not lab.log.has("back in order")
+    lab.beat(stamp=501.0)
+    assert lab.log.has("device Batch_VialStorage is back in order")
+    lab.lab_time.advance(60.0)
+    lab.dispatcher.tick()
+    (retry,) = lab.send()
+    assert retry.attempt == 1
+
+
+def test_the_faults_of_a_late_result_are_not_applied_at_once(lab: Lab) -> None:
+    """A result of an attempt that already ended (here: timed out) does not end a step: its
+    faults wait for the next status, which says whether the device is still in error."""
     lab.submit(retries=1)
     (first,) = lab.send()
     lab.accept(first)
@@ -537,6 +564,8 @@ def test_the_faults_of_a_late_result_are_ignored(lab: Lab) -> None:
     lab.dispatcher.finished(first, False, {}, "late", faults={"Batch_VialStorage": "stuck"})
     assert not lab.log.has("out of order")
     assert retry.attempt == 1 and lab.dispatcher.in_flight == 1
+    lab.beat()
+    assert not lab.log.has("out of order")
 
 
 def test_the_emergency_stop_keeps_a_module_that_is_heard_again_down(lab: Lab) -> None:

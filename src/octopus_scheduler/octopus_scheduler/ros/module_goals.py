@@ -221,7 +221,9 @@ class ModuleGoals:
         )
 
     def _heartbeat(self, module: str, status: ModuleStatus) -> None:
-        self._bound().heartbeat(module, status.boot_id, device_faults(status.devices))
+        self._bound().heartbeat(
+            module, status.boot_id, device_faults(status.devices), seconds_of(status.header.stamp)
+        )
 
     def _discover(self) -> None:
         """Subscribe to every module description topic on the graph (latched: a module that

@@ -133,6 +133,10 @@ class Dispatcher:
         # marked live modules down)
         self._beats = threading.Lock()
         self._faults: dict[str, dict[str, str]] = {}  # module -> the faults it last reported
+        # module -> {device: (wall time, why)}: faults a failed goal's result reported, which a
+        # status published before that time may not show yet (statuses are best effort, on
+        # another topic): such a status does not clear them, a later one does
+        self._unconfirmed: dict[str, dict[str, tuple[float, str]]] = {}
         #: how often the node calls :meth:`watchdog`: a silent module is down at most a quarter
         #: period late
         self.watchdog_period_s = min(heartbeat_period_s / 4, 0.25)
@@ -279,7 +283,8 @@ class Dispatcher:
     ) -> None:
         """The goal's outcome (of this attempt: a late one of an earlier attempt is ignored);
         ``ended_at``: the wall time the module says it ended (else: now); ``faults``: the
-        module's devices in error when it ended, and why (the module's status may tell later).
+        module's devices in error when it ended, and why (the module's status may tell later);
+        those of a failure take the devices out of order at once (see :meth:`_close`).
 
         Outcomes that arrive while the lab's lock is held (by a decision, a submission) are
         taken in the order their steps ended, not the order their threads get the lock: the core
@@ -289,6 +294,13 @@ class Dispatcher:
         seconds at 50 modules."""
         at = None if ended_at is None else self.lab_clock.lab_time_at(ended_at)
         reason = "" if success else (error or "failed")
+        # a failed task's end is the module's clock when it failed: its statuses from then on
+        # show the faults (a success's end may be counted earlier than that, see ExecuteTask)
+        faults = {} if success else dict(faults or {})
+        if faults:
+            with self._beats:
+                told = self._unconfirmed.setdefault(goal.module, {})
+                told.update({d: (ended_at or 0.0, why) for d, why in faults.items()})
         outcome = _Outcome(
             math.inf if at is None else at,
             next(self._arrival_numbers),
@@ -297,7 +309,7 @@ class Dispatcher:
             reason,
             measured if success else None,
             at,
-            dict(faults or {}),
+            faults,
         )
         with self._arrivals:
             heapq.heappush(self._arrived, outcome)
@@ -384,14 +396,18 @@ class Dispatcher:
         with self._beats:
             self.liveness.add(module, self.monotonic())
 
-    def heartbeat(self, module: str, boot_id: str, faults: Mapping[str, str]) -> None:
-        """A module's status: ``faults`` maps each of its devices in error to why."""
+    def heartbeat(
+        self, module: str, boot_id: str, faults: Mapping[str, str], stamp: float | None = None
+    ) -> None:
+        """A module's status: ``faults`` maps each of its devices in error to why; ``stamp``:
+        the wall time it was published (None: taken as new)."""
         with self._beats:  # on time even if the scheduler is busy
             first, was_down, restarted = self.liveness.beat(module, self.monotonic(), boot_id)
             # most statuses say what the last one said: nothing for the core, no wait for its lock
             # (three per device action, beside the goal's own answers)
-            same = self._faults.get(module) == faults
+            same = self._faults.get(module) == faults and module not in self._unconfirmed
             self._faults[module] = dict(faults)
+            faults = self._with_unconfirmed(module, faults, stamp)
         if same and not (first or was_down or restarted):
             return
         # a new process before the old one was missed: what the old one ran is lost (a module
@@ -412,6 +428,21 @@ class Dispatcher:
         if back:
             self.log.info(f"module {module} is back")
         self.dispatch(outbox)
+
+    def _with_unconfirmed(
+        self, module: str, faults: Mapping[str, str], stamp: float | None
+    ) -> dict[str, str]:
+        """Under ``_beats``: a status's faults, and those a failed goal's result reported that
+        the status is too old to show (published before that goal ended)."""
+        told = self._unconfirmed.pop(module, {})
+        kept = {
+            device: (at, why)
+            for device, (at, why) in told.items()
+            if device not in faults and stamp is not None and stamp < at
+        }
+        if kept:
+            self._unconfirmed[module] = kept
+        return {**faults, **{device: why for device, (_at, why) in kept.items()}}
 
     def _device_report(self, module: str, faults: Mapping[str, str], *, complete: bool) -> Outbox:
         """Under ``lock``: a module's faults to the service (see its ``device_health``), and
