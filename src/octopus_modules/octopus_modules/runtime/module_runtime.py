@@ -55,7 +55,7 @@ from octopus_modules.expressions import ExpressionError
 from octopus_modules.lab_clock import LabClock, resolve_clock
 from octopus_modules.runtime.device_worker import ActionAbandoned, DeviceCall, DeviceWorker
 from octopus_modules.runtime.goals import GoalRejected, PreparedGoal, prepare_goal
-from octopus_modules.runtime.module_state import DISCONNECTED, ERROR, OK, ModuleState
+from octopus_modules.runtime.module_state import DISCONNECTED, ERROR, FAULTS, OK, ModuleState
 from octopus_modules.runtime.results import ActionTiming, TaskFeedback, TaskResult
 from octopus_modules.runtime.status import ModuleStatus
 from octopus_modules.runtime.watchdog import Watchdog
@@ -398,7 +398,7 @@ class ModuleRuntime:
             )
             devices = self._state.device_statuses()
             warnings += tuple(
-                f"device {d.name} {d.state}: {d.message}" for d in self._state.device_faults()
+                f"device {d.name} {d.state}: {d.message}" for d in devices if d.state in FAULTS
             )
             return ModuleStatus(
                 self.description.module,

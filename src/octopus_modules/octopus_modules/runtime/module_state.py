@@ -12,6 +12,7 @@ from octopus_modules.runtime.goals import GoalRejected, PreparedGoal
 from octopus_modules.runtime.status import ConsumableStatus, DeviceStatus, SlotStatus
 
 OK, ERROR, DISCONNECTED = "ok", "error", "disconnected"
+FAULTS = (ERROR, DISCONNECTED)  # the states of a device that takes no goal
 
 
 class ModuleState:
@@ -111,7 +112,7 @@ class ModuleState:
 
     def device_faults(self) -> tuple[DeviceStatus, ...]:
         """The devices in error or disconnected."""
-        return tuple(d for d in self.device_statuses() if d.state in (ERROR, DISCONNECTED))
+        return tuple(d for d in self.device_statuses() if d.state in FAULTS)
 
     def slot_statuses(self) -> tuple[SlotStatus, ...]:
         return tuple(
