@@ -29,7 +29,7 @@ A benchmark, not a test: it brings up real processes on this machine only
 Results print as tables and are saved as JSON and a PNG under ``--out`` (default
 ``out/bench_live``).
 
-    octopus bench-live                         # everything (about 10 minutes)
+    octopus bench-live                         # everything (about 15 minutes)
     octopus bench-live --only overhead --actions 2000
     octopus bench-live --quick                 # tiny sizes, seconds: the smoke test
 """
