@@ -69,7 +69,7 @@ def test_processes_racing_for_one_id_never_hold_it_together(tmp_path: Path) -> N
             [sys.executable, "-c", CONTENDER, str(tmp_path), "300"],
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(4)
     ]
     errors = [p.communicate(timeout=120)[1] for p in contenders]
