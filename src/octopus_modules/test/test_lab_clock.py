@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
@@ -16,6 +16,8 @@ from octopus_modules.drivers.simulated import FaultSettings, SimulatedBackend
 from octopus_modules.lab_clock import LabClock, ScaledClock, VirtualClock, resolve_clock
 from octopus_modules.module_factory import build_module, build_module_runtime
 from octopus_modules.runtime.module_runtime import ModuleRuntime
+
+Closing = Callable[[ModuleRuntime], ModuleRuntime]  # the `closing` fixture (conftest.py)
 
 T = TypeVar("T")
 
@@ -33,22 +35,10 @@ def simulated(runtime: ModuleRuntime) -> list[SimulatedBackend]:
     return backends
 
 
-_made: list[ModuleRuntime] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_runtimes() -> Iterator[None]:
-    yield
-    while _made:
-        _made.pop().close()
-
-
 def runtime_on(description: ModuleDescription, clock: LabClock, **kwargs: float) -> ModuleRuntime:
-    """A runtime whose simulated devices share its clock, as the factory builds it (closed when
-    the test ends)."""
+    """A runtime whose simulated devices share its clock, as the factory builds it."""
     backends = create_backends(description, DriverContext(clock=clock, seed=7))
-    _made.append(ModuleRuntime(description, backends, clock=clock, **kwargs))
-    return _made[-1]
+    return ModuleRuntime(description, backends, clock=clock, **kwargs)
 
 
 # ---- ScaledClock ----------------------------------------------------------------------------
@@ -175,38 +165,35 @@ def test_virtual_clock_waits_cost_no_wall_time_and_advance_nothing() -> None:
 # ---- through the module: one clock, handed to everything that waits -------------------------
 
 
-def test_the_factory_hands_one_clock_to_the_runtime_and_every_device() -> None:
+def test_the_factory_hands_one_clock_to_the_runtime_and_every_device(closing: Closing) -> None:
     clock = ScaledClock(300.0)
-    runtime = build_module_runtime("uv_vis", clock=clock)
+    runtime = closing(build_module_runtime("uv_vis", clock=clock))
     assert runtime.clock is clock
     assert all(backend.clock is clock for backend in simulated(runtime))
     book = build_module("batch_synthesis", clock=clock)
-    assert book.runtime.clock is clock
-    by_scale = build_module_runtime("uv_vis", time_scale=300.0)  # the convenience keyword
+    assert closing(book.runtime).clock is clock
+    by_scale = closing(build_module_runtime("uv_vis", time_scale=300.0))  # the convenience keyword
     assert isinstance(by_scale.clock, ScaledClock) and by_scale.clock.scale == 300.0
     assert all(backend.clock is by_scale.clock for backend in simulated(by_scale))
 
 
 @pytest.mark.parametrize(("lab_s", "scale"), [(200.0, 1000.0), (30.0, 100.0)])
 def test_a_simulated_action_of_n_lab_seconds_takes_n_over_s_wall_seconds(
-    description: ModuleDescription, lab_s: float, scale: float
+    description: ModuleDescription, closing: Closing, lab_s: float, scale: float
 ) -> None:
-    runtime = runtime_on(description, ScaledClock(scale))
-    try:
-        result, wall = timed(runtime.execute_task, "g1", "Move", {"Seconds": lab_s})
-    finally:
-        runtime.close()
+    runtime = closing(runtime_on(description, ScaledClock(scale)))
+    result, wall = timed(runtime.execute_task, "g1", "Move", {"Seconds": lab_s})
     assert result.success, result.error
     expected_wall = lab_s / scale
     assert 0.5 * expected_wall <= wall <= 5 * expected_wall
 
 
-def test_a_standby_step_waits_its_lab_time_on_the_clock(description: ModuleDescription) -> None:
-    runtime = runtime_on(description, ScaledClock(1000.0))
-    try:  # 1 s arm, 5 min standby, 1 s arm: 302 lab s = 0.302 s of wall
-        result, wall = timed(runtime.execute_task, "g1", "Wait", {"Minutes": 5.0}, {"rack": [0]})
-    finally:
-        runtime.close()
+def test_a_standby_step_waits_its_lab_time_on_the_clock(
+    description: ModuleDescription, closing: Closing
+) -> None:
+    runtime = closing(runtime_on(description, ScaledClock(1000.0)))
+    # 1 s arm, 5 min standby, 1 s arm: 302 lab s = 0.302 s of wall
+    result, wall = timed(runtime.execute_task, "g1", "Wait", {"Minutes": 5.0}, {"rack": [0]})
     assert result.success, result.error
     assert 0.5 * 0.302 <= wall <= 5 * 0.302
 
@@ -214,21 +201,22 @@ def test_a_standby_step_waits_its_lab_time_on_the_clock(description: ModuleDescr
 @pytest.mark.parametrize(("task", "params", "lab_s"), [("Move", {"Seconds": 300.0}, 300.0),
     ("Wait", {"Minutes": 5.0}, 302.0)])  # fmt: skip
 def test_a_goal_counts_its_lab_time_from_its_planned_start(
-    description: ModuleDescription, task: str, params: dict[str, float], lab_s: float
+    description: ModuleDescription,
+    closing: Closing,
+    task: str,
+    params: dict[str, float],
+    lab_s: float,
 ) -> None:
     # 300 lab s at 1000x = 0.3 s of wall; the scheduler started the step 0.2 s ago (its message
     # took that long): a simulated device and a standby wait make it up, so the step ends in lab
     # time where the scheduler's plan says, 0.1 s from now
-    runtime = runtime_on(description, ScaledClock(1000.0))
+    runtime = closing(runtime_on(description, ScaledClock(1000.0)))
     slots = {"rack": [0]} if task == "Wait" else None
     planned = time.time() - 0.2
-    try:
-        result, wall = timed(
-            lambda: runtime.execute_task("g1", task, params, slots, planned_start=planned)
-        )
-        plain, plain_wall = timed(runtime.execute_task, "g2", task, params, slots)
-    finally:
-        runtime.close()
+    result, wall = timed(
+        lambda: runtime.execute_task("g1", task, params, slots, planned_start=planned)
+    )
+    plain, plain_wall = timed(runtime.execute_task, "g2", task, params, slots)
     assert result.success and plain.success, (result.error, plain.error)
     assert wall < 0.75 * plain_wall  # 0.1 s against 0.3 s, on a busy machine too
     assert result.timings[0].start == planned
@@ -237,19 +225,16 @@ def test_a_goal_counts_its_lab_time_from_its_planned_start(
     assert plain.timings[0].start >= planned + 0.2  # without one, a goal counts from its run
 
 
-def test_a_planned_start_counts_at_most_one_second_back(description: ModuleDescription) -> None:
+def test_a_planned_start_counts_at_most_one_second_back(
+    description: ModuleDescription, closing: Closing
+) -> None:
     # a goal re-sent after a restart carries the start of long ago: its lab time is not all
     # spent already (30 lab s at 100x = 0.3 s of wall, inside the 1 s it may make up)
-    runtime = runtime_on(description, ScaledClock(100.0))
+    runtime = closing(runtime_on(description, ScaledClock(100.0)))
     sent = time.time()
-    try:
-        result, wall = timed(
-            lambda: runtime.execute_task(
-                "g1", "Move", {"Seconds": 30.0}, planned_start=sent - 600.0
-            )
-        )
-    finally:
-        runtime.close()
+    result, wall = timed(
+        lambda: runtime.execute_task("g1", "Move", {"Seconds": 30.0}, planned_start=sent - 600.0)
+    )
     assert result.success, result.error
     assert wall < 0.2
     assert result.timings[0].start == pytest.approx(sent - 1.0, abs=0.05)
@@ -258,34 +243,32 @@ def test_a_planned_start_counts_at_most_one_second_back(description: ModuleDescr
 
 def test_under_a_virtual_clock_a_day_long_action_ends_at_once(
     description: ModuleDescription,
+    closing: Closing,
 ) -> None:
-    runtime = runtime_on(description, VirtualClock())
-    try:
-        result, wall = timed(runtime.execute_task, "g1", "Move", {"Seconds": 9000.0})
-    finally:
-        runtime.close()
+    runtime = closing(runtime_on(description, VirtualClock()))
+    result, wall = timed(runtime.execute_task, "g1", "Move", {"Seconds": 9000.0})
     assert result.success, result.error
     assert wall < 2.0
 
 
 def test_the_action_timeout_is_the_expected_lab_time_on_the_wall(
     description: ModuleDescription,
+    closing: Closing,
 ) -> None:
     # 200 lab s at 1000x = 0.2 s of wall, x factor 1 + margin 0.1 s: the hung arm is given up
     # after 0.3 s (it would be 200.1 s if the timeout ignored the clock)
-    runtime = runtime_on(
-        description,
-        ScaledClock(1000.0),
-        action_timeout_factor=1.0,
-        action_timeout_margin_s=0.1,
+    runtime = closing(
+        runtime_on(
+            description,
+            ScaledClock(1000.0),
+            action_timeout_factor=1.0,
+            action_timeout_margin_s=0.1,
+        )
     )
     arm = runtime.backends["Arm"]
     assert isinstance(arm, SimulatedBackend)
     arm.faults = FaultSettings(hang_actions=frozenset({"move"}))
-    try:
-        result, wall = timed(runtime.execute_task, "g1", "Move", {"Seconds": 200.0})
-    finally:
-        runtime.close()
+    result, wall = timed(runtime.execute_task, "g1", "Move", {"Seconds": 200.0})
     assert not result.success
     assert "within 0.3 s (timeout)" in result.error
     assert 0.3 * 0.9 <= wall <= 0.3 * 10
