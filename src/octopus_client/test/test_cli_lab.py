@@ -421,4 +421,3 @@ def test_estop_stops_the_modules_and_only_an_admin_resets_it(lab: Lab, ros) -> N
     assert reset.returncode == 0 and "reset by boss" in reset.stdout, reset.stderr
     lab.modules["uv_vis"].wait_for_output("emergency stop reset by boss", timeout=10)
     assert goal_accepted("estop-2")
-    module.destroy()

@@ -166,14 +166,10 @@ def test_a_late_subscriber_gets_the_latched_schedule(ros: Any) -> None:
         received.append(snapshot)
         arrived.set()
 
-    subscription = subscribe_schedule(ros.node, on_snapshot, topic)
-    try:
-        assert arrived.wait(10.0), "the latched schedule did not arrive"
-        assert [s.job_id for s in received[0].steps] == ["J0007", "J0007"]
-        assert received[0].policy == "backfill"
-    finally:
-        ros.node.destroy_subscription(subscription)
-        ros.node.destroy_publisher(publisher)
+    subscribe_schedule(ros.node, on_snapshot, topic)
+    assert arrived.wait(10.0), "the latched schedule did not arrive"
+    assert [s.job_id for s in received[0].steps] == ["J0007", "J0007"]
+    assert received[0].policy == "backfill"
 
 
 def test_capture_schedule_gets_the_current_schedule_once(ros: Any) -> None:
@@ -182,10 +178,7 @@ def test_capture_schedule_gets_the_current_schedule_once(ros: Any) -> None:
 
     topic = SCHEDULE_TOPIC + "_capture_test"
     publisher = ros.node.create_publisher(type(schedule), topic, schedule_qos())
-    try:
-        publisher.publish(schedule)
-        snapshot = capture_schedule(topic, timeout_s=10.0)
-        assert snapshot is not None and snapshot.policy == "backfill"
-        assert capture_schedule(topic + "_nobody", timeout_s=0.3) is None
-    finally:
-        ros.node.destroy_publisher(publisher)
+    publisher.publish(schedule)
+    snapshot = capture_schedule(topic, timeout_s=10.0)
+    assert snapshot is not None and snapshot.policy == "backfill"
+    assert capture_schedule(topic + "_nobody", timeout_s=0.3) is None

@@ -42,7 +42,6 @@ def test_lab_up_runs_modules_and_stops_them_on_ctrl_c(ros, node_processes, tmp_p
     handle = client.send_goal_once(goal, 5.0)
     assert handle.accepted
     assert wait_for_future(handle.get_result_async(), 20.0).result.success
-    client.destroy()
 
     up.popen.send_signal(signal.SIGINT)
     assert up.popen.wait(timeout=20) == 0

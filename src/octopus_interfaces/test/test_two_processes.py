@@ -45,5 +45,3 @@ def test_submit_job_and_execute_task_with_cancel(ros, node_processes) -> None:
     outcome = wait_for_future(task.get_result_async(), 10.0)
     assert outcome.result.success is False and outcome.result.error == "cancelled"
     assert outcome.status == 5  # GoalStatus.STATUS_CANCELED
-    submit.destroy()
-    execute.destroy()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 from action_msgs.msg import GoalStatus, GoalStatusArray
@@ -26,7 +25,7 @@ LATCHED = QoSProfile(
 
 
 @pytest.fixture
-def module(ros, node_processes) -> Iterator[ResendingActionClient]:
+def module(ros, node_processes) -> ResendingActionClient:
     process = node_processes.start(
         "batch_synthesis",
         [
@@ -45,8 +44,7 @@ def module(ros, node_processes) -> Iterator[ResendingActionClient]:
     process.wait_for_output("module BatchSynthesis ready", timeout=30)
     client = ResendingActionClient(ros.node, ExecuteTask, f"{NAMESPACE}/execute_task")
     assert client.wait_for_server(timeout_sec=20)
-    yield client
-    client.destroy()
+    return client  # the session destroys it after its executor stopped
 
 
 def goal(task: str, task_id: str, experiment: str, position: int, **params: float) -> object:
@@ -260,16 +258,13 @@ def test_finished_goals_are_kept_for_result_timeout_then_leave_the_status(
     ros.node.create_subscription(
         GoalStatusArray, f"{action}/_action/status", statuses.append, LATCHED
     )
-    try:
-        assert client.wait_for_server(timeout_sec=20)
-        handle = send(client, goal("PrepareContainer", "K2", "E1", 0))
-        wait_until(lambda: any(s.status_list for s in statuses), timeout=10)
-        time.sleep(0.6 + 1.5)
-        assert result_of(handle).status == GoalStatus.STATUS_UNKNOWN
-        statuses.clear()
-        following = send(client, goal("PrepareContainer", "K3", "E2", 1))
-        wait_until(lambda: statuses, timeout=10)  # the next status lists the new goal alone
-        listed = [bytes(s.goal_info.goal_id.uuid) for s in statuses[0].status_list]
-        assert listed == [bytes(following.goal_id.uuid)]
-    finally:
-        client.destroy()
+    assert client.wait_for_server(timeout_sec=20)
+    handle = send(client, goal("PrepareContainer", "K2", "E1", 0))
+    wait_until(lambda: any(s.status_list for s in statuses), timeout=10)
+    time.sleep(0.6 + 1.5)
+    assert result_of(handle).status == GoalStatus.STATUS_UNKNOWN
+    statuses.clear()
+    following = send(client, goal("PrepareContainer", "K3", "E2", 1))
+    wait_until(lambda: statuses, timeout=10)  # the next status lists the new goal alone
+    listed = [bytes(s.goal_info.goal_id.uuid) for s in statuses[0].status_list]
+    assert listed == [bytes(following.goal_id.uuid)]

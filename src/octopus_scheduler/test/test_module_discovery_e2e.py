@@ -34,25 +34,22 @@ def test_an_announced_module_joins_the_lab_and_survives_a_restart(
     assert load_builtin_description("solid_state").task("PrepareCrucible") is not None
     _, scheduler, lab_file = start_lab(node_processes, tmp_path)  # BatchSynthesis, UV-Vis
     client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
-    try:
-        assert client.wait_for_server(timeout_sec=20)
-        refused = submit(client, "alice")
-        assert refused.final_state == Job.STATE_FAILED and "SolidState" in refused.summary
+    assert client.wait_for_server(timeout_sec=20)
+    refused = submit(client, "alice")
+    assert refused.final_state == Job.STATE_FAILED and "SolidState" in refused.summary
 
-        started = time.monotonic()
-        start_module(node_processes, "solid_state", tmp_path / "samples.json")
-        scheduler.wait_for_output("module SolidState joined the lab", timeout=30)
-        print(f"SolidState joined {time.monotonic() - started:.2f} s after its process started")
-        result = submit(client, "alice")
-        assert result.final_state == Job.STATE_SUCCEEDED, result.summary
+    started = time.monotonic()
+    start_module(node_processes, "solid_state", tmp_path / "samples.json")
+    scheduler.wait_for_output("module SolidState joined the lab", timeout=30)
+    print(f"SolidState joined {time.monotonic() - started:.2f} s after its process started")
+    result = submit(client, "alice")
+    assert result.final_state == Job.STATE_SUCCEEDED, result.summary
 
-        # the restarted scheduler reads only BatchSynthesis and UV-Vis from the lab file; the
-        # module that joined comes back from its event log, before any announcement is heard
-        scheduler.stop()
-        restarted = start_scheduler(node_processes, lab_file, name="scheduler_restarted")
-        restarted.wait_for_output("scheduler ready: lab test, policy planner, 3 modules", 30)
-        again = submit(client, "bob")
-        assert again.final_state == Job.STATE_SUCCEEDED, again.summary
-        assert "joined the lab" not in restarted.output()
-    finally:
-        client.destroy()
+    # the restarted scheduler reads only BatchSynthesis and UV-Vis from the lab file; the
+    # module that joined comes back from its event log, before any announcement is heard
+    scheduler.stop()
+    restarted = start_scheduler(node_processes, lab_file, name="scheduler_restarted")
+    restarted.wait_for_output("scheduler ready: lab test, policy planner, 3 modules", 30)
+    again = submit(client, "bob")
+    assert again.final_state == Job.STATE_SUCCEEDED, again.summary
+    assert "joined the lab" not in restarted.output()

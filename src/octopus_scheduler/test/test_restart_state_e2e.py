@@ -15,23 +15,17 @@ from octopus_testing.lab import SYNTHESIS_JOB, start_lab, start_module, start_sc
 
 def run_job(ros, name: str) -> Job:
     client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
-    try:
-        assert client.wait_for_server(timeout_sec=20)
-        script = SYNTHESIS_JOB.format(name=name, react=10)
-        handle = client.send_goal_once(SubmitJob.Goal(script=script, user="alice"), 10.0)
-        return wait_for_future(handle.get_result_async(), 60.0).result
-    finally:
-        client.destroy()
+    assert client.wait_for_server(timeout_sec=20)
+    script = SYNTHESIS_JOB.format(name=name, react=10)
+    handle = client.send_goal_once(SubmitJob.Goal(script=script, user="alice"), 10.0)
+    return wait_for_future(handle.get_result_async(), 60.0).result
 
 
 def set_estop(ros, engaged: bool, source: str) -> SetEmergencyStop.Response:
     client = ros.node.create_client(SetEmergencyStop, "/octopus/set_emergency_stop")
-    try:
-        assert client.wait_for_service(timeout_sec=20)
-        request = SetEmergencyStop.Request(engaged=engaged, reason="test", source=source)
-        return call_with_retry(lambda: client.call_async(request), 10.0)
-    finally:
-        ros.node.destroy_client(client)
+    assert client.wait_for_service(timeout_sec=20)
+    request = SetEmergencyStop.Request(engaged=engaged, reason="test", source=source)
+    return call_with_retry(lambda: client.call_async(request), 10.0)
 
 
 def test_a_module_lost_before_a_restart_is_taken_back(ros, node_processes, tmp_path: Path) -> None:

@@ -70,14 +70,13 @@ def lab(ros, node_processes, tmp_path: Path, webhook):
     modules, scheduler, path = start_lab(node_processes, tmp_path, extra=notify)
     client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     assert client.wait_for_server(timeout_sec=20)
-    yield {
+    return {
         "client": client,
         "path": path,
         "scheduler": scheduler,
         "modules": modules,
         "webhook": webhook,
     }
-    client.destroy()
 
 
 def submit(client: ResendingActionClient, script: str, user: str, feedback: list | None = None):
@@ -367,17 +366,13 @@ def test_a_result_that_expired_at_the_module_is_asked_for_again(
     for process in (*modules, scheduler):
         process.wait_for_output("ready", timeout=30)
     client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
-    try:
-        assert client.wait_for_server(timeout_sec=20)
-        handles = [
-            submit(client, SYNTHESIS_JOB.format(name=f"quick{i}", react=30), "alice")
-            for i in range(3)
-        ]
-        for handle in handles:
-            outcome = wait_for_future(handle.get_result_async(), 60.0)
-            assert outcome.result.final_state == Job.STATE_SUCCEEDED, outcome.result.summary
-    finally:
-        client.destroy()
+    assert client.wait_for_server(timeout_sec=20)
+    handles = [
+        submit(client, SYNTHESIS_JOB.format(name=f"quick{i}", react=30), "alice") for i in range(3)
+    ]
+    for handle in handles:
+        outcome = wait_for_future(handle.get_result_async(), 60.0)
+        assert outcome.result.final_state == Job.STATE_SUCCEEDED, outcome.result.summary
     db = sqlite3.connect(str(tmp_path / "octopus.sqlite"))
     states = db.execute("SELECT state, COUNT(*) FROM steps GROUP BY state").fetchall()
     db.close()

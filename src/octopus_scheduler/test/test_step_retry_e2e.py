@@ -53,34 +53,31 @@ def test_a_failed_step_is_retried_as_a_new_goal_and_the_job_succeeds(
     scheduler, module = nodes["scheduler"], nodes["uv_vis"]
     client = ResendingActionClient(ros.node, SubmitJob, "/octopus/submit_job")
     cleared = 0
-    try:
-        assert client.wait_for_server(timeout_sec=20)
-        handle = client.send_goal_once(SubmitJob.Goal(script=MEASUREMENT, user="ann"), 10.0)
-        ended = handle.get_result_async()
-        deadline = time.monotonic() + 90.0
-        while not ended.done() and time.monotonic() < deadline:
-            faults = scheduler.output().count("device UV_Spectrometer is out of order")
-            if faults > cleared:
-                # the failed step's retry waits for the device instead of failing at the module
-                time.sleep(1.0)
-                assert "rejected goal" not in module.output()
-                assert not ended.done()
-                clear = subprocess.run(
-                    [sys.executable, "-m", "octopus_client.cli", "clear-error", "UV-Vis",
-                     "UV_Spectrometer", "--user", "ann"],
-                    capture_output=True, text=True, timeout=60, env=os.environ.copy(),
-                )  # fmt: skip
-                if clear.returncode != 0 and "may have failed again" in clear.stderr:
-                    # cleared on the module, failed again before the scheduler was told: the
-                    # scheduler keeps it out of order (its goals would be refused); clear again
-                    continue
-                assert clear.returncode == 0, clear.stderr
-                assert "accepts goals again" in clear.stdout
-                cleared = faults
-            time.sleep(0.2)
-        result = wait_for_future(ended, 10.0).result
-    finally:
-        client.destroy()
+    assert client.wait_for_server(timeout_sec=20)
+    handle = client.send_goal_once(SubmitJob.Goal(script=MEASUREMENT, user="ann"), 10.0)
+    ended = handle.get_result_async()
+    deadline = time.monotonic() + 90.0
+    while not ended.done() and time.monotonic() < deadline:
+        faults = scheduler.output().count("device UV_Spectrometer is out of order")
+        if faults > cleared:
+            # the failed step's retry waits for the device instead of failing at the module
+            time.sleep(1.0)
+            assert "rejected goal" not in module.output()
+            assert not ended.done()
+            clear = subprocess.run(
+                [sys.executable, "-m", "octopus_client.cli", "clear-error", "UV-Vis",
+                 "UV_Spectrometer", "--user", "ann"],
+                capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+            )  # fmt: skip
+            if clear.returncode != 0 and "may have failed again" in clear.stderr:
+                # cleared on the module, failed again before the scheduler was told: the
+                # scheduler keeps it out of order (its goals would be refused); clear again
+                continue
+            assert clear.returncode == 0, clear.stderr
+            assert "accepts goals again" in clear.stdout
+            cleared = faults
+        time.sleep(0.2)
+    result = wait_for_future(ended, 10.0).result
     assert cleared >= 1, "the injected fault never fired: pick another seed"
     # success means the retry ran on the module as a goal of its own: a module answers a goal id
     # it knows with that goal's stored result, which here was the failure

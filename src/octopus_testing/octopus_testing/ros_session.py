@@ -5,11 +5,13 @@ down, join its thread (else the process aborts at exit and leaves shared memory)
 node, shut the context down, drop every reference and collect garbage (the DDS participant is
 only freed by the GC; a leaked participant breaks later tests' discovery).
 
-A node a test adds to the executor is retired, not destroyed, while the executor spins: rclpy
-(Jazzy) may still be building a wait set with it or handing out its ready callbacks, and a
-destroyed action client there kills the executor's thread (``InvalidHandle``); everything spun by
-it then goes silent. Retired nodes are destroyed at ``close``, after the executor has stopped. An
-executor that died is reported at ``close`` with its traceback.
+Nothing the executor spins is destroyed while it spins: rclpy (Jazzy) may still be building a
+wait set with it or handing out its ready callbacks, and a destroyed action client (or the event
+handler of a destroyed subscription) there kills the executor's thread (``InvalidHandle``);
+everything spun by it then goes silent. So a test does not destroy what it made on the session's
+node: ``close`` destroys the node's action clients and servers, then the node with everything
+else on it, after the executor has stopped. A node a test adds to the executor is retired the
+same way. An executor that died is reported at ``close`` with its traceback.
 
 ``spin=False``: no thread; a single-threaded executor that the test (or the code under test, a
 GUI timer say) spins itself.
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from rclpy.action import ActionClient, ActionServer
 from rclpy.context import Context
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
@@ -74,6 +77,9 @@ class RosSession:
         for destroy in self._retired:
             destroy()
         self._retired.clear()
+        for waitable in list(self.node.waitables):  # destroy_node leaves actions alive
+            if isinstance(waitable, ActionClient | ActionServer):
+                waitable.destroy()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
         self.node = None  # type: ignore[assignment]

@@ -6,7 +6,6 @@ to the client (a short ``fate_wait`` makes the client send again before that ans
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from rclpy.action import ActionServer, GoalResponse
@@ -49,15 +48,12 @@ class SlowFirstAnswer:
         return SubmitJob.Result(job_id="J0001", summary=handle.request.script)
 
     def close(self) -> None:
-        self.server.destroy()
         self.session.close()
 
 
 @pytest.fixture
-def client(ros) -> Iterator[ResendingActionClient]:
-    client = ResendingActionClient(ros.node, SubmitJob, NAME)
-    yield client
-    client.destroy()
+def client(ros) -> ResendingActionClient:
+    return ResendingActionClient(ros.node, SubmitJob, NAME)  # destroyed by the session
 
 
 def test_a_goal_whose_answer_is_late_is_not_sent_again(ros, client) -> None:

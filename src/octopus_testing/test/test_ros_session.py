@@ -1,6 +1,7 @@
-"""RosSession: a test can retire the nodes it added while the session spins, and an executor that
-dies says so (destroying an action client under the spinning executor killed it silently, and the
-CI's third submission burst then sent nothing)."""
+"""RosSession: a test can retire the nodes it added while the session spins, what it made on the
+session's node goes at close, and an executor that dies says so (destroying an action client
+under the spinning executor killed it silently, and the CI's third submission burst then sent
+nothing)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import time
 
 import pytest
 import rclpy
-from rclpy.action import ActionClient
+from rclpy.action import ActionClient, ActionServer
 
 from octopus_interfaces.action import SubmitJob
+from octopus_testing.goals import ResendingActionClient
 from octopus_testing.ros_session import RosSession
 
 
@@ -47,3 +49,15 @@ def test_an_executor_that_died_is_reported_at_close() -> None:
     assert not session.spinning()
     with pytest.raises(RuntimeError, match="a callback that raises"):
         session.close()
+
+
+def test_what_a_test_made_on_the_session_node_goes_at_close() -> None:
+    # destroyed under the spinning executor, an action client or a subscription's event handler
+    # kills its thread (InvalidHandle, seen in CI): the session destroys them once it stopped
+    session = RosSession("octopus_test_leftovers")
+    node = session.node
+    ResendingActionClient(node, SubmitJob, "/leftovers/submit_job")
+    ActionServer(node, SubmitJob, "/leftovers/submit_job", execute_callback=lambda _: None)
+    assert len([w for w in node.waitables if isinstance(w, ActionClient | ActionServer)]) == 2
+    session.close()
+    assert not [w for w in node.waitables if isinstance(w, ActionClient | ActionServer)]
