@@ -1067,8 +1067,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     over = results.get("overhead")
     if over:
-        kept = f"floor, kept {over['result_timeout_s']:g} s"
-        labels = ["floor", kept, "our stack", "scheduler", "DDS+module"]
+        kept = f"floor,\nkept {over['result_timeout_s']:g} s"
+        labels = ["floor", kept, "our\nstack", "of it:\nscheduler", "of it: DDS\n+ module"]
         stats = [over["floor_s"], over["floor_kept_s"], over["ours"]["cycle_s"],
                  over["ours"]["scheduler_s"], over["ours"]["dds_and_module_s"]]  # fmt: skip
         x = range(len(labels))
@@ -1085,7 +1085,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     if depth:
         sizes = [r["modules"] for r in depth]
         p99 = [_ms(r["decision_s"], "p99") for r in depth]
-        axes[1].plot(sizes, p99, "^--", label="p99 in-process, 1,000 jobs queued")
+        live = f"{min(r['live_jobs'] for r in depth):,}"
+        axes[1].plot(sizes, p99, "^--", label=f"p99 in-process, {live} jobs queued")
     scale = results.get("scale") or []
     if scale:
         sizes = [r["modules"] for r in scale]
