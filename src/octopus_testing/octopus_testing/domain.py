@@ -35,8 +35,6 @@ def claim_domain_id(lock_dir: Path | None = None) -> int:
         handle = _lock(path)
         if handle is None:
             continue
-        if not _held:
-            atexit.register(release_domain_ids)
         _held.append((path, handle))
         return domain_id
     raise RuntimeError(f"all ROS domain ids {LOWEST_DOMAIN_ID}..{HIGHEST_DOMAIN_ID} are in use")
@@ -67,3 +65,6 @@ def release_domain_ids() -> None:
         path, handle = _held.pop()
         path.unlink(missing_ok=True)  # while locked: nobody can lock this file and keep it
         handle.close()
+
+
+atexit.register(release_domain_ids)
