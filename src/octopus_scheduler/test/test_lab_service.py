@@ -286,6 +286,29 @@ def test_each_experiment_is_kept_once_with_its_parameters_and_cycle(tmp_path: Pa
     assert all(100 <= e.parameters["AddSolution.Volume"] <= 1000 for e in kept)
 
 
+def test_an_experiment_is_recorded_at_its_first_start_and_not_again_after_a_restart(
+    tmp_path: Path, clock
+) -> None:
+    # the store says what is recorded: a restarted service neither records an experiment again
+    # nor reads every experiment of the lab's history to know which ones are
+    db = tmp_path / "db.sqlite"
+    first = service(db, clock)
+    submission, outbox = first.submit(SYNTHESIS, "alice")
+    clock.advance(60)
+    first.step_finished(outbox.goals[0].step_id, {})
+    recorded = {e.experiment_id: e.recorded_at for e in first.store.experiments()}
+    assert len(recorded) == 2  # both vials of the batch started
+    first.store.close()
+
+    clock.advance(3600)
+    second = service(db, clock)
+    run_to_end(second, list(second.recovered_goals), clock)
+    assert second.job(submission.job_id).state == "succeeded"
+    kept = second.store.experiments(submission.job_id)
+    assert {e.experiment_id: e.recorded_at for e in kept} == recorded
+    assert sorted(e.parameters["React.Time"] for e in kept) == [1200.0, 2400.0]
+
+
 def test_a_burst_of_submissions_shares_one_look_ahead_on_the_next_tick(
     tmp_path: Path, clock
 ) -> None:

@@ -137,7 +137,6 @@ class LabService:
         self.campaigns = CampaignDriver(store, self)
         self._running_goals: dict[str, StepGoal] = {}
         self._starts: dict[str, dc.StartStep] = {}  # the decision that started each running goal
-        self._recorded: set[str] = {e.experiment_id for e in store.experiments()}
         self._lock = threading.RLock()  # one event at a time, from any callback thread
         self._closed = False
         self._version = 0  # events applied: which state a plan was made from
@@ -579,9 +578,10 @@ class LabService:
 
     def _started(self, goal: StepGoal, start: dc.StartStep, when: float) -> None:
         """Record a step's start and, the first time a sample starts, its experiment: its
-        parameters and cycle, as the decision gives them."""
+        parameters and cycle, as the decision gives them. The store says whether it has the
+        experiment: a set of every sample that ever started grew with the lab's history."""
         for sample, params in zip(start.samples, start.sample_params, strict=True):
-            if sample not in self._recorded:
+            if not self.store.has_experiment(goal.job_id, sample):
                 self.store.record_experiment(
                     job_id=goal.job_id,
                     experiment_id=sample,
@@ -589,7 +589,6 @@ class LabService:
                     cycle=start.cycle,
                     parameters=dict(params),
                 )
-                self._recorded.add(sample)
         self.store.step_started(
             step_id=goal.step_id,
             job_id=goal.job_id,

@@ -457,6 +457,14 @@ class Store:
 
     # -- experiments -------------------------------------------------------------------------
 
+    def has_experiment(self, job_id: str, experiment_id: str) -> bool:
+        """Whether the experiment is recorded (a primary-key lookup, nothing decoded)."""
+        rows = self._query(
+            "SELECT 1 FROM experiments WHERE job_id = ? AND experiment_id = ?",
+            (job_id, experiment_id),
+        )
+        return bool(rows)
+
     def record_experiment(
         self,
         job_id: str,
