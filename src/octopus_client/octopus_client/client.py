@@ -27,7 +27,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from octopus_client.commands.errors import EXIT_FAILED, EXIT_INVALID, ClientError
 from octopus_interfaces.action import SubmitJob
-from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, Schedule
+from octopus_interfaces.msg import EmergencyStop, Job, ModuleStatus, ResourceState, Schedule
 from octopus_interfaces.srv import (
     ClearDeviceError,
     GetJob,
@@ -448,6 +448,11 @@ class OctopusClient:
 
     def subscribe_jobs(self, callback: Callable[[Any], None]) -> Any:
         return self.node.create_subscription(Job, self.name("jobs"), callback, RELIABLE)
+
+    def subscribe_resources(self, callback: Callable[[Any], None]) -> Any:
+        return self.node.create_subscription(
+            ResourceState, self.name("resources"), callback, LATCHED
+        )
 
     def subscribe_module_status(self, topic: str, callback: Callable[[Any], None]) -> Any:
         return self.node.create_subscription(ModuleStatus, topic, callback, RELIABLE)

@@ -18,7 +18,9 @@ from octopus_interfaces.msg import (
     DeviceState,
     EmergencyStop,
     Job,
+    ModuleResources,
     ModuleStatus,
+    ResourceState,
     Schedule,
     SlotState,
     TaskStep,
@@ -130,6 +132,21 @@ def test_watch_frame_shows_running_steps_per_module_next_steps_jobs_and_the_esto
     ]
     state.on_estop(EmergencyStop(engaged=True, reason="spill", source="alice"))
     assert "!! EMERGENCY STOP ENGAGED by alice: spill" in render(state, "/octopus")
+
+
+def test_watch_once_waits_for_every_module_the_scheduler_lists() -> None:
+    # the graph of a loaded lab may show one module's status topic seconds after another's
+    topic = "/octopus/modules/batch_synthesis/status"
+    state = LiveState()
+    state.on_module(ModuleStatus(module="BatchSynthesis", state=ModuleStatus.STATE_READY))
+    assert state.heard_every_module({topic})  # nothing says there is more
+    resources = ResourceState(modules=[ModuleResources(module="BatchSynthesis"),
+                                       ModuleResources(module="UV-Vis")])  # fmt: skip
+    state.on_resources(resources)
+    assert not state.heard_every_module({topic})
+    state.on_module(ModuleStatus(module="UV-Vis", state=ModuleStatus.STATE_READY))
+    assert state.heard_every_module({topic})
+    assert not LiveState().heard_every_module(set())  # no module seen at all
 
 
 def test_options_go_before_or_after_the_command() -> None:

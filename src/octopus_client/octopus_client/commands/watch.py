@@ -24,7 +24,7 @@ STANDBY = 1  # TaskStep.MODE_STANDBY
 NEXT_STEPS = 5
 MODULE_STATES = ("ready", "busy", "ERROR", "E-STOPPED")
 SILENT_S = 3.0  # a module not heard from for this long is shown as silent
-HEARTBEAT_WAIT_S = 3.0  # --once waits at most this long for one beat of every module
+HEARTBEAT_WAIT_S = 5.0  # --once waits at most this long for one beat of every module
 SETTLE_S = 1.0  # the graph shows topics one by one: give every module's a chance
 STATUS_TYPE = "octopus_interfaces/msg/ModuleStatus"
 
@@ -40,6 +40,7 @@ class LiveState:
         self.jobs: dict[str, Any] = {}
         self.estop: Any = None
         self.modules: dict[str, tuple[Any, float]] = {}  # name -> (ModuleStatus, monotonic)
+        self.lab_modules: set[str] = set()  # every module the scheduler knows (its resources)
 
     def on_schedule(self, schedule: Any) -> None:
         with self.lock:
@@ -57,6 +58,16 @@ class LiveState:
         with self.lock:
             self.modules[status.module] = (status, time.monotonic())
         self.changed.set()
+
+    def on_resources(self, resources: Any) -> None:
+        with self.lock:
+            self.lab_modules = {m.module for m in resources.modules}
+
+    def heard_every_module(self, subscribed: set[str]) -> bool:
+        """A status from every module the graph showed and every one the scheduler knows."""
+        with self.lock:
+            heard = set(self.modules)
+            return bool(subscribed) and len(heard) >= len(subscribed) and self.lab_modules <= heard
 
     def on_estop(self, estop: Any) -> None:
         with self.lock:
@@ -157,6 +168,7 @@ def watch(args: argparse.Namespace) -> int:
         client.subscribe_schedule(state.on_schedule)
         client.subscribe_jobs(state.on_job)
         client.subscribe_estop(state.on_estop)
+        client.subscribe_resources(state.on_resources)
         if not state.first_schedule.wait(args.timeout):
             raise ClientError(
                 f"no schedule on {client.name('schedule')} within {args.timeout:g} s: "
@@ -164,11 +176,11 @@ def watch(args: argparse.Namespace) -> int:
             )
         subscribed: set[str] = set()
         started = time.monotonic()
-        # a moment for the latched e-stop; with --once, also for one beat of every module
+        # a moment for the latched e-stop; with --once, also for one beat of every module: every
+        # one the scheduler lists, as the graph may show a loaded lab's topics seconds apart
         while time.monotonic() - started < (HEARTBEAT_WAIT_S if args.once else 0.2):
             follow_modules(client, state, subscribed)
-            heard_all = subscribed and len(state.modules) >= len(subscribed)
-            if heard_all and time.monotonic() - started > SETTLE_S:
+            if state.heard_every_module(subscribed) and time.monotonic() - started > SETTLE_S:
                 break
             time.sleep(0.05)
         if args.once:
