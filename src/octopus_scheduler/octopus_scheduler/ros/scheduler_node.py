@@ -20,6 +20,7 @@ even when a simulated lab runs 600x faster than the wall.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -270,6 +271,9 @@ def main(args: list[str] | None = None) -> None:
     # callback gives the GIL up at each call into rcl and then waits a whole switch interval
     # (5 ms by default) to get it back: module results were answered 0.3-0.8 s late.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # rclpy (Jazzy) reports an answer the middleware could not deliver (a client not matched
+    # yet) as a RuntimeWarning, which Python prints once per place: the log shows every one
+    warnings.filterwarnings("always", r"failed to send response", RuntimeWarning)
     run_node(SchedulerNode, "scheduler", args=args, threads=16, on_exit=close)
 
 
